@@ -1,0 +1,50 @@
+# The one entry point: `make demo`, `make test`, `make bench`, `make lint`.
+# Everything installs into a local .venv; nothing is expected to be installed by hand.
+
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# cargo test links the extension's Rust code against libpython.
+PYLIBDIR := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR") or "")')
+CARGO_ENV := PYO3_PYTHON=$(PY) LD_LIBRARY_PATH=$(PYLIBDIR):$$LD_LIBRARY_PATH
+
+.PHONY: all venv build test test-rust test-python lint demo bench clean
+
+all: build
+
+$(VENV)/.created:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "maturin>=1.7,<2"
+	touch $@
+
+venv: $(VENV)/.created
+
+# Release build of the extension, installed (editable) with the test extras.
+build: venv
+	VIRTUAL_ENV=$(VENV) $(VENV)/bin/maturin develop --release --extras test -q
+
+lint: build
+	cargo fmt --all -- --check
+	$(CARGO_ENV) cargo clippy --all-targets -- -D warnings
+	$(VENV)/bin/ruff check reprocas tests benchmarks scripts
+	$(VENV)/bin/ruff format --check reprocas tests benchmarks scripts
+	$(VENV)/bin/mypy
+
+test-rust: venv
+	$(CARGO_ENV) cargo test --release
+
+test-python: build
+	$(VENV)/bin/pytest -q
+
+test: lint test-rust test-python
+
+demo: build
+	$(PY) scripts/demo.py
+
+bench: build
+	$(PY) -m benchmarks.bench_core
+
+clean:
+	rm -rf target $(VENV) reprocas/_core*.so .pytest_cache .mypy_cache .ruff_cache

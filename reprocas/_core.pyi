@@ -1,0 +1,193 @@
+"""Type stubs for ``reprocas._core``, the native (Rust) core.
+
+Every call takes whole buffers or file paths and releases the GIL; none is called
+once per chunk. Errors are raised as ``reprocas.errors`` exceptions:
+``InvalidParameterError`` for bad sizes, levels or keys, ``SourceNotFoundError`` /
+``SourcePermissionError`` / ``SourceIsDirectoryError`` for unreadable inputs,
+``StorageIOError`` / ``StorageFullError`` for other I/O failures and
+``CorruptDataError`` for stored bytes that do not decode.
+
+``threads=0`` means one worker per core; ``threads=1`` runs everything on the
+calling thread.
+"""
+
+from collections.abc import Iterable, Iterator, Sequence
+from os import PathLike
+from typing import final
+
+from typing_extensions import Buffer
+
+__version__: str
+CODEC_RAW: int
+"""Stored bytes are the raw bytes (compression did not shrink them)."""
+CODEC_ZSTD: int
+"""Stored bytes are one zstd frame."""
+
+def is_release_build() -> bool:
+    """Whether the extension was compiled with optimisations."""
+
+def default_threads() -> int:
+    """Worker threads used when a call is given ``threads=0``."""
+
+# --- hashing (rust_ext/src/hashing.rs) ----------------------------------------------
+
+def blake3_digest(data: Buffer, key: bytes | None = None) -> bytes:
+    """BLAKE3-256 of ``data``; keyed BLAKE3 when a 32-byte ``key`` is given."""
+
+# --- chunker (rust_ext/src/chunker.rs, py_ingest.rs) --------------------------------
+
+@final
+class ChunkerParams:
+    """FastCDC 2020 parameters (normalised chunking, level 2).
+
+    ``min_size <= avg_size <= max_size``; ``min_size >= 64``; ``max_size <= 64 MiB``.
+    ``seed`` selects the gear table: different seeds give different cut points.
+    """
+
+    def __init__(self, min_size: int, avg_size: int, max_size: int, seed: int = 0) -> None: ...
+    @property
+    def min_size(self) -> int: ...
+    @property
+    def avg_size(self) -> int: ...
+    @property
+    def max_size(self) -> int: ...
+    @property
+    def seed(self) -> int: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class ChunkTable:
+    """Every chunk of a file or buffer, and the digest of the whole."""
+
+    @property
+    def file_digest(self) -> bytes: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def offsets(self) -> list[int]: ...
+    @property
+    def lengths(self) -> list[int]: ...
+    @property
+    def digests(self) -> list[bytes]: ...
+    def __len__(self) -> int: ...
+
+def chunk_buffer(
+    data: Buffer, params: ChunkerParams, key: bytes | None = None, threads: int = 0
+) -> ChunkTable:
+    """Cut and hash an in-memory buffer in one pass."""
+
+def chunk_file(
+    path: str | PathLike[str], params: ChunkerParams, key: bytes | None = None, threads: int = 0
+) -> ChunkTable:
+    """Cut and hash a file of any size in one pass, with bounded memory."""
+
+Frame = tuple[int, bytes, int, int, int]
+"""``(codec, payload, first_index, count, raw_len)``: chunks ``first_index ..
+first_index + count`` of a batch, compressed together."""
+
+@final
+class ChunkBatch:
+    """Consecutive chunks of a file, holding their bytes until they are compressed."""
+
+    @property
+    def offset(self) -> int:
+        """File offset of the first chunk."""
+    @property
+    def size(self) -> int:
+        """Bytes covered by the batch."""
+    @property
+    def offsets(self) -> list[int]: ...
+    @property
+    def lengths(self) -> list[int]: ...
+    @property
+    def digests(self) -> list[bytes]: ...
+    def __len__(self) -> int: ...
+    def chunk(self, index: int) -> bytes:
+        """The raw bytes of chunk ``index``."""
+    def compress(self, indices: Sequence[int], level: int = 3, frame_size: int = 0) -> list[Frame]:
+        """Compress the chunks at ``indices`` (strictly increasing), in parallel.
+
+        Runs of consecutive chunks are grouped into frames of at most ``frame_size``
+        raw bytes (0: one frame per chunk). A frame that zstd does not shrink is
+        returned raw with ``CODEC_RAW``.
+        """
+
+@final
+class FileChunker(Iterator[ChunkBatch]):
+    """Iterate over a file's chunks in batches, reading the file exactly once.
+
+    Between batches the caller looks digests up and calls ``batch.compress`` on the
+    new ones. After the last batch, ``file_digest`` and ``size`` are set.
+    """
+
+    file_digest: bytes | None
+    size: int | None
+    def __init__(
+        self,
+        path: str | PathLike[str],
+        params: ChunkerParams,
+        key: bytes | None = None,
+        threads: int = 0,
+        block_size: int = ...,
+    ) -> None: ...
+    def __iter__(self) -> FileChunker: ...
+    def __next__(self) -> ChunkBatch: ...
+
+@final
+class StreamChunker:
+    """Chunk input that arrives in pieces; the cut points equal the one-shot calls'."""
+
+    file_digest: bytes | None
+    size: int | None
+    def __init__(self, params: ChunkerParams, key: bytes | None = None) -> None: ...
+    def update(self, data: Buffer) -> list[tuple[int, int, bytes]]:
+        """Feed input; returns the chunks it completed as ``(offset, length, digest)``."""
+    def finish(self) -> list[tuple[int, int, bytes]]:
+        """End of input: the remaining chunks; sets ``file_digest`` and ``size``."""
+
+# --- compression (rust_ext/src/compress.rs) -----------------------------------------
+
+def compress_chunks(
+    chunks: Iterable[Buffer], level: int = 3, threads: int = 0
+) -> list[tuple[int, bytes]]:
+    """Compress each buffer on its own, in parallel: ``[(codec, payload), ...]``."""
+
+def decompress_chunks(
+    items: Iterable[tuple[int, Buffer, int]], threads: int = 0
+) -> list[bytes]:
+    """Decode ``[(codec, payload, raw_len), ...]`` in parallel; ``CorruptDataError`` when
+    a payload does not decode to exactly ``raw_len`` bytes."""
+
+def cut_buffer(data: Buffer, params: ChunkerParams, threads: int = 0) -> list[int]:
+    """Cut only, no hashing: the end offset of every chunk of ``data``."""
+
+# --- reading back (rust_ext/src/restore.rs) -----------------------------------------
+
+def assemble_file(
+    fd: int,
+    packs: Sequence[str | PathLike[str]],
+    frames: Sequence[tuple[int, int, int, int, int]],
+    chunks: Sequence[tuple[int, int, int, bytes]],
+    key: bytes | None = None,
+    threads: int = 0,
+) -> int:
+    """Write a file's chunks, in order, to the open descriptor ``fd``; returns bytes written.
+
+    ``frames`` are ``(pack_index, offset, stored_len, codec, raw_len)``; ``chunks`` are
+    ``(frame_index, offset_in_frame, length, digest)``. Every chunk is re-hashed before
+    it is written; a mismatch raises ``CorruptDataError`` with ``frame_index`` and
+    ``chunk_index`` set, and nothing of the failing window is written.
+    """
+
+def verify_frames(
+    pack: str | PathLike[str],
+    frames: Sequence[tuple[int, int, int, int, Sequence[tuple[int, int, bytes]]]],
+    key: bytes | None = None,
+    threads: int = 0,
+) -> list[tuple[int, int | None, str]]:
+    """Decode every frame of one pack and re-hash its chunks.
+
+    ``frames`` are ``(offset, stored_len, codec, raw_len, [(offset_in_frame, length,
+    digest)])``; returns ``[(frame_index, chunk_index | None, message)]``.
+    """

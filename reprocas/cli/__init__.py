@@ -1,0 +1,1 @@
+"""The ``reprocas`` command line (Typer)."""

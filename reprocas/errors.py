@@ -1,0 +1,109 @@
+"""The one exception tree of reprocas.
+
+Every error a user can cause or meet is a :class:`ReprocasError` carrying a message
+that says what to do, named fields, and the exit code the CLI uses. The native core
+(``reprocas._core``) raises these same classes. "Not found" errors also subclass
+:class:`KeyError` so that mapping-style code can catch them naturally.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ReprocasError(Exception):
+    """Base of every reprocas error."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str, **fields: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return self.message
+
+
+# --- usage: the caller asked for something that cannot work -------------------------
+
+
+class UsageError(ReprocasError):
+    """Bad arguments or parameters."""
+
+    exit_code = 2
+
+
+class InvalidParameterError(UsageError, ValueError):
+    """A parameter out of range: chunk sizes, compression level, key length."""
+
+
+# --- input the user pointed us at ---------------------------------------------------
+
+
+class SourceError(ReprocasError):
+    """A file or directory given as input cannot be read."""
+
+    exit_code = 3
+
+
+class SourceNotFoundError(SourceError, FileNotFoundError):
+    """The input path does not exist."""
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class SourcePermissionError(SourceError, PermissionError):
+    """The input exists but may not be read."""
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class SourceIsDirectoryError(SourceError, IsADirectoryError):
+    """A directory was given where a regular file was expected."""
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# --- names that do not resolve ------------------------------------------------------
+
+
+class NotFoundError(ReprocasError, KeyError):
+    """Something named does not exist."""
+
+    exit_code = 4
+
+
+# --- the repository and its storage -------------------------------------------------
+
+
+class StorageError(ReprocasError):
+    """Reading or writing the repository's storage failed."""
+
+    exit_code = 5
+
+
+class StorageIOError(StorageError, OSError):
+    """An operating-system I/O error while reading or writing."""
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class StorageFullError(StorageIOError):
+    """The disk is full (ENOSPC); nothing that was committed before is affected."""
+
+
+class IntegrityError(ReprocasError):
+    """Stored data does not match its digest, or a structure is damaged."""
+
+    exit_code = 6
+
+
+class CorruptDataError(IntegrityError):
+    """A stored payload does not decode, or decodes to the wrong bytes."""

@@ -1,0 +1,197 @@
+"""The LMDB index: where every chunk and object lives, the refs, and the files cache.
+
+Sub-databases (keys and values are written down in docs/FORMAT.md; values msgpack):
+
+========== ============================ ===============================================
+name       key                          value
+========== ============================ ===============================================
+meta       ascii name                   format version, chunking, compression, repo id
+chunks     chunk digest (32 bytes)      [pack id, frame offset, frame stored length,
+                                         codec, frame raw length, offset in frame,
+                                         length]
+packs      pack id (32 bytes)           {"size", "frames", "chunks", "objects"}
+objects    object id (32 bytes)         [pack id, offset, stored length, codec,
+                                         raw length, encoded object]
+refs       ref name (utf-8)             object id (32 bytes)
+snapshots  snapshot id (32 bytes)       [kind, name, version]
+filecache  absolute path (bytes)        [inode, mtime_ns, size, manifest id]
+========== ============================ ===============================================
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lmdb
+import msgpack
+
+from reprocas.errors import StorageFullError, StorageIOError
+
+DB_NAMES = ("meta", "chunks", "packs", "objects", "refs", "snapshots", "filecache")
+MAP_SIZE = 1 << 40  # address space only: the file grows as data is written
+
+
+def pack(value: Any) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkLoc:
+    """Where a chunk lives: a frame in a pack, and the chunk's slice of that frame."""
+
+    pack: bytes
+    frame_offset: int
+    stored_len: int
+    codec: int
+    raw_len: int
+    offset: int
+    length: int
+
+    def to_value(self) -> bytes:
+        return pack(
+            [
+                self.pack,
+                self.frame_offset,
+                self.stored_len,
+                self.codec,
+                self.raw_len,
+                self.offset,
+                self.length,
+            ]
+        )
+
+    @classmethod
+    def from_value(cls, data: bytes) -> ChunkLoc:
+        p, fo, sl, c, rl, o, n = unpack(data)[:7]
+        return cls(bytes(p), fo, sl, c, rl, o, n)
+
+    @property
+    def frame_key(self) -> tuple[bytes, int]:
+        return (self.pack, self.frame_offset)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectLoc:
+    pack: bytes
+    offset: int
+    stored_len: int
+    codec: int
+    raw_len: int
+    data: bytes
+
+    def to_value(self) -> bytes:
+        return pack([self.pack, self.offset, self.stored_len, self.codec, self.raw_len, self.data])
+
+    @classmethod
+    def from_value(cls, data: bytes) -> ObjectLoc:
+        p, o, sl, c, rl, d = unpack(data)
+        return cls(bytes(p), o, sl, c, rl, bytes(d))
+
+
+def lmdb_error(exc: lmdb.Error, path: Path) -> StorageIOError:
+    text = str(exc)
+    if "No space" in text or getattr(exc, "errno", None) == errno.ENOSPC:
+        return StorageFullError(
+            f"disk full while writing the index at {path}; nothing committed before is "
+            "affected, free some space and run the command again",
+            path=str(path),
+        )
+    return StorageIOError(f"index error at {path}: {text}", path=str(path))
+
+
+class Index:
+    """One LMDB environment with the named sub-databases above."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = path
+        try:
+            self.env = lmdb.open(
+                str(path),
+                map_size=MAP_SIZE,
+                max_dbs=len(DB_NAMES) + 8,
+                subdir=True,
+                readonly=readonly,
+                create=not readonly,
+                max_readers=512,
+                lock=True,
+            )
+            self.db = {
+                name: self.env.open_db(name.encode(), create=not readonly) for name in DB_NAMES
+            }
+        except lmdb.Error as exc:
+            raise lmdb_error(exc, path) from exc
+
+    def close(self) -> None:
+        self.env.close()
+
+    @contextmanager
+    def read(self) -> Iterator[lmdb.Transaction]:
+        try:
+            with self.env.begin(write=False, buffers=False) as txn:
+                yield txn
+        except lmdb.Error as exc:
+            raise lmdb_error(exc, self.path) from exc
+
+    @contextmanager
+    def write(self) -> Iterator[lmdb.Transaction]:
+        try:
+            with self.env.begin(write=True) as txn:
+                yield txn
+        except lmdb.Error as exc:
+            raise lmdb_error(exc, self.path) from exc
+
+    # -- typed access, always inside a transaction -----------------------------------
+
+    def get_meta(self, txn: lmdb.Transaction, name: str) -> Any:
+        raw = txn.get(name.encode(), db=self.db["meta"])
+        return None if raw is None else unpack(raw)
+
+    def put_meta(self, txn: lmdb.Transaction, name: str, value: Any) -> None:
+        txn.put(name.encode(), pack(value), db=self.db["meta"])
+
+    def get_chunk(self, txn: lmdb.Transaction, digest: bytes) -> ChunkLoc | None:
+        raw = txn.get(digest, db=self.db["chunks"])
+        return None if raw is None else ChunkLoc.from_value(raw)
+
+    def has_chunk(self, txn: lmdb.Transaction, digest: bytes) -> bool:
+        return txn.get(digest, db=self.db["chunks"]) is not None
+
+    def get_object(self, txn: lmdb.Transaction, oid: bytes) -> ObjectLoc | None:
+        raw = txn.get(oid, db=self.db["objects"])
+        return None if raw is None else ObjectLoc.from_value(raw)
+
+    def has_object(self, txn: lmdb.Transaction, oid: bytes) -> bool:
+        return txn.get(oid, db=self.db["objects"]) is not None
+
+    def get_ref(self, txn: lmdb.Transaction, name: str) -> bytes | None:
+        raw = txn.get(name.encode(), db=self.db["refs"])
+        return None if raw is None else bytes(raw)
+
+    def iter_refs(self, txn: lmdb.Transaction, prefix: str = "") -> Iterator[tuple[str, bytes]]:
+        cur = txn.cursor(db=self.db["refs"])
+        p = prefix.encode()
+        if not cur.set_range(p):
+            return
+        for k, v in cur:
+            if not k.startswith(p):
+                break
+            yield k.decode(), bytes(v)
+
+    def iter_prefix(self, txn: lmdb.Transaction, db: str, lo: bytes, hi: bytes | None) -> Iterator[bytes]:
+        """Keys of ``db`` in ``[lo, hi)``."""
+        cur = txn.cursor(db=self.db[db])
+        if not cur.set_range(lo):
+            return
+        for k in cur.iternext(keys=True, values=False):
+            if hi is not None and k >= hi:
+                break
+            yield bytes(k)
