@@ -107,3 +107,52 @@ class IntegrityError(ReprocasError):
 
 class CorruptDataError(IntegrityError):
     """A stored payload does not decode, or decodes to the wrong bytes."""
+
+
+# --- repositories, names and destinations -------------------------------------------
+
+
+class RepositoryNotFoundError(ReprocasError):
+    """No repository at the given path, in REPROCAS_REPO, or above the current directory."""
+
+    exit_code = 4
+
+
+class RepositoryExistsError(UsageError):
+    """``init`` on a path that already holds a repository (or other files)."""
+
+
+class FormatVersionError(ReprocasError):
+    """The repository's format is unknown or newer than this reprocas supports."""
+
+    exit_code = 7
+
+
+class RefNotFoundError(NotFoundError):
+    """A ref (dataset, version, tag or id prefix) that does not resolve."""
+
+
+class PathNotInVersionError(NotFoundError):
+    """A path that a version does not contain."""
+
+
+class AmbiguousRefError(UsageError):
+    """An id prefix that matches more than one object."""
+
+
+class InvalidNameError(UsageError):
+    """A dataset or tag name that cannot be used."""
+
+
+class DestinationError(UsageError):
+    """A checkout destination that is not empty (without --force) or not a directory."""
+
+
+class UnsafePathError(IntegrityError):
+    """A stored tree entry that would land outside the checkout destination."""
+
+
+class LockTimeoutError(ReprocasError):
+    """Another process holds a lock this command needs."""
+
+    exit_code = 8

@@ -4,10 +4,12 @@ place where exceptions become a message and an exit code."""
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
-from reprocas.cli import debug
+from reprocas.cli import data, debug, maintenance
+from reprocas.cli.common import STATE
 from reprocas.errors import ReprocasError
 
 app = typer.Typer(
@@ -16,27 +18,46 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(debug.app, name="debug")
 
 
 @app.callback()
-def main() -> None:
-    """reprocas: version datasets, environments and runs; check out any of them exactly."""
+def main(
+    repo: Annotated[
+        str | None,
+        typer.Option(
+            "--repo",
+            help="Repository path (default: $REPROCAS_REPO, then .reprocas/ here or above).",
+        ),
+    ] = None,
+) -> None:
+    """reprocas: version datasets; check out any version exactly; see what it costs."""
+    STATE.repo_path = repo
+
+
+for fn in (data.init, data.commit, data.log, data.show, data.ls, data.cat, data.tag, data.checkout):
+    app.command(fn.__name__)(fn)
+for fn in (maintenance.verify, maintenance.du, maintenance.gc):
+    app.command(fn.__name__)(fn)
+app.add_typer(maintenance.index_app, name="index")
+app.add_typer(debug.app, name="debug")
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI; a ReprocasError becomes a one-line message and its exit code."""
+    """Run the CLI; errors become one line on stderr and an exit code, never a traceback."""
     try:
-        app(args=argv, prog_name="reprocas", standalone_mode=False)
+        app(args=argv, prog_name="reprocas")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except ReprocasError as err:
         print(f"reprocas: error: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("reprocas: interrupted", file=sys.stderr)
         return 130
-    except SystemExit as exc:  # typer.Exit and friends
-        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    except BrokenPipeError:
+        return 141
     return 0
 
 

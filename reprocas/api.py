@@ -1,0 +1,268 @@
+"""The Python API: ``reprocas.Repo``. The CLI is a thin layer over the same calls."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reprocas.errors import PathNotInVersionError
+from reprocas.model.chunking import ChunkingConfig, CompressionConfig
+from reprocas.model.ids import ObjectId
+from reprocas.store import accounting, checkout as checkout_mod, gc as gc_mod
+from reprocas.store import rebuild as rebuild_mod, verify as verify_mod
+from reprocas.store.commit import CommitResult, Progress, add_tag, commit
+from reprocas.store.repository import DEFAULT_PACK_SIZE, DOT_DIR, Repository, Version, find_root
+
+
+def _iso(time_ns: int) -> str:
+    return dt.datetime.fromtimestamp(time_ns / 1e9, tz=dt.UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One version in ``log``."""
+
+    ref: str
+    id: str
+    time: str
+    message: str
+    step: str | None
+    tags: tuple[str, ...]
+    files: int
+    logical_bytes: int
+    parent: str | None
+    author: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "id": self.id,
+            "time": self.time,
+            "message": self.message,
+            "step": self.step,
+            "tags": list(self.tags),
+            "files": self.files,
+            "logical_bytes": self.logical_bytes,
+            "parent": self.parent,
+            "author": self.author,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LsEntry:
+    path: str
+    kind: str
+    mode: int
+    size: int
+    target: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "kind": self.kind,
+            "mode": f"{self.mode:o}",
+            "size": self.size,
+            "target": self.target,
+        }
+
+
+def _entry(v: Version) -> LogEntry:
+    s = v.snapshot
+    return LogEntry(
+        ref=v.ref,
+        id=v.id.hex,
+        time=_iso(s.time_ns),
+        message=s.message,
+        step=s.step,
+        tags=v.tags,
+        files=s.files,
+        logical_bytes=s.logical_bytes,
+        parent=s.parent.hex if s.parent else None,
+        author=s.author,
+    )
+
+
+class Repo:
+    """A reprocas repository: commit datasets, read their history, check them out."""
+
+    def __init__(self, store: Repository) -> None:
+        self.store = store
+
+    # -- opening ----------------------------------------------------------------------
+
+    @classmethod
+    def init(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        chunking: ChunkingConfig | None = None,
+        compression: CompressionConfig | None = None,
+        pack_size: int = DEFAULT_PACK_SIZE,
+    ) -> Repo:
+        """Create a repository: at ``path``, or in ``./.reprocas`` without one."""
+        root = Path(path) if path is not None else Path.cwd() / DOT_DIR
+        return cls(Repository.init(root, chunking, compression, pack_size))
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] | None = None) -> Repo:
+        """Open ``path``, or $REPROCAS_REPO, or the ``.reprocas`` above the current directory."""
+        return cls(Repository.open(find_root(explicit=path)))
+
+    @property
+    def root(self) -> Path:
+        return self.store.root
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Repo:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing ----------------------------------------------------------------------
+
+    def commit(
+        self,
+        src: str | os.PathLike[str],
+        dataset: str,
+        *,
+        message: str = "",
+        tags: tuple[str, ...] | list[str] = (),
+        step: str | None = None,
+        progress: Progress | None = None,
+    ) -> CommitResult:
+        """Commit a directory or file as the next version of ``dataset``."""
+        return commit(
+            self.store,
+            Path(src),
+            dataset,
+            message=message,
+            tags=tuple(tags),
+            step=step,
+            progress=progress,
+        )
+
+    def tag(self, ref: str, tag: str) -> Version:
+        """Name a version ``DATASET@TAG``."""
+        with self.store.index.read() as txn:
+            v = self.store.resolve(txn, ref)
+        add_tag(self.store, v.name, v.id, tag)
+        with self.store.index.read() as txn:
+            return self.store.make_version(txn, v.id)
+
+    # -- reading ----------------------------------------------------------------------
+
+    def resolve(self, ref: str) -> Version:
+        with self.store.index.read() as txn:
+            return self.store.resolve(txn, ref)
+
+    def datasets(self) -> list[str]:
+        with self.store.index.read() as txn:
+            return self.store.datasets(txn)
+
+    def log(self, dataset: str | None = None) -> list[LogEntry]:
+        """Versions, newest first: of one dataset, or of all of them."""
+        out: list[tuple[int, LogEntry]] = []
+        with self.store.index.read() as txn:
+            names = [dataset] if dataset else self.store.datasets(txn)
+            if dataset:
+                self.store.resolve(txn, dataset)  # a clear error for an unknown name
+            for name in names:
+                for _, sid in self.store.versions(txn, name):
+                    v = self.store.make_version(txn, sid)
+                    out.append((v.snapshot.time_ns, _entry(v)))
+        out.sort(key=lambda t: t[0], reverse=True)
+        return [e for _, e in out]
+
+    def show(self, ref: str) -> LogEntry:
+        return _entry(self.resolve(ref))
+
+    def ls(self, ref: str, path: str = "", *, recursive: bool = False) -> list[LsEntry]:
+        """Entries of a directory of a version (or the one entry, for a file)."""
+        store = self.store
+        with store.index.read() as txn:
+            v = store.resolve(txn, ref)
+            entry = checkout_mod.find_entry(store, txn, v, path)
+            base = path.strip("/")
+            if entry.kind != "dir":
+                return [
+                    LsEntry(
+                        base,
+                        entry.kind,
+                        entry.mode,
+                        entry.size,
+                        os.fsdecode(entry.target) if entry.kind == "symlink" else None,
+                    )
+                ]
+            out: list[LsEntry] = []
+
+            def walk(tid: bytes, prefix: str) -> None:
+                for e in store.load_tree(txn, ObjectId(tid)).entries:
+                    p = f"{prefix}{e.name}"
+                    out.append(
+                        LsEntry(
+                            p + ("/" if e.kind == "dir" else ""),
+                            e.kind,
+                            e.mode,
+                            e.size,
+                            os.fsdecode(e.target) if e.kind == "symlink" else None,
+                        )
+                    )
+                    if recursive and e.kind == "dir":
+                        walk(e.target, p + "/")
+
+            walk(entry.target, f"{base}/" if base else "")
+            return out
+
+    def cat(self, ref: str, path: str) -> bytes:
+        """One file of a version, as bytes (verified)."""
+        with tempfile.TemporaryFile() as f:
+            checkout_mod.cat(self.store, ref, path, f.fileno())
+            f.seek(0)
+            return f.read()
+
+    def cat_to(self, ref: str, path: str, fd: int) -> int:
+        """Write one file of a version to an open file descriptor."""
+        return checkout_mod.cat(self.store, ref, path, fd)
+
+    def checkout(
+        self,
+        ref: str,
+        dest: str | os.PathLike[str],
+        *,
+        path: str | None = None,
+        force: bool = False,
+        progress: Progress | None = None,
+    ) -> checkout_mod.CheckoutResult:
+        """Write a version (or one path of it) to ``dest``, exactly."""
+        return checkout_mod.checkout(
+            self.store, ref, Path(dest), subpath=path, force=force, progress=progress
+        )
+
+    # -- maintenance --------------------------------------------------------------------
+
+    def verify(
+        self, *, read_data: bool = False, read_data_subset: float | None = None
+    ) -> verify_mod.VerifyReport:
+        return verify_mod.verify(self.store, read_data=read_data, subset_pct=read_data_subset)
+
+    def du(self, ref: str | None = None) -> accounting.DuReport:
+        report = accounting.du(self.store)
+        if ref is not None:
+            v = self.resolve(ref)
+            report.versions = [u for u in report.versions if u.id == v.id.hex]
+            if not report.versions:
+                raise PathNotInVersionError(f"{ref} has no usage entry")
+        return report
+
+    def gc(self, *, dry_run: bool = False) -> gc_mod.GcReport:
+        return gc_mod.gc(self.store, dry_run=dry_run)
+
+    def rebuild_index(self) -> rebuild_mod.RebuildReport:
+        return rebuild_mod.rebuild(self.store)

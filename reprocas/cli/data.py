@@ -1,0 +1,176 @@
+"""Dataset commands: init, commit, log, show, ls, cat, tag, checkout."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reprocas.api import Repo
+from reprocas.cli.common import STATE, JsonOpt, open_repo, progress_bar
+from reprocas.cli.output import emit_json, human_bytes
+
+
+def init(
+    path: Annotated[
+        Path | None,
+        typer.Argument(help="Directory to make a repository (default: ./.reprocas)."),
+    ] = None,
+    as_json: Annotated[bool, JsonOpt] = False,
+) -> None:
+    """Create a repository: PATH, or .reprocas/ in the current directory."""
+    target = path if path is not None else (Path(STATE.repo_path) if STATE.repo_path else None)
+    repo = Repo.init(target)
+    try:
+        if as_json:
+            emit_json({"path": str(repo.root)})
+        else:
+            typer.echo(f"Initialised empty reprocas repository in {repo.root}")
+    finally:
+        repo.close()
+
+
+def commit(
+    src: Annotated[Path, typer.Argument(help="A directory or a file to commit.")],
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name.")],
+    message: Annotated[str, typer.Option("--message", "-m", help="Why this version.")] = "",
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", "-t", help="Tag the version (repeatable).")
+    ] = None,
+    step: Annotated[
+        str | None, typer.Option(help="The transformation that produced this version.")
+    ] = None,
+    as_json: Annotated[bool, JsonOpt] = False,
+) -> None:
+    """Commit SRC as the next version of a dataset (NAME@v1, @v2, ...).
+
+    A new version is made only if the content differs from the latest one. Files
+    unchanged since the last commit are not read again.
+    """
+    with open_repo() as repo, progress_bar("committing", not as_json) as bar:
+        r = repo.commit(src, dataset, message=message, tags=tuple(tag or ()), step=step, progress=bar)
+    if as_json:
+        emit_json(
+            {
+                "ref": r.ref,
+                "id": r.id.hex,
+                "created": r.created,
+                "files": r.files,
+                "logical_bytes": r.logical_bytes,
+                "new_bytes": r.new_bytes,
+                "skipped": list(r.skipped),
+            }
+        )
+        return
+    if r.created:
+        typer.echo(f"{r.ref}  {r.id.short}")
+    else:
+        typer.echo(f"nothing changed: {src} equals {r.ref} ({r.id.short}); no new version")
+    typer.echo(
+        f"  {r.files} files, {human_bytes(r.logical_bytes)} logical, "
+        f"{human_bytes(r.new_bytes)} new in the store"
+    )
+    for p in r.skipped:
+        typer.echo(f"  skipped (not a file, directory or link): {p}", err=True)
+
+
+def log(
+    dataset: Annotated[str | None, typer.Argument(help="Dataset (default: all).")] = None,
+    as_json: Annotated[bool, JsonOpt] = False,
+) -> None:
+    """List versions, newest first."""
+    with open_repo() as repo:
+        entries = repo.log(dataset)
+    if as_json:
+        emit_json([e.to_json() for e in entries])
+        return
+    if not entries:
+        typer.echo("no versions yet; commit one with `reprocas commit SRC --dataset NAME`")
+    for e in entries:
+        tags = f" [{', '.join(e.tags)}]" if e.tags else ""
+        typer.echo(f"{e.ref:<24} {e.id[:12]}  {e.time}  {human_bytes(e.logical_bytes):>10}{tags}")
+        if e.message:
+            typer.echo(f"    {e.message}")
+        if e.step:
+            typer.echo(f"    step: {e.step}")
+
+
+def show(
+    ref: Annotated[str, typer.Argument(help="NAME, NAME@vN, NAME@TAG, NAME@latest or id prefix.")],
+    as_json: Annotated[bool, JsonOpt] = False,
+) -> None:
+    """Show one version."""
+    with open_repo() as repo:
+        e = repo.show(ref)
+    if as_json:
+        emit_json(e.to_json())
+        return
+    typer.echo(f"ref       {e.ref}")
+    typer.echo(f"id        {e.id}")
+    typer.echo(f"time      {e.time}")
+    typer.echo(f"author    {e.author}")
+    typer.echo(f"files     {e.files}")
+    typer.echo(f"size      {e.logical_bytes} bytes ({human_bytes(e.logical_bytes)})")
+    typer.echo(f"tags      {', '.join(e.tags) or '-'}")
+    typer.echo(f"parent    {e.parent or '-'}")
+    typer.echo(f"step      {e.step or '-'}")
+    typer.echo(f"message   {e.message or '-'}")
+
+
+def ls(
+    ref: Annotated[str, typer.Argument(help="The version.")],
+    path: Annotated[str, typer.Argument(help="A directory or file in it.")] = "",
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="List subdirectories.")] = False,
+    as_json: Annotated[bool, JsonOpt] = False,
+) -> None:
+    """List the files of a version."""
+    with open_repo() as repo:
+        entries = repo.ls(ref, path, recursive=recursive)
+    if as_json:
+        emit_json([e.to_json() for e in entries])
+        return
+    for e in entries:
+        extra = f" -> {e.target}" if e.target is not None else ""
+        typer.echo(f"{e.mode:04o} {e.size:>12}  {e.path}{extra}")
+
+
+def cat(
+    ref: Annotated[str, typer.Argument(help="The version.")],
+    path: Annotated[str, typer.Argument(help="The file in it.")],
+) -> None:
+    """Write one file of a version to standard output (verified as it is read)."""
+    with open_repo() as repo:
+        sys.stdout.flush()
+        repo.cat_to(ref, path, sys.stdout.fileno())
+
+
+def tag(
+    ref: Annotated[str, typer.Argument(help="The version.")],
+    name: Annotated[str, typer.Argument(help="The tag, e.g. published.")],
+    as_json: Annotated[bool, JsonOpt] = False,
+) -> None:
+    """Tag a version: afterwards DATASET@TAG names it."""
+    with open_repo() as repo:
+        v = repo.tag(ref, name)
+    if as_json:
+        emit_json({"ref": v.ref, "id": v.id.hex, "tags": list(v.tags)})
+    else:
+        typer.echo(f"{v.name}@{name} -> {v.ref} ({v.id.short})")
+
+
+def checkout(
+    ref: Annotated[str, typer.Argument(help="The version.")],
+    dest: Annotated[Path, typer.Argument(help="Where to write it (must not exist, or be empty).")],
+    path: Annotated[str | None, typer.Option("--path", help="Only this file or directory.")] = None,
+    force: Annotated[bool, typer.Option(help="Write into a non-empty DEST, overwriting.")] = False,
+    as_json: Annotated[bool, JsonOpt] = False,
+) -> None:
+    """Write a version to DEST: exact bytes, modes and symlinks, every chunk verified."""
+    with open_repo() as repo, progress_bar("checking out", not as_json) as bar:
+        r = repo.checkout(ref, dest, path=path, force=force, progress=bar)
+    if as_json:
+        emit_json({"ref": r.ref, "id": r.id.hex, "dest": str(r.dest), "files": r.files, "bytes": r.bytes})
+    else:
+        typer.echo(f"{r.ref} -> {r.dest}: {r.files} files, {human_bytes(r.bytes)}")

@@ -1,0 +1,104 @@
+"""Repository care: verify, du, gc, index rebuild."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from reprocas.cli.common import JsonOpt, open_repo
+from reprocas.cli.output import emit_json, human_bytes
+
+index_app = typer.Typer(help="The LMDB index.", no_args_is_help=True)
+
+
+def verify(
+    read_data: Annotated[
+        bool, typer.Option("--read-data", help="Re-hash every stored chunk.")
+    ] = False,
+    read_data_subset: Annotated[
+        float | None,
+        typer.Option("--read-data-subset", help="Re-hash the chunks of PCT percent of the packs."),
+    ] = None,
+    as_json: Annotated[bool, JsonOpt] = False,
+) -> None:
+    """Check the repository; exit code 6 on any problem.
+
+    By default checks structure: every version's objects and chunks are indexed, and
+    every pack exists with a sound trailer. --read-data also re-hashes the data.
+    """
+    if read_data_subset is not None and not 0 < read_data_subset <= 100:
+        raise typer.BadParameter("--read-data-subset takes a percentage in (0, 100]")
+    with open_repo() as repo:
+        report = repo.verify(read_data=read_data, read_data_subset=read_data_subset)
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        for p in report.problems:
+            affects = f" (affects {', '.join(p.versions)})" if p.versions else ""
+            typer.echo(f"PROBLEM {p.kind}: {p.message}{affects}", err=True)
+        what = f"{report.versions} versions, {report.chunks} chunks, {report.packs} packs"
+        if report.chunks_read:
+            what += f", {report.chunks_read} chunks re-hashed"
+        typer.echo(("ok: " if report.ok else f"{len(report.problems)} problems: ") + what)
+    if not report.ok:
+        raise typer.Exit(6)
+
+
+def du(
+    ref: Annotated[str | None, typer.Argument(help="Only this version.")] = None,
+    as_json: Annotated[bool, JsonOpt] = False,
+) -> None:
+    """What the store costs: logical vs stored bytes, dedup and compression ratios,
+    and the bytes that only each version holds."""
+    with open_repo() as repo:
+        r = repo.du(ref)
+    if as_json:
+        data = r.to_json()
+        if ref is not None:
+            v = r.versions[0]
+            data = {**v.to_json(), "stored_bytes": r.stored_bytes}
+        emit_json(data)
+        return
+    if ref is None:
+        typer.echo(f"logical bytes      {r.logical_bytes:>14}  ({human_bytes(r.logical_bytes)})")
+        typer.echo(f"stored bytes       {r.stored_bytes:>14}  ({human_bytes(r.stored_bytes)})")
+        typer.echo(f"dedup ratio        {r.dedup_ratio:>14.2f}")
+        typer.echo(f"compression ratio  {r.compression_ratio:>14.2f}")
+    for v in r.versions:
+        typer.echo(
+            f"{v.ref:<28} logical {human_bytes(v.logical_bytes):>10}   "
+            f"only here {human_bytes(v.exclusive_bytes):>10}"
+        )
+
+
+def gc(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go; delete nothing.")] = False,
+    as_json: Annotated[bool, JsonOpt] = False,
+) -> None:
+    """Remove temporary files and packs that nothing references (what crashed commits left)."""
+    with open_repo() as repo:
+        r = repo.gc(dry_run=dry_run)
+    if as_json:
+        emit_json(r.to_json())
+        return
+    verb = "would remove" if dry_run else "removed"
+    for p in r.removed_tmp + r.removed_packs:
+        typer.echo(f"{verb} {p}")
+    typer.echo(
+        f"{verb} {len(r.removed_tmp)} temporary files and {len(r.removed_packs)} packs, "
+        f"{human_bytes(r.freed_bytes)}"
+    )
+
+
+@index_app.command("rebuild")
+def index_rebuild(as_json: Annotated[bool, JsonOpt] = False) -> None:
+    """Rebuild the LMDB index from the packs and the ref log."""
+    with open_repo() as repo:
+        r = repo.rebuild_index()
+    if as_json:
+        emit_json(r.to_json())
+        return
+    typer.echo(f"rebuilt index: {r.packs} packs, {r.chunks} chunks, {r.objects} objects, {r.refs} refs")
+    for p in r.skipped_packs:
+        typer.echo(f"skipped damaged pack {p}", err=True)

@@ -1,0 +1,273 @@
+"""Read versions back: check out exact bytes and modes, or stream one file."""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import lmdb
+
+from reprocas.errors import (
+    CorruptDataError,
+    DestinationError,
+    IntegrityError,
+    PathNotInVersionError,
+    StorageIOError,
+    UnsafePathError,
+)
+from reprocas.model.ids import ObjectId
+from reprocas.model.objects import FileManifest, TreeEntry
+from reprocas.native import core
+from reprocas.store.commit import Progress
+from reprocas.store.repository import Repository, Version
+
+
+@dataclass(frozen=True, slots=True)
+class ReadPlan:
+    """Everything the native core needs to assemble one file."""
+
+    packs: list[Path]
+    frames: list[tuple[int, int, int, int, int]]
+    chunks: list[tuple[int, int, int, bytes]]
+
+
+def read_plan(repo: Repository, txn: lmdb.Transaction, manifest: FileManifest, label: str) -> ReadPlan:
+    packs: list[Path] = []
+    pack_ix: dict[bytes, int] = {}
+    frames: list[tuple[int, int, int, int, int]] = []
+    frame_ix: dict[tuple[bytes, int], int] = {}
+    chunks: list[tuple[int, int, int, bytes]] = []
+    for n, (digest, length) in enumerate(manifest.chunks):
+        loc = repo.index.get_chunk(txn, digest)
+        if loc is None:
+            raise IntegrityError(
+                f"{label}: chunk {n} ({digest.hex()[:16]}) is missing from the index; "
+                "run `reprocas verify`",
+                chunk=digest.hex(),
+            )
+        if loc.length != length:
+            raise IntegrityError(f"{label}: chunk {n} has the wrong length in the index")
+        fkey = loc.frame_key
+        fi = frame_ix.get(fkey)
+        if fi is None:
+            pi = pack_ix.get(loc.pack)
+            if pi is None:
+                pi = pack_ix[loc.pack] = len(packs)
+                packs.append(repo.pack_path(loc.pack))
+            fi = frame_ix[fkey] = len(frames)
+            frames.append((pi, loc.frame_offset, loc.stored_len, loc.codec, loc.raw_len))
+        chunks.append((fi, loc.offset, loc.length, digest))
+    return ReadPlan(packs, frames, chunks)
+
+
+def write_file_to_fd(repo: Repository, plan: ReadPlan, fd: int, label: str) -> int:
+    """Assemble into ``fd``; corruption is reported with its pack and offset."""
+    try:
+        return core.assemble_file(fd, plan.packs, plan.frames, plan.chunks)
+    except CorruptDataError as exc:
+        fi = getattr(exc, "frame_index", None)
+        where = ""
+        if fi is not None and 0 <= fi < len(plan.frames):
+            pi, off, _, _, _ = plan.frames[fi]
+            where = f" in pack {plan.packs[pi]} at offset {off}"
+        raise CorruptDataError(
+            f"{label}: stored data is damaged{where} ({exc}); nothing wrong was written. "
+            "Run `reprocas verify --read-data` to see everything affected",
+            pack=str(plan.packs[plan.frames[fi][0]]) if where and fi is not None else None,
+            offset=plan.frames[fi][1] if where and fi is not None else None,
+        ) from exc
+
+
+def _check_name(name: str, where: str) -> None:
+    if (
+        not name
+        or name in (".", "..")
+        or "/" in name
+        or "\\" in name
+        or "\0" in name
+    ):
+        raise UnsafePathError(
+            f"refusing to check out: tree entry {where + name!r} would land outside the "
+            "destination (hostile or damaged tree); nothing was written",
+            entry=where + name,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Op:
+    rel: tuple[str, ...]
+    entry: TreeEntry
+
+
+def find_entry(repo: Repository, txn: lmdb.Transaction, version: Version, subpath: str) -> TreeEntry:
+    """The tree entry at ``subpath`` ('a/b.csv') of a version."""
+    parts = [p for p in subpath.strip("/").split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise PathNotInVersionError(f"path {subpath!r} may not contain '..'", path=subpath)
+    entry = TreeEntry("", "dir", 0o755, version.snapshot.root.raw)
+    for i, part in enumerate(parts):
+        if entry.kind != "dir":
+            raise PathNotInVersionError(
+                f"{'/'.join(parts[:i])} is not a directory in {version.ref}", path=subpath
+            )
+        tree = repo.load_tree(txn, ObjectId(entry.target))
+        found = next((e for e in tree.entries if e.name == part), None)
+        if found is None:
+            names = ", ".join(e.name for e in tree.entries[:20])
+            raise PathNotInVersionError(
+                f"{version.ref} has no {'/'.join(parts[: i + 1])!r}"
+                + (f" (that directory holds: {names})" if names else ""),
+                path=subpath,
+            )
+        entry = found
+    return entry
+
+
+def _plan(repo: Repository, txn: lmdb.Transaction, entry: TreeEntry) -> list[_Op]:
+    ops: list[_Op] = []
+
+    def walk(e: TreeEntry, rel: tuple[str, ...]) -> None:
+        ops.append(_Op(rel, e))
+        if e.kind == "dir":
+            tree = repo.load_tree(txn, ObjectId(e.target))
+            where = "/".join(rel) + "/" if rel else ""
+            seen: set[str] = set()
+            for child in tree.entries:
+                _check_name(child.name, where)
+                if child.name in seen:
+                    raise UnsafePathError(f"tree entry {where + child.name!r} appears twice")
+                seen.add(child.name)
+                walk(child, (*rel, child.name))
+
+    walk(entry, ())
+    return ops
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutResult:
+    ref: str
+    id: ObjectId
+    dest: Path
+    files: int
+    bytes: int
+
+
+def _prepare_dest(dest: Path, force: bool, single_file: bool) -> None:
+    if dest.is_symlink():
+        raise DestinationError(f"destination {dest} is a symbolic link; give a real directory")
+    if dest.exists():
+        if single_file and dest.is_file():
+            if not force:
+                raise DestinationError(f"{dest} exists; use --force to overwrite it")
+            return
+        if not dest.is_dir():
+            raise DestinationError(f"destination {dest} exists and is not a directory")
+        if any(dest.iterdir()) and not force:
+            raise DestinationError(
+                f"destination {dest} is not empty; choose a new directory or use --force"
+            )
+
+
+def _mkdir(path: Path) -> None:
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode):
+            raise DestinationError(
+                f"{path} exists and is not a directory (or is a link); refusing to write through it"
+            ) from None
+
+
+def checkout(
+    repo: Repository,
+    ref: str,
+    dest: Path,
+    *,
+    subpath: str | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> CheckoutResult:
+    """Write version ``ref`` (or its ``subpath``) to ``dest``, byte for byte, with modes."""
+    progress = progress or Progress()
+    with repo.index.read() as txn:
+        version = repo.resolve(txn, ref)
+        entry = find_entry(repo, txn, version, subpath or "")
+        ops = _plan(repo, txn, entry)
+        manifests = {
+            op.rel: repo.load_manifest(txn, ObjectId(op.entry.target))
+            for op in ops
+            if op.entry.kind == "file"
+        }
+    single_file = entry.kind != "dir"
+    _prepare_dest(dest, force, single_file)
+    total = sum(m.size for m in manifests.values())
+    progress.start(total, len(manifests))
+    files = 0
+    written = 0
+    dir_modes: list[tuple[Path, int]] = []
+    try:
+        if not single_file:
+            dest.mkdir(parents=True, exist_ok=True)
+        for op in ops:
+            target = dest.joinpath(*op.rel) if op.rel else dest
+            e = op.entry
+            if e.kind == "dir":
+                if op.rel:
+                    _mkdir(target)
+                dir_modes.append((target, e.mode))
+            elif e.kind == "symlink":
+                if target.is_symlink() and force:
+                    target.unlink()
+                os.symlink(os.fsdecode(e.target), target)
+            else:
+                label = f"{version.ref}:{'/'.join(op.rel) or e.name}"
+                manifest = manifests[op.rel]
+                with repo.index.read() as txn:
+                    plan = read_plan(repo, txn, manifest, label)
+                flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_TRUNC
+                if not force:
+                    flags |= os.O_EXCL
+                fd = os.open(target, flags, 0o600)
+                try:
+                    n = write_file_to_fd(repo, plan, fd, label)
+                    os.fchmod(fd, e.mode)
+                except BaseException:
+                    os.close(fd)
+                    target.unlink(missing_ok=True)
+                    raise
+                os.close(fd)
+                files += 1
+                written += n
+                progress.advance(n)
+        for path, mode in reversed(dir_modes):
+            os.chmod(path, mode)
+    except OSError as exc:
+        from reprocas.store.packs import _os_error
+
+        if isinstance(exc, FileExistsError):
+            raise DestinationError(f"{exc.filename} already exists; use --force") from exc
+        raise _os_error(exc, Path(exc.filename or dest), "writing") from exc
+    return CheckoutResult(version.ref, version.id, dest, files, written)
+
+
+def cat(repo: Repository, ref: str, path: str, fd: int) -> int:
+    """Write one file of a version to the open descriptor ``fd``."""
+    with repo.index.read() as txn:
+        version = repo.resolve(txn, ref)
+        entry = find_entry(repo, txn, version, path)
+        if entry.kind == "dir":
+            raise PathNotInVersionError(f"{path!r} is a directory in {version.ref}", path=path)
+        if entry.kind == "symlink":
+            raise PathNotInVersionError(
+                f"{path!r} is a symbolic link to {os.fsdecode(entry.target)!r} in {version.ref}",
+                path=path,
+            )
+        manifest = repo.load_manifest(txn, ObjectId(entry.target))
+        plan = read_plan(repo, txn, manifest, f"{version.ref}:{path}")
+    try:
+        return write_file_to_fd(repo, plan, fd, f"{version.ref}:{path}")
+    except StorageIOError:
+        raise

@@ -1,0 +1,400 @@
+"""Commit a directory or a file as the next version of a named dataset."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reprocas.errors import (
+    SourceError,
+    SourceIsDirectoryError,
+    SourceNotFoundError,
+    SourcePermissionError,
+)
+from reprocas.model.ids import ObjectId
+from reprocas.model.objects import FileManifest, Snapshot, Tree, TreeEntry
+from reprocas.native import core
+from reprocas.store.index import pack, unpack
+from reprocas.store.repository import (
+    Repository,
+    check_dataset_name,
+    check_tag_name,
+    tag_ref,
+    version_ref,
+)
+from reprocas.store.writer import Writer
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    """What a commit did. ``created`` is False when the content equalled the latest."""
+
+    ref: str
+    id: ObjectId
+    name: str
+    number: int
+    files: int
+    logical_bytes: int
+    new_bytes: int
+    created: bool
+    skipped: tuple[str, ...] = ()
+
+
+class Progress:
+    """Receives progress of a long operation; the CLI draws a bar from it."""
+
+    def start(self, total_bytes: int, files: int) -> None:
+        """Called once, before reading, with the bytes that will be read."""
+
+    def advance(self, nbytes: int) -> None:
+        """Called as bytes are read."""
+
+
+@dataclass
+class _Source:
+    path: Path
+    rel: str
+    st: os.stat_result
+
+
+@dataclass
+class _Stats:
+    files: int = 0
+    logical_bytes: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+
+def _utf8_name(name: str, path: str) -> str:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise SourceError(
+            f"{path!r} has a name that is not valid UTF-8; rename it to commit it", path=path
+        ) from exc
+    return name
+
+
+def _oserror(exc: OSError, path: str) -> SourceError:
+    if isinstance(exc, FileNotFoundError):
+        return SourceNotFoundError(f"{path} vanished while it was being committed", path=path)
+    if isinstance(exc, PermissionError):
+        return SourcePermissionError(
+            f"permission denied reading {path}: check its permissions", path=path
+        )
+    return SourceError(f"cannot read {path}: {exc.strerror or exc}", path=path)
+
+
+class _Committer:
+    def __init__(self, repo: Repository, writer: Writer, progress: Progress | None) -> None:
+        self.repo = repo
+        self.writer = writer
+        self.progress = progress or Progress()
+        self.stats = _Stats()
+        self.start_ns = time.time_ns()
+        self.cache_updates: list[tuple[bytes, list[object]]] = []
+        self.level = repo.config.compression.level
+        self.frame_size = repo.config.compression.frame_size
+
+    # -- files cache ---------------------------------------------------------------------
+
+    def cached_manifest(self, path: Path, st: os.stat_result) -> bytes | None:
+        key = os.fsencode(path)
+        index = self.repo.index
+        with index.read() as txn:
+            raw = txn.get(key, db=index.db["filecache"])
+            if raw is None:
+                return None
+            ino, mtime_ns, size, mid = unpack(raw)
+            if (ino, mtime_ns, size) != (st.st_ino, st.st_mtime_ns, st.st_size):
+                return None
+            if not index.has_object(txn, mid):
+                return None
+        return bytes(mid)
+
+    # -- the data ------------------------------------------------------------------------
+
+    def ingest_file(self, path: Path, st: os.stat_result) -> bytes:
+        """Store the file's new chunks; returns its manifest id."""
+        mid = self.cached_manifest(path, st)
+        if mid is not None:
+            return mid
+        index = self.repo.index
+        chunks: list[tuple[bytes, int]] = []
+        try:
+            fc = core.FileChunker(path, self.repo.params)
+            for batch in fc:
+                digests = batch.digests
+                lengths = batch.lengths
+                new: list[int] = []
+                seen: set[bytes] = set()
+                with index.read() as txn:
+                    for i, d in enumerate(digests):
+                        if d in seen or self.writer.is_known_chunk(txn, d):
+                            continue
+                        seen.add(d)
+                        new.append(i)
+                if new:
+                    for codec_id, payload, first, count, raw_len in batch.compress(
+                        new, self.level, self.frame_size
+                    ):
+                        entries = []
+                        off = 0
+                        for i in range(first, first + count):
+                            entries.append((digests[i], off, lengths[i]))
+                            off += lengths[i]
+                        self.writer.add_frame(codec_id, payload, raw_len, entries)
+                chunks.extend(zip(digests, lengths, strict=True))
+                self.progress.advance(batch.size)
+        except SourceIsDirectoryError:
+            raise
+        except (SourceNotFoundError, SourcePermissionError) as exc:
+            raise type(exc)(str(exc), path=str(path)) from exc
+        assert fc.file_digest is not None and fc.size is not None
+        manifest = FileManifest(fc.size, fc.file_digest, tuple(chunks))
+        oid = self.writer.add_object(manifest.to_wire())
+        # Cache only what cannot have changed since we read it: same stat afterwards,
+        # and not modified after this commit began (ns-precision mtimes).
+        try:
+            after = os.stat(path)
+        except OSError:
+            after = None
+        if (
+            after is not None
+            and (after.st_ino, after.st_mtime_ns, after.st_size)
+            == (st.st_ino, st.st_mtime_ns, st.st_size)
+            and st.st_mtime_ns < self.start_ns
+            and fc.size == st.st_size
+        ):
+            self.cache_updates.append(
+                (os.fsencode(path), [st.st_ino, st.st_mtime_ns, st.st_size, oid.raw])
+            )
+        return oid.raw
+
+    # -- the tree ------------------------------------------------------------------------
+
+    def scan(self, root: Path) -> list[_Source]:
+        """Every regular file below ``root`` (for the progress total)."""
+        out: list[_Source] = []
+
+        def walk(d: Path, rel: str) -> None:
+            try:
+                with os.scandir(d) as it:
+                    items = list(it)
+            except OSError as exc:
+                raise _oserror(exc, str(d)) from exc
+            for de in items:
+                try:
+                    st = de.stat(follow_symlinks=False)
+                except OSError as exc:
+                    raise _oserror(exc, de.path) from exc
+                if stat.S_ISDIR(st.st_mode):
+                    walk(Path(de.path), f"{rel}{de.name}/")
+                elif stat.S_ISREG(st.st_mode):
+                    out.append(_Source(Path(de.path), rel + de.name, st))
+
+        walk(root, "")
+        return out
+
+    def to_read(self, files: list[_Source]) -> int:
+        return sum(s.st.st_size for s in files if self.cached_manifest(s.path, s.st) is None)
+
+    def commit_dir(self, d: Path) -> bytes:
+        entries: list[TreeEntry] = []
+        try:
+            with os.scandir(d) as it:
+                items = sorted(it, key=lambda e: e.name.encode("utf-8", "surrogateescape"))
+        except OSError as exc:
+            raise _oserror(exc, str(d)) from exc
+        for de in items:
+            name = _utf8_name(de.name, de.path)
+            try:
+                st = de.stat(follow_symlinks=False)
+            except OSError as exc:
+                raise _oserror(exc, de.path) from exc
+            mode = stat.S_IMODE(st.st_mode)
+            if stat.S_ISLNK(st.st_mode):
+                target = os.readlink(de.path)
+                entries.append(TreeEntry(name, "symlink", 0o777, os.fsencode(target)))
+            elif stat.S_ISDIR(st.st_mode):
+                sub = self.commit_dir(Path(de.path))
+                entries.append(TreeEntry(name, "dir", mode, sub))
+            elif stat.S_ISREG(st.st_mode):
+                mid = self.ingest_file(Path(de.path), st)
+                entries.append(TreeEntry(name, "file", mode, mid, st.st_size))
+                self.stats.files += 1
+                self.stats.logical_bytes += st.st_size
+            else:
+                self.stats.skipped.append(de.path)
+        return self.writer.add_object(Tree.sorted(entries).to_wire()).raw
+
+    def commit_file(self, path: Path, st: os.stat_result) -> bytes:
+        mid = self.ingest_file(path, st)
+        self.stats.files = 1
+        self.stats.logical_bytes = st.st_size
+        name = _utf8_name(path.name, str(path))
+        entry = TreeEntry(name, "file", stat.S_IMODE(st.st_mode), mid, st.st_size)
+        return self.writer.add_object(Tree((entry,)).to_wire()).raw
+
+    def save_cache(self) -> None:
+        if not self.cache_updates:
+            return
+        index = self.repo.index
+        with index.write() as txn:
+            for key, value in self.cache_updates:
+                txn.put(key, pack(value), db=index.db["filecache"])
+
+
+def commit(
+    repo: Repository,
+    src: Path,
+    name: str,
+    *,
+    message: str = "",
+    tags: tuple[str, ...] = (),
+    step: str | None = None,
+    author: str | None = None,
+    kind: str = "dataset",
+    progress: Progress | None = None,
+) -> CommitResult:
+    """Commit ``src`` (a directory or a file) as the next version of dataset ``name``."""
+    check_dataset_name(name)
+    for t in tags:
+        check_tag_name(t)
+    try:
+        st = os.stat(src)
+    except FileNotFoundError as exc:
+        raise SourceNotFoundError(f"no such file or directory: {src}", path=str(src)) from exc
+    except OSError as exc:
+        raise _oserror(exc, str(src)) from exc
+    src = src.resolve()
+    if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+        raise SourceError(f"{src} is neither a directory nor a regular file", path=str(src))
+    if author is None:
+        try:
+            author = f"{getpass.getuser()}@{socket.gethostname()}"
+        except Exception:  # noqa: BLE001 - no user name is not an error
+            author = "unknown"
+
+    with repo.lock("gc", exclusive=False):
+        writer = Writer(repo)
+        c = _Committer(repo, writer, progress)
+        try:
+            if stat.S_ISDIR(st.st_mode):
+                files = c.scan(src)
+                c.progress.start(c.to_read(files), len(files))
+                root = c.commit_dir(src)
+                source = "dir"
+            else:
+                c.progress.start(st.st_size, 1)
+                root = c.commit_file(src, st)
+                source = "file"
+            result = _finish(
+                repo, writer, c, name, ObjectId(root), source, message, tags, step, author, kind
+            )
+        except BaseException:
+            writer.abort()
+            raise
+        c.save_cache()
+        return result
+
+
+def _finish(
+    repo: Repository,
+    writer: Writer,
+    c: _Committer,
+    name: str,
+    root: ObjectId,
+    source: str,
+    message: str,
+    tags: tuple[str, ...],
+    step: str | None,
+    author: str,
+    kind: str,
+) -> CommitResult:
+    """Write the snapshot and move the refs; retried if another writer moved them first."""
+    index = repo.index
+    while True:
+        with index.read() as txn:
+            latest = repo.latest(txn, name)
+            if latest is not None:
+                latest_snap = repo.load_snapshot(txn, latest[1])
+                if latest_snap.root == root:
+                    writer.seal()
+                    _tag(repo, name, latest[1], tags)
+                    return CommitResult(
+                        ref=f"{name}@v{latest[0]}",
+                        id=latest[1],
+                        name=name,
+                        number=latest[0],
+                        files=latest_snap.files,
+                        logical_bytes=latest_snap.logical_bytes,
+                        new_bytes=writer.new_bytes,
+                        created=False,
+                        skipped=tuple(c.stats.skipped),
+                    )
+        number = latest[0] + 1 if latest else 1
+        snap = Snapshot(
+            kind=kind,
+            name=name,
+            root=root,
+            parent=latest[1] if latest else None,
+            time_ns=time.time_ns(),
+            author=author,
+            message=message,
+            step=step,
+            source=source,
+            files=c.stats.files,
+            logical_bytes=c.stats.logical_bytes,
+            extra={"version": number, "tags": list(tags)},
+        )
+        sid = writer.add_object(snap.to_wire())
+        writer.seal()
+        refs = [(version_ref(name, number), sid)] + [(tag_ref(name, t), sid) for t in tags]
+        with index.write() as txn:
+            now = repo.latest(txn, name)
+            if now != latest:
+                continue  # another commit of this dataset won the race: redo on top of it
+            # Inside the write transaction, so the log's order is the commit order.
+            repo.append_reflog(
+                [{"time_ns": snap.time_ns, "ref": r, "id": i.hex, "op": "set"} for r, i in refs]
+            )
+            for r, i in refs:
+                txn.put(r.encode(), i.raw, db=index.db["refs"])
+            txn.put(sid.raw, pack([kind, name, number]), db=index.db["snapshots"])
+        return CommitResult(
+            ref=f"{name}@v{number}",
+            id=sid,
+            name=name,
+            number=number,
+            files=c.stats.files,
+            logical_bytes=c.stats.logical_bytes,
+            new_bytes=writer.new_bytes,
+            created=True,
+            skipped=tuple(c.stats.skipped),
+        )
+
+
+def _tag(repo: Repository, name: str, sid: ObjectId, tags: tuple[str, ...]) -> None:
+    if not tags:
+        return
+    with repo.index.write() as txn:
+        repo.append_reflog(
+            [
+                {"time_ns": time.time_ns(), "ref": tag_ref(name, t), "id": sid.hex, "op": "set"}
+                for t in tags
+            ]
+        )
+        for t in tags:
+            txn.put(tag_ref(name, t).encode(), sid.raw, db=repo.index.db["refs"])
+
+
+def add_tag(repo: Repository, name: str, sid: ObjectId, tag: str) -> None:
+    """Point ``NAME@TAG`` at a version (moving it if it pointed elsewhere)."""
+    check_tag_name(tag)
+    _tag(repo, name, sid, (tag,))

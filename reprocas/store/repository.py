@@ -1,0 +1,404 @@
+"""A repository on disk: its layout, format check, locks, objects and refs."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import lmdb
+
+from reprocas.errors import (
+    AmbiguousRefError,
+    FormatVersionError,
+    IntegrityError,
+    InvalidNameError,
+    RefNotFoundError,
+    RepositoryExistsError,
+    RepositoryNotFoundError,
+    StorageIOError,
+)
+from reprocas.model.chunking import ChunkingConfig, CompressionConfig
+from reprocas.model.ids import ObjectId, is_hex_prefix, prefix_range
+from reprocas.model.objects import AnyObject, FileManifest, Snapshot, Tree, object_from_wire
+from reprocas.native import core
+from reprocas.store import codec
+from reprocas.store.index import Index, unpack
+from reprocas.store.packs import pack_path
+
+FORMAT_NAME = "reprocas"
+FORMAT_VERSION = 1
+MARKER = "reprocas.json"
+DOT_DIR = ".reprocas"
+DEFAULT_PACK_SIZE = 32 << 20
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
+_TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_VERSION_RE = re.compile(r"^v([0-9]+)$")
+
+
+def check_dataset_name(name: str) -> str:
+    if not _NAME_RE.match(name) or len(name) > 200:
+        raise InvalidNameError(
+            f"invalid dataset name {name!r}: use letters, digits, '.', '_', '-' and '/' "
+            "between parts (no '@', spaces or leading punctuation)"
+        )
+    return name
+
+
+def check_tag_name(tag: str) -> str:
+    if not _TAG_RE.match(tag) or tag == "latest" or _VERSION_RE.match(tag) or len(tag) > 100:
+        raise InvalidNameError(
+            f"invalid tag {tag!r}: use letters, digits, '.', '_' and '-'; "
+            "'latest' and 'vN' are reserved"
+        )
+    return tag
+
+
+def version_ref(name: str, n: int) -> str:
+    return f"ds/{name}/v/{n:010d}"
+
+
+def tag_ref(name: str, tag: str) -> str:
+    return f"ds/{name}/tag/{tag}"
+
+
+@dataclass(frozen=True, slots=True)
+class RepoConfig:
+    chunking: ChunkingConfig
+    compression: CompressionConfig
+    pack_size: int = DEFAULT_PACK_SIZE
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """A resolved dataset version."""
+
+    name: str
+    number: int
+    id: ObjectId
+    snapshot: Snapshot
+    tags: tuple[str, ...]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@v{self.number}"
+
+
+def find_root(start: Path | None = None, explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The repository for a command: ``explicit``, then $REPROCAS_REPO, then walking up."""
+    candidates: list[Path] = []
+    source = None
+    if explicit is not None:
+        candidates = [Path(explicit)]
+        source = f"--repo {explicit}"
+    elif os.environ.get("REPROCAS_REPO"):
+        candidates = [Path(os.environ["REPROCAS_REPO"])]
+        source = f"REPROCAS_REPO={os.environ['REPROCAS_REPO']}"
+    if candidates:
+        p = candidates[0]
+        for root in (p, p / DOT_DIR):
+            if (root / MARKER).is_file():
+                return root
+        raise RepositoryNotFoundError(
+            f"no reprocas repository at {p} (from {source}); create one with `reprocas init`",
+            path=str(p),
+        )
+    here = (start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / DOT_DIR / MARKER).is_file():
+            return d / DOT_DIR
+    raise RepositoryNotFoundError(
+        f"not inside a reprocas repository (no {DOT_DIR}/ in {here} or above); "
+        "run `reprocas init`, or pass --repo PATH or set REPROCAS_REPO",
+        path=str(here),
+    )
+
+
+class Repository:
+    """An open repository. Use :meth:`init` or :meth:`open`; close it when done."""
+
+    def __init__(self, root: Path, marker: dict[str, Any]) -> None:
+        self.root = root
+        self.marker = marker
+        self.index = Index(root / "index")
+        self.packs_dir = root / "packs"
+        self.tmp_dir = root / "tmp"
+        self.locks_dir = root / "locks"
+        self.reflog_path = root / "reflog"
+        self.config = RepoConfig(
+            chunking=ChunkingConfig(**marker["chunking"]),
+            compression=CompressionConfig(**marker["compression"]),
+            pack_size=int(marker.get("pack_size", DEFAULT_PACK_SIZE)),
+        )
+        c = self.config.chunking
+        self.params = core.ChunkerParams(c.min_size, c.avg_size, c.max_size, c.seed)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @classmethod
+    def init(
+        cls,
+        root: Path,
+        chunking: ChunkingConfig | None = None,
+        compression: CompressionConfig | None = None,
+        pack_size: int = DEFAULT_PACK_SIZE,
+    ) -> Repository:
+        chunking = chunking or ChunkingConfig()
+        compression = compression or CompressionConfig()
+        # Validate before touching the disk.
+        core.ChunkerParams(chunking.min_size, chunking.avg_size, chunking.max_size, chunking.seed)
+        core.compress_chunks([b""], compression.level)
+        if (root / MARKER).exists():
+            raise RepositoryExistsError(f"{root} is already a reprocas repository", path=str(root))
+        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+            raise RepositoryExistsError(
+                f"{root} exists and is not an empty directory; choose a new path",
+                path=str(root),
+            )
+        try:
+            for sub in ("", "packs", "tmp", "locks", "index"):
+                (root / sub).mkdir(parents=True, exist_ok=True)
+            marker = {
+                "format": FORMAT_NAME,
+                "version": FORMAT_VERSION,
+                "repo_id": uuid.uuid4().hex,
+                "created_ns": time.time_ns(),
+                "chunking": asdict(chunking),
+                "compression": asdict(compression),
+                "pack_size": pack_size,
+            }
+            repo = cls(root, marker)
+            with repo.index.write() as txn:
+                repo.index.put_meta(txn, "format_version", FORMAT_VERSION)
+                repo.index.put_meta(txn, "chunking", asdict(chunking))
+                repo.index.put_meta(txn, "compression", asdict(compression))
+                repo.index.put_meta(txn, "repo_id", marker["repo_id"])
+            repo.reflog_path.touch()
+            # The marker goes last: a half-made directory is never taken for a repository.
+            tmp = root / (MARKER + ".tmp")
+            tmp.write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
+            os.replace(tmp, root / MARKER)
+        except OSError as exc:
+            raise StorageIOError(f"cannot create a repository at {root}: {exc}") from exc
+        return repo
+
+    @classmethod
+    def open(cls, root: Path) -> Repository:
+        marker_path = root / MARKER
+        try:
+            marker = json.loads(marker_path.read_text())
+        except FileNotFoundError as exc:
+            raise RepositoryNotFoundError(
+                f"no reprocas repository at {root}", path=str(root)
+            ) from exc
+        except (OSError, ValueError) as exc:
+            raise FormatVersionError(f"{marker_path} is unreadable: {exc}") from exc
+        if not isinstance(marker, dict) or marker.get("format") != FORMAT_NAME:
+            raise FormatVersionError(f"{root} is not a reprocas repository (unknown format)")
+        version = marker.get("version")
+        if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+            raise FormatVersionError(
+                f"repository {root} has format version {version}, but this reprocas reads "
+                f"format version {FORMAT_VERSION} only; upgrade reprocas to open it",
+                version=version,
+            )
+        return cls(root, marker)
+
+    def close(self) -> None:
+        self.index.close()
+
+    def __enter__(self) -> Repository:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- locks ---------------------------------------------------------------------------
+
+    @contextmanager
+    def lock(self, name: str, *, exclusive: bool) -> Iterator[None]:
+        """A whole-repository advisory lock: writers share it, gc/prune take it alone."""
+        self.locks_dir.mkdir(exist_ok=True)
+        fd = os.open(self.locks_dir / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
+    # -- objects ------------------------------------------------------------------------
+
+    def pack_path(self, pack_id: bytes) -> Path:
+        return pack_path(self.packs_dir, ObjectId(pack_id))
+
+    def load_raw(self, txn: lmdb.Transaction, oid: ObjectId) -> bytes:
+        loc = self.index.get_object(txn, oid.raw)
+        if loc is None:
+            raise IntegrityError(f"object {oid.hex} is missing from the index", object=oid.hex)
+        if core.blake3_digest(loc.data) != oid.raw:
+            raise IntegrityError(
+                f"object {oid.hex} does not match its id (index damaged; "
+                "run `reprocas index rebuild`)",
+                object=oid.hex,
+            )
+        return loc.data
+
+    def load(self, txn: lmdb.Transaction, oid: ObjectId) -> AnyObject:
+        return object_from_wire(codec.decode(self.load_raw(txn, oid)))
+
+    def load_snapshot(self, txn: lmdb.Transaction, oid: ObjectId) -> Snapshot:
+        obj = self.load(txn, oid)
+        if not isinstance(obj, Snapshot):
+            raise IntegrityError(f"object {oid.hex} is not a snapshot", object=oid.hex)
+        return obj
+
+    def load_tree(self, txn: lmdb.Transaction, oid: ObjectId) -> Tree:
+        obj = self.load(txn, oid)
+        if not isinstance(obj, Tree):
+            raise IntegrityError(f"object {oid.hex} is not a tree", object=oid.hex)
+        return obj
+
+    def load_manifest(self, txn: lmdb.Transaction, oid: ObjectId) -> FileManifest:
+        obj = self.load(txn, oid)
+        if not isinstance(obj, FileManifest):
+            raise IntegrityError(f"object {oid.hex} is not a file manifest", object=oid.hex)
+        return obj
+
+    # -- refs -----------------------------------------------------------------------------
+
+    def datasets(self, txn: lmdb.Transaction) -> list[str]:
+        names: set[str] = set()
+        for key, _ in self.index.iter_refs(txn, "ds/"):
+            rest = key[3:]
+            for marker in ("/v/", "/tag/"):
+                if marker in rest:
+                    names.add(rest[: rest.rindex(marker)])
+                    break
+        return sorted(names)
+
+    def versions(self, txn: lmdb.Transaction, name: str) -> list[tuple[int, ObjectId]]:
+        prefix = f"ds/{name}/v/"
+        out = []
+        for key, value in self.index.iter_refs(txn, prefix):
+            tail = key[len(prefix) :]
+            if tail.isdigit():
+                out.append((int(tail), ObjectId(value)))
+        return out
+
+    def tags_of(self, txn: lmdb.Transaction, name: str) -> dict[bytes, list[str]]:
+        prefix = f"ds/{name}/tag/"
+        out: dict[bytes, list[str]] = {}
+        for key, value in self.index.iter_refs(txn, prefix):
+            out.setdefault(value, []).append(key[len(prefix) :])
+        return out
+
+    def latest(self, txn: lmdb.Transaction, name: str) -> tuple[int, ObjectId] | None:
+        versions = self.versions(txn, name)
+        return versions[-1] if versions else None
+
+    def version_info(self, txn: lmdb.Transaction, oid: ObjectId) -> tuple[str, int] | None:
+        raw = txn.get(oid.raw, db=self.index.db["snapshots"])
+        if raw is None:
+            return None
+        _, name, number = unpack(raw)
+        return str(name), int(number)
+
+    def make_version(self, txn: lmdb.Transaction, oid: ObjectId) -> Version:
+        info = self.version_info(txn, oid)
+        snap = self.load_snapshot(txn, oid)
+        name, number = info if info else (snap.name, int(snap.extra.get("version", 0)))
+        tags = tuple(sorted(self.tags_of(txn, name).get(oid.raw, [])))
+        return Version(name, number, oid, snap, tags)
+
+    def resolve(self, txn: lmdb.Transaction, ref: str) -> Version:
+        """``NAME``, ``NAME@vN``, ``NAME@latest``, ``NAME@TAG`` or an id prefix."""
+        ref = ref.strip()
+        if "@" in ref:
+            name, _, sel = ref.rpartition("@")
+            return self._resolve_in(txn, name, sel, ref)
+        if self.versions(txn, ref):
+            return self._resolve_in(txn, ref, "latest", ref)
+        if is_hex_prefix(ref):
+            return self.make_version(txn, self._resolve_prefix(txn, ref))
+        known = self.datasets(txn)
+        raise RefNotFoundError(
+            f"unknown ref {ref!r}; "
+            + (f"datasets: {', '.join(known)}" if known else "the repository has no datasets yet"),
+            ref=ref,
+        )
+
+    def _resolve_in(self, txn: lmdb.Transaction, name: str, sel: str, ref: str) -> Version:
+        versions = self.versions(txn, name)
+        if not versions:
+            known = self.datasets(txn)
+            raise RefNotFoundError(
+                f"unknown dataset {name!r} in {ref!r}; "
+                + (f"datasets: {', '.join(known)}" if known else "the repository is empty"),
+                ref=ref,
+            )
+        by_number = dict(versions)
+        m = _VERSION_RE.match(sel)
+        if sel == "latest":
+            return self.make_version(txn, versions[-1][1])
+        if m:
+            n = int(m.group(1))
+            if n in by_number:
+                return self.make_version(txn, by_number[n])
+        else:
+            tagged = self.index.get_ref(txn, tag_ref(name, sel))
+            if tagged is not None:
+                return self.make_version(txn, ObjectId(tagged))
+        tags = sorted({t for ts in self.tags_of(txn, name).values() for t in ts})
+        raise RefNotFoundError(
+            f"{name} has no {sel!r}; versions: v1..v{versions[-1][0]}"
+            + (f", tags: {', '.join(tags)}" if tags else "")
+            + ", and 'latest'",
+            ref=ref,
+        )
+
+    def _resolve_prefix(self, txn: lmdb.Transaction, prefix: str) -> ObjectId:
+        lo, hi = prefix_range(prefix)
+        matches = []
+        for key in self.index.iter_prefix(txn, "snapshots", lo, hi):
+            if key.hex().startswith(prefix.lower()):
+                matches.append(key)
+            if len(matches) > 10:
+                break
+        if not matches:
+            raise RefNotFoundError(f"no version has an id starting with {prefix}", ref=prefix)
+        if len(matches) > 1:
+            names = []
+            for k in matches[:10]:
+                info = self.version_info(txn, ObjectId(k))
+                label = f"{info[0]}@v{info[1]}" if info else ""
+                names.append(f"{k.hex()[:16]} {label}".strip())
+            raise AmbiguousRefError(
+                f"id prefix {prefix} is ambiguous; it matches: " + "; ".join(names),
+                ref=prefix,
+            )
+        return ObjectId(matches[0])
+
+    # -- the ref log ------------------------------------------------------------------------
+
+    def append_reflog(self, entries: list[dict[str, Any]]) -> None:
+        """Append ref changes, durably, before the index moves the refs."""
+        lines = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries)
+        fd = os.open(self.reflog_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, lines.encode())
+            os.fsync(fd)
+        except OSError as exc:
+            from reprocas.store.packs import _os_error
+
+            raise _os_error(exc, self.reflog_path, "writing") from exc
+        finally:
+            os.close(fd)

@@ -1,0 +1,173 @@
+"""Integrity checks: structure always, stored data when asked."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from reprocas.errors import IntegrityError, ReprocasError
+from reprocas.native import core
+from reprocas.store.index import ChunkLoc, unpack
+from reprocas.store.packs import read_blob, read_trailer
+from reprocas.store.reachability import all_versions, reach_snapshot
+from reprocas.store.repository import Repository
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong, with where it is and which versions it affects."""
+
+    kind: str
+    message: str
+    pack: str | None = None
+    offset: int | None = None
+    versions: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            "pack": self.pack,
+            "offset": self.offset,
+            "versions": list(self.versions),
+        }
+
+
+@dataclass
+class VerifyReport:
+    ok: bool
+    problems: list[Problem] = field(default_factory=list)
+    versions: int = 0
+    packs: int = 0
+    chunks: int = 0
+    chunks_read: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "problems": [p.to_json() for p in self.problems],
+            "versions": self.versions,
+            "packs": self.packs,
+            "chunks": self.chunks,
+            "chunks_read": self.chunks_read,
+        }
+
+
+def verify(repo: Repository, *, read_data: bool = False, subset_pct: float | None = None) -> VerifyReport:
+    """Check every version's objects and chunks are indexed, every pack exists and has a
+    sound trailer; with ``read_data`` (or a ``subset_pct`` of packs) re-hash stored chunks."""
+    problems: list[Problem] = []
+    chunk_versions: dict[bytes, set[str]] = defaultdict(set)
+    index = repo.index
+    n_versions = 0
+    with index.read() as txn:
+        for name, number, sid in all_versions(repo, txn):
+            n_versions += 1
+            label = f"{name}@v{number}"
+            try:
+                r = reach_snapshot(repo, txn, sid)
+            except ReprocasError as exc:
+                problems.append(Problem("object", f"{label}: {exc}", versions=(label,)))
+                continue
+            for d in r.chunks:
+                chunk_versions[d].add(label)
+        packs_db = {bytes(k): unpack(v) for k, v in txn.cursor(db=index.db["packs"])}
+        locs: dict[bytes, ChunkLoc] = {}
+        for d in chunk_versions:
+            loc = index.get_chunk(txn, d)
+            if loc is None:
+                problems.append(
+                    Problem(
+                        "chunk",
+                        f"chunk {d.hex()} is missing from the index",
+                        versions=tuple(sorted(chunk_versions[d])),
+                    )
+                )
+            else:
+                locs[d] = loc
+                if loc.pack not in packs_db:
+                    problems.append(
+                        Problem(
+                            "pack",
+                            f"chunk {d.hex()[:16]} lies in pack {loc.pack.hex()} that is not indexed",
+                            pack=loc.pack.hex(),
+                            versions=tuple(sorted(chunk_versions[d])),
+                        )
+                    )
+    # Which versions each pack serves, for naming what a damaged pack affects.
+    pack_versions: dict[bytes, set[str]] = defaultdict(set)
+    for d, loc in locs.items():
+        pack_versions[loc.pack] |= chunk_versions[d]
+
+    pack_ids = sorted(packs_db)
+    if subset_pct is not None:
+        k = max(1, round(len(pack_ids) * subset_pct / 100)) if pack_ids else 0
+        to_read = set(random.sample(pack_ids, k))
+    elif read_data:
+        to_read = set(pack_ids)
+    else:
+        to_read = set()
+    chunks_read = 0
+    for pid in pack_ids:
+        path = repo.pack_path(pid)
+        affected = tuple(sorted(pack_versions.get(pid, ())))
+        try:
+            trailer = read_trailer(path)
+        except IntegrityError as exc:
+            problems.append(
+                Problem("pack", str(exc), pack=str(path), offset=exc.fields.get("offset"), versions=affected)
+            )
+            continue
+        if pid not in to_read:
+            continue
+        frames = [
+            (f.offset, f.stored_len, f.codec, f.raw_len, [(o, n, d) for d, o, n in f.chunks])
+            for f in trailer.frames
+        ]
+        for fi, ci, msg in core.verify_frames(path, frames):
+            f = trailer.frames[fi]
+            if ci is None:
+                digests = [d for d, _, _ in f.chunks]
+                where = f"frame at offset {f.offset}"
+            else:
+                digests = [f.chunks[ci][0]]
+                where = f"chunk {f.chunks[ci][0].hex()[:16]} in frame at offset {f.offset}"
+            vs = sorted({v for d in digests for v in chunk_versions.get(d, ())})
+            problems.append(
+                Problem(
+                    "data",
+                    f"pack {path}: {where}: {msg}",
+                    pack=str(path),
+                    offset=f.offset,
+                    versions=tuple(vs),
+                )
+            )
+        chunks_read += sum(len(f.chunks) for f in trailer.frames)
+        for o in trailer.objects:
+            # Objects are checked against their ids from the pack copy too.
+            blob = read_blob(path, o.offset, o.stored_len)
+            try:
+                [raw] = core.decompress_chunks([(o.codec, blob, o.raw_len)])
+                bad = core.blake3_digest(raw) != o.id
+            except ReprocasError:
+                bad = True
+            if bad:
+                problems.append(
+                    Problem(
+                        "data",
+                        f"pack {path}: object {o.id.hex()[:16]} at offset {o.offset} is damaged",
+                        pack=str(path),
+                        offset=o.offset,
+                        versions=affected,
+                    )
+                )
+    return VerifyReport(
+        ok=not problems,
+        problems=problems,
+        versions=n_versions,
+        packs=len(pack_ids),
+        chunks=len(chunk_versions),
+        chunks_read=chunks_read,
+    )
