@@ -153,9 +153,7 @@ def compress_chunks(
 ) -> list[tuple[int, bytes]]:
     """Compress each buffer on its own, in parallel: ``[(codec, payload), ...]``."""
 
-def decompress_chunks(
-    items: Iterable[tuple[int, Buffer, int]], threads: int = 0
-) -> list[bytes]:
+def decompress_chunks(items: Iterable[tuple[int, Buffer, int]], threads: int = 0) -> list[bytes]:
     """Decode ``[(codec, payload, raw_len), ...]`` in parallel; ``CorruptDataError`` when
     a payload does not decode to exactly ``raw_len`` bytes."""
 

@@ -12,8 +12,11 @@ from typing import Any
 from reprocas.errors import PathNotInVersionError
 from reprocas.model.chunking import ChunkingConfig, CompressionConfig
 from reprocas.model.ids import ObjectId
-from reprocas.store import accounting, checkout as checkout_mod, gc as gc_mod
-from reprocas.store import rebuild as rebuild_mod, verify as verify_mod
+from reprocas.store import accounting
+from reprocas.store import checkout as checkout_mod
+from reprocas.store import gc as gc_mod
+from reprocas.store import rebuild as rebuild_mod
+from reprocas.store import verify as verify_mod
 from reprocas.store.commit import CommitResult, Progress, add_tag, commit
 from reprocas.store.repository import DEFAULT_PACK_SIZE, DOT_DIR, Repository, Version, find_root
 

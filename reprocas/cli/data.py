@@ -50,7 +50,9 @@ def commit(
     unchanged since the last commit are not read again.
     """
     with open_repo() as repo, progress_bar("committing", not as_json) as bar:
-        r = repo.commit(src, dataset, message=message, tags=tuple(tag or ()), step=step, progress=bar)
+        r = repo.commit(
+            src, dataset, message=message, tags=tuple(tag or ()), step=step, progress=bar
+        )
     if as_json:
         emit_json(
             {
@@ -122,7 +124,9 @@ def show(
 def ls(
     ref: Annotated[str, typer.Argument(help="The version.")],
     path: Annotated[str, typer.Argument(help="A directory or file in it.")] = "",
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="List subdirectories.")] = False,
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-r", help="List subdirectories.")
+    ] = False,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """List the files of a version."""
@@ -171,6 +175,8 @@ def checkout(
     with open_repo() as repo, progress_bar("checking out", not as_json) as bar:
         r = repo.checkout(ref, dest, path=path, force=force, progress=bar)
     if as_json:
-        emit_json({"ref": r.ref, "id": r.id.hex, "dest": str(r.dest), "files": r.files, "bytes": r.bytes})
+        emit_json(
+            {"ref": r.ref, "id": r.id.hex, "dest": str(r.dest), "files": r.files, "bytes": r.bytes}
+        )
     else:
         typer.echo(f"{r.ref} -> {r.dest}: {r.files} files, {human_bytes(r.bytes)}")

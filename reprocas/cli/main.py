@@ -4,6 +4,7 @@ place where exceptions become a message and an exit code."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -36,10 +37,21 @@ def main(
     STATE.repo_path = repo
 
 
-for fn in (data.init, data.commit, data.log, data.show, data.ls, data.cat, data.tag, data.checkout):
-    app.command(fn.__name__)(fn)
-for fn in (maintenance.verify, maintenance.du, maintenance.gc):
-    app.command(fn.__name__)(fn)
+COMMANDS: list[Callable[..., None]] = [
+    data.init,
+    data.commit,
+    data.log,
+    data.show,
+    data.ls,
+    data.cat,
+    data.tag,
+    data.checkout,
+    maintenance.verify,
+    maintenance.du,
+    maintenance.gc,
+]
+for command in COMMANDS:
+    app.command(command.__name__)(command)
 app.add_typer(maintenance.index_app, name="index")
 app.add_typer(debug.app, name="debug")
 

@@ -73,7 +73,9 @@ def du(
 
 
 def gc(
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go; delete nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would go; delete nothing.")
+    ] = False,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """Remove temporary files and packs that nothing references (what crashed commits left)."""
@@ -99,6 +101,8 @@ def index_rebuild(as_json: Annotated[bool, JsonOpt] = False) -> None:
     if as_json:
         emit_json(r.to_json())
         return
-    typer.echo(f"rebuilt index: {r.packs} packs, {r.chunks} chunks, {r.objects} objects, {r.refs} refs")
+    typer.echo(
+        f"rebuilt index: {r.packs} packs, {r.chunks} chunks, {r.objects} objects, {r.refs} refs"
+    )
     for p in r.skipped_packs:
         typer.echo(f"skipped damaged pack {p}", err=True)

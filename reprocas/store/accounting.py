@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -61,10 +62,8 @@ def disk_usage(root: Path) -> int:
     total = 0
     for dirpath, _, files in os.walk(root):
         for f in files:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 total += os.lstat(os.path.join(dirpath, f)).st_size
-            except FileNotFoundError:
-                pass
     return total
 
 
@@ -97,9 +96,7 @@ def du(repo: Repository) -> DuReport:
             cost[d] = stored_cost(loc)
             unique += loc.length
     versions = [
-        VersionUsage(
-            ref, sid, lb, round(sum(cost.get(d, 0.0) for d in chunks if refcount[d] == 1))
-        )
+        VersionUsage(ref, sid, lb, round(sum(cost.get(d, 0.0) for d in chunks if refcount[d] == 1)))
         for ref, sid, lb, chunks in per_version
     ]
     return DuReport(

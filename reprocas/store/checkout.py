@@ -33,7 +33,9 @@ class ReadPlan:
     chunks: list[tuple[int, int, int, bytes]]
 
 
-def read_plan(repo: Repository, txn: lmdb.Transaction, manifest: FileManifest, label: str) -> ReadPlan:
+def read_plan(
+    repo: Repository, txn: lmdb.Transaction, manifest: FileManifest, label: str
+) -> ReadPlan:
     packs: list[Path] = []
     pack_ix: dict[bytes, int] = {}
     frames: list[tuple[int, int, int, int, int]] = []
@@ -81,13 +83,7 @@ def write_file_to_fd(repo: Repository, plan: ReadPlan, fd: int, label: str) -> i
 
 
 def _check_name(name: str, where: str) -> None:
-    if (
-        not name
-        or name in (".", "..")
-        or "/" in name
-        or "\\" in name
-        or "\0" in name
-    ):
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
         raise UnsafePathError(
             f"refusing to check out: tree entry {where + name!r} would land outside the "
             "destination (hostile or damaged tree); nothing was written",
@@ -101,7 +97,9 @@ class _Op:
     entry: TreeEntry
 
 
-def find_entry(repo: Repository, txn: lmdb.Transaction, version: Version, subpath: str) -> TreeEntry:
+def find_entry(
+    repo: Repository, txn: lmdb.Transaction, version: Version, subpath: str
+) -> TreeEntry:
     """The tree entry at ``subpath`` ('a/b.csv') of a version."""
     parts = [p for p in subpath.strip("/").split("/") if p not in ("", ".")]
     if any(p == ".." for p in parts):

@@ -7,7 +7,6 @@ import os
 import socket
 import stat
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -278,7 +277,7 @@ def commit(
     if author is None:
         try:
             author = f"{getpass.getuser()}@{socket.gethostname()}"
-        except Exception:  # noqa: BLE001 - no user name is not an error
+        except Exception:
             author = "unknown"
 
     with repo.lock("gc", exclusive=False):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from reprocas.store.index import unpack
@@ -44,12 +45,12 @@ def gc(repo: Repository, *, dry_run: bool = False) -> GcReport:
             for _, _, sid in all_versions(repo, txn):
                 reach_snapshot(repo, txn, sid, reach)
             indexed = {bytes(k): unpack(v) for k, v in txn.cursor(db=index.db["packs"])}
-        on_disk = {}
+        on_disk: dict[bytes, Path] = {}
         if repo.packs_dir.exists():
             for sub in repo.packs_dir.iterdir():
-                for f in sub.glob("*.pack"):
+                for pack_file in sub.glob("*.pack"):
                     try:
-                        on_disk[bytes.fromhex(f.stem)] = f
+                        on_disk[bytes.fromhex(pack_file.stem)] = pack_file
                     except ValueError:
                         continue
         doomed: list[bytes] = []
@@ -59,11 +60,11 @@ def gc(repo: Repository, *, dry_run: bool = False) -> GcReport:
                 continue
             try:
                 trailer = read_trailer(path)
-            except Exception:  # noqa: BLE001 - a damaged pack is verify's business, not gc's
+            except Exception:
                 continue
-            used = any(
-                d in reach.chunks for f in trailer.frames for d, _, _ in f.chunks
-            ) or any(o.id in reach.objects for o in trailer.objects)
+            used = any(d in reach.chunks for f in trailer.frames for d, _, _ in f.chunks) or any(
+                o.id in reach.objects for o in trailer.objects
+            )
             if not used:
                 doomed.append(pid)
         for pid in doomed:

@@ -40,7 +40,7 @@ def pack(value: Any) -> bytes:
     return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
 
 
-def unpack(data: bytes) -> Any:
+def unpack(data: bytes | memoryview) -> Any:
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
 
@@ -70,7 +70,7 @@ class ChunkLoc:
         )
 
     @classmethod
-    def from_value(cls, data: bytes) -> ChunkLoc:
+    def from_value(cls, data: bytes | memoryview) -> ChunkLoc:
         p, fo, sl, c, rl, o, n = unpack(data)[:7]
         return cls(bytes(p), fo, sl, c, rl, o, n)
 
@@ -92,7 +92,7 @@ class ObjectLoc:
         return pack([self.pack, self.offset, self.stored_len, self.codec, self.raw_len, self.data])
 
     @classmethod
-    def from_value(cls, data: bytes) -> ObjectLoc:
+    def from_value(cls, data: bytes | memoryview) -> ObjectLoc:
         p, o, sl, c, rl, d = unpack(data)
         return cls(bytes(p), o, sl, c, rl, bytes(d))
 
@@ -182,16 +182,20 @@ class Index:
         if not cur.set_range(p):
             return
         for k, v in cur:
-            if not k.startswith(p):
+            key = bytes(k)
+            if not key.startswith(p):
                 break
-            yield k.decode(), bytes(v)
+            yield key.decode(), bytes(v)
 
-    def iter_prefix(self, txn: lmdb.Transaction, db: str, lo: bytes, hi: bytes | None) -> Iterator[bytes]:
+    def iter_prefix(
+        self, txn: lmdb.Transaction, db: str, lo: bytes, hi: bytes | None
+    ) -> Iterator[bytes]:
         """Keys of ``db`` in ``[lo, hi)``."""
         cur = txn.cursor(db=self.db[db])
         if not cur.set_range(lo):
             return
         for k in cur.iternext(keys=True, values=False):
-            if hi is not None and k >= hi:
+            key = bytes(k)
+            if hi is not None and key >= hi:
                 break
-            yield bytes(k)
+            yield key

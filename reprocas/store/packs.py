@@ -14,6 +14,7 @@ directory fsynced; its id (and file name) is the BLAKE3 of its trailer.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import struct
@@ -24,8 +25,8 @@ from typing import Any
 
 from reprocas.errors import IntegrityError, StorageFullError, StorageIOError
 from reprocas.model.ids import ObjectId
-from reprocas.store import codec
 from reprocas.native import core
+from reprocas.store import codec
 
 PACK_MAGIC = b"RPCPACK\x01"
 FOOTER_MAGIC = b"RPCEND\x00\x01"
@@ -212,10 +213,8 @@ class PackWriter:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
-        except FileNotFoundError:
-            pass
 
 
 def read_trailer(path: Path) -> PackTrailer:

@@ -134,4 +134,3 @@ def rebuild(repo: Repository) -> RebuildReport:
         shutil.rmtree(trash)
         repo.index = Index(old_path)
     return RebuildReport(len(packs) - len(skipped), n_chunks, n_objects, n_refs, tuple(skipped))
-

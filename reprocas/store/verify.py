@@ -55,7 +55,9 @@ class VerifyReport:
         }
 
 
-def verify(repo: Repository, *, read_data: bool = False, subset_pct: float | None = None) -> VerifyReport:
+def verify(
+    repo: Repository, *, read_data: bool = False, subset_pct: float | None = None
+) -> VerifyReport:
     """Check every version's objects and chunks are indexed, every pack exists and has a
     sound trailer; with ``read_data`` (or a ``subset_pct`` of packs) re-hash stored chunks."""
     problems: list[Problem] = []
@@ -91,7 +93,8 @@ def verify(repo: Repository, *, read_data: bool = False, subset_pct: float | Non
                     problems.append(
                         Problem(
                             "pack",
-                            f"chunk {d.hex()[:16]} lies in pack {loc.pack.hex()} that is not indexed",
+                            f"chunk {d.hex()[:16]} lies in pack {loc.pack.hex()}, "
+                            "which is not indexed",
                             pack=loc.pack.hex(),
                             versions=tuple(sorted(chunk_versions[d])),
                         )
@@ -117,7 +120,13 @@ def verify(repo: Repository, *, read_data: bool = False, subset_pct: float | Non
             trailer = read_trailer(path)
         except IntegrityError as exc:
             problems.append(
-                Problem("pack", str(exc), pack=str(path), offset=exc.fields.get("offset"), versions=affected)
+                Problem(
+                    "pack",
+                    str(exc),
+                    pack=str(path),
+                    offset=exc.fields.get("offset"),
+                    versions=affected,
+                )
             )
             continue
         if pid not in to_read:

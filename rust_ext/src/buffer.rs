@@ -27,7 +27,10 @@ pub fn borrow_bytes(obj: &Bound<'_, PyAny>) -> PyResult<BytesView> {
     let buf = PyBuffer::<u8>::get(obj).map_err(|_| {
         CoreError::InvalidArgument(format!(
             "expected a bytes-like object, got {}",
-            obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+            obj.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
         ))
     })?;
     if !buf.is_c_contiguous() {

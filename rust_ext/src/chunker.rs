@@ -75,16 +75,24 @@ impl ChunkerParams {
             ));
         }
         if min_size < MIN_ALLOWED {
-            return bad(format!("min size {min_size} is below the smallest allowed, {MIN_ALLOWED} bytes"));
+            return bad(format!(
+                "min size {min_size} is below the smallest allowed, {MIN_ALLOWED} bytes"
+            ));
         }
         if max_size > MAX_ALLOWED {
-            return bad(format!("max size {max_size} is above the largest allowed, {MAX_ALLOWED} bytes"));
+            return bad(format!(
+                "max size {max_size} is above the largest allowed, {MAX_ALLOWED} bytes"
+            ));
         }
         if min_size > avg_size {
-            return bad(format!("min size {min_size} is larger than avg size {avg_size}; need min <= avg <= max"));
+            return bad(format!(
+                "min size {min_size} is larger than avg size {avg_size}; need min <= avg <= max"
+            ));
         }
         if avg_size > max_size {
-            return bad(format!("avg size {avg_size} is larger than max size {max_size}; need min <= avg <= max"));
+            return bad(format!(
+                "avg size {avg_size} is larger than max size {max_size}; need min <= avg <= max"
+            ));
         }
         let bits = (avg_size as f64).log2().round() as u32;
         let mask_s = top_mask((bits + 2).min(63));
@@ -119,7 +127,14 @@ impl ChunkerParams {
         if let Some(i) = scan(gear, data, self.min_size, center, self.mask_s, &mut h) {
             return Some(i);
         }
-        if let Some(i) = scan(gear, data, center.max(self.min_size), end, self.mask_l, &mut h) {
+        if let Some(i) = scan(
+            gear,
+            data,
+            center.max(self.min_size),
+            end,
+            self.mask_l,
+            &mut h,
+        ) {
             return Some(i);
         }
         if end == self.max_size || eof {
@@ -145,7 +160,14 @@ impl ChunkerParams {
 /// Roll the gear hash over `data[from..to]`; return the chunk length at the first
 /// position whose hash has all `mask` bits clear.
 #[inline(always)]
-fn scan(gear: &GearTable, data: &[u8], from: usize, to: usize, mask: u64, h: &mut u64) -> Option<usize> {
+fn scan(
+    gear: &GearTable,
+    data: &[u8],
+    from: usize,
+    to: usize,
+    mask: u64,
+    h: &mut u64,
+) -> Option<usize> {
     if from >= to {
         return None;
     }
@@ -207,20 +229,28 @@ pub fn cut_lanes(
     let mut h = [0u64; LANES];
     // A lane needs a full max-size window ahead to use the fast path.
     let fast_ok = |c: usize| c + params.max_size <= len;
-    let begin = |l: usize, c: usize, pos: &mut [usize; LANES], limit: &mut [usize; LANES], mask: &mut [u64; LANES], h: &mut [u64; LANES]| {
+    let begin = |l: usize,
+                 c: usize,
+                 pos: &mut [usize; LANES],
+                 limit: &mut [usize; LANES],
+                 mask: &mut [u64; LANES],
+                 h: &mut [u64; LANES]| {
         pos[l] = c + params.min_size;
         limit[l] = c + params.avg_size.max(params.min_size);
         mask[l] = params.mask_s;
         h[l] = 0;
     };
-    let mut all_fast = true;
+    let mut all_fast = true; // every lane has a full window: the fast loop may run
     for l in 0..LANES {
         if cstart[l] >= stops[l] || !fast_ok(cstart[l]) {
             all_fast = false;
         }
         begin(l, cstart[l], &mut pos, &mut limit, &mut mask, &mut h);
     }
-    'outer: while all_fast {
+    'outer: loop {
+        if !all_fast {
+            break;
+        }
         // Phase transitions: small-mask phase ends at avg, large-mask phase ends with
         // a forced cut at max.
         for l in 0..LANES {
@@ -242,8 +272,8 @@ pub fn cut_lanes(
         }
         let steps = (0..LANES).map(|l| limit[l] - pos[l]).min().unwrap_or(0);
         let (k, hit) = step4(gear, data, &pos, steps, &mask, &mut h);
-        for l in 0..LANES {
-            pos[l] += k;
+        for p in pos.iter_mut() {
+            *p += k;
         }
         if hit {
             for l in 0..LANES {
@@ -373,7 +403,9 @@ where
         return (ends, values);
     }
     let starts: Vec<usize> = (0..n_regions).map(|k| k * region).collect();
-    let stops: Vec<usize> = (0..n_regions).map(|k| ((k + 1) * region).min(data.len())).collect();
+    let stops: Vec<usize> = (0..n_regions)
+        .map(|k| ((k + 1) * region).min(data.len()))
+        .collect();
     let groups: Vec<usize> = (0..n_regions).step_by(LANES).collect();
     let per_group: Vec<Vec<Spec<T>>> = groups
         .par_iter()
@@ -404,7 +436,14 @@ where
                 return None;
             }
             let entry = *speculative[k - 1].ends.last()?;
-            Some(bridge(params, data, eof, entry, &speculative[k].ends, &per_chunk))
+            Some(bridge(
+                params,
+                data,
+                eof,
+                entry,
+                &speculative[k].ends,
+                &per_chunk,
+            ))
         })
         .collect();
     stitch(params, data, eof, speculative, bridges, &per_chunk)
@@ -515,7 +554,13 @@ fn stitch<T: Clone, F: Fn(&[u8]) -> T>(
 
 /// Speculative cuts of a segment `[start, stop)`: chunks are cut from `start` until
 /// the first cut at or past `stop` (which may reach into the next segment).
-fn cut_range(params: &ChunkerParams, data: &[u8], start: usize, stop: usize, eof: bool) -> Vec<usize> {
+fn cut_range(
+    params: &ChunkerParams,
+    data: &[u8],
+    start: usize,
+    stop: usize,
+    eof: bool,
+) -> Vec<usize> {
     let mut ends = Vec::with_capacity((stop - start) / params.avg_size + 2);
     let mut pos = start;
     while pos < stop {
@@ -542,7 +587,9 @@ mod tests {
     fn lcg_bytes(n: usize, mut state: u64) -> Vec<u8> {
         (0..n)
             .map(|_| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 (state >> 33) as u8
             })
             .collect()

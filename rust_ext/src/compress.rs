@@ -46,7 +46,8 @@ pub fn compress(data: &[u8], level: i32) -> CoreResult<(u8, Vec<u8>)> {
             *slot = Some((level, c));
         }
         let (_, c) = slot.as_mut().expect("compressor set");
-        c.compress(data).map_err(|e| CoreError::corrupt(format!("zstd compression failed: {e}")))
+        c.compress(data)
+            .map_err(|e| CoreError::corrupt(format!("zstd compression failed: {e}")))
     })?;
     if out.len() >= data.len() {
         Ok((CODEC_RAW, data.to_vec()))
@@ -61,9 +62,9 @@ pub fn decompress(codec: u8, payload: &[u8], raw_len: usize) -> CoreResult<Vec<u
         CODEC_RAW => {
             if payload.len() != raw_len {
                 return Err(CoreError::corrupt(format!(
-                        "raw payload is {} bytes, expected {raw_len}",
-                        payload.len()
-                    )));
+                    "raw payload is {} bytes, expected {raw_len}",
+                    payload.len()
+                )));
             }
             Ok(payload.to_vec())
         }
@@ -71,16 +72,21 @@ pub fn decompress(codec: u8, payload: &[u8], raw_len: usize) -> CoreResult<Vec<u
             let out = DECOMPRESSOR.with(|cell| -> CoreResult<Vec<u8>> {
                 let mut slot = cell.borrow_mut();
                 if slot.is_none() {
-                    *slot = Some(zstd::bulk::Decompressor::new().map_err(|e| {
-                        CoreError::corrupt(format!("zstd context: {e}"))
-                    })?);
+                    *slot = Some(
+                        zstd::bulk::Decompressor::new()
+                            .map_err(|e| CoreError::corrupt(format!("zstd context: {e}")))?,
+                    );
                 }
                 let d = slot.as_mut().expect("decompressor set");
                 // One byte of slack so an over-long frame is detected, not truncated.
-                d.decompress(payload, raw_len + 1).map_err(|e| CoreError::corrupt(format!("zstd frame does not decode: {e}")))
+                d.decompress(payload, raw_len + 1)
+                    .map_err(|e| CoreError::corrupt(format!("zstd frame does not decode: {e}")))
             })?;
             if out.len() != raw_len {
-                return Err(CoreError::corrupt(format!("zstd frame decodes to {} bytes, expected {raw_len}", out.len())));
+                return Err(CoreError::corrupt(format!(
+                    "zstd frame decodes to {} bytes, expected {raw_len}",
+                    out.len()
+                )));
             }
             Ok(out)
         }
@@ -114,7 +120,13 @@ pub fn compress_chunks<'py>(
     let items = results
         .iter()
         .map(|(codec, payload)| {
-            PyTuple::new(py, [codec.into_pyobject(py)?.into_any(), PyBytes::new(py, payload).into_any()])
+            PyTuple::new(
+                py,
+                [
+                    codec.into_pyobject(py)?.into_any(),
+                    PyBytes::new(py, payload).into_any(),
+                ],
+            )
         })
         .collect::<PyResult<Vec<_>>>()?;
     PyList::new(py, items)
@@ -158,7 +170,9 @@ mod tests {
         assert!(payload.len() < text.len());
         assert_eq!(decompress(codec, &payload, text.len()).unwrap(), text);
 
-        let noise: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let noise: Vec<u8> = (0..4096u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         let (codec, payload) = compress(&noise, 3).unwrap();
         if codec == CODEC_RAW {
             assert_eq!(payload, noise);

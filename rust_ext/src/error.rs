@@ -22,7 +22,11 @@ pub enum CoreError {
     /// A directory was given where a file was expected.
     IsADirectory { path: String },
     /// Any other I/O failure while reading or writing `path`.
-    Io { path: String, message: String, errno: Option<i32> },
+    Io {
+        path: String,
+        message: String,
+        errno: Option<i32>,
+    },
     /// Stored bytes that do not decode, or decode to the wrong size or digest.
     /// `frame` and `chunk` index the caller's lists when the call had them.
     Corrupt {
@@ -55,7 +59,10 @@ impl fmt::Display for CoreError {
             CoreError::InvalidArgument(m) => write!(f, "{m}"),
             CoreError::NotFound { path } => write!(f, "no such file: {path}"),
             CoreError::PermissionDenied { path } => {
-                write!(f, "permission denied reading {path}: check the file's permissions")
+                write!(
+                    f,
+                    "permission denied reading {path}: check the file's permissions"
+                )
             }
             CoreError::IsADirectory { path } => {
                 write!(f, "{path} is a directory; give a regular file")
@@ -76,7 +83,9 @@ fn class_name(err: &CoreError) -> &'static str {
         CoreError::NotFound { .. } => "SourceNotFoundError",
         CoreError::PermissionDenied { .. } => "SourcePermissionError",
         CoreError::IsADirectory { .. } => "SourceIsDirectoryError",
-        CoreError::Io { errno: Some(28), .. } => "StorageFullError",
+        CoreError::Io {
+            errno: Some(28), ..
+        } => "StorageFullError",
         CoreError::Io { .. } => "StorageIOError",
         CoreError::Corrupt { .. } => "CorruptDataError",
     }
@@ -133,7 +142,11 @@ impl CoreError {
     /// Attach the index of the frame (and chunk) the error is about.
     pub fn at(self, frame: Option<usize>, chunk: Option<usize>) -> Self {
         match self {
-            CoreError::Corrupt { message, .. } => CoreError::Corrupt { message, frame, chunk },
+            CoreError::Corrupt { message, .. } => CoreError::Corrupt {
+                message,
+                frame,
+                chunk,
+            },
             other => other,
         }
     }

@@ -135,8 +135,15 @@ pub fn compress_indices(
 
 /// Cut `buf` (which starts at a chunk boundary) and hash its complete chunks.
 /// Returns the chunk ends and digests; bytes after the last end are the carry.
-fn cut_and_hash(params: &ChunkerParams, key: HashKey, buf: &[u8], eof: bool) -> (Vec<usize>, Vec<Digest>) {
-    cut_parallel_with(params, buf, eof, region_size(params), |chunk| key.hash(chunk))
+fn cut_and_hash(
+    params: &ChunkerParams,
+    key: HashKey,
+    buf: &[u8],
+    eof: bool,
+) -> (Vec<usize>, Vec<Digest>) {
+    cut_parallel_with(params, buf, eof, region_size(params), |chunk| {
+        key.hash(chunk)
+    })
 }
 
 /// Region size for parallel cutting: large enough that resynchronising at region
@@ -216,7 +223,12 @@ impl Cutter {
         Some(block)
     }
 
-    fn hash_and_cut(&mut self, buf: &[u8], fresh_from: usize, eof: bool) -> (Vec<usize>, Vec<Digest>) {
+    fn hash_and_cut(
+        &mut self,
+        buf: &[u8],
+        fresh_from: usize,
+        eof: bool,
+    ) -> (Vec<usize>, Vec<Digest>) {
         let params = &self.params;
         let key = self.key;
         match &mut self.file_hasher {
@@ -264,7 +276,13 @@ fn read_block(file: &mut File, headroom: usize, n: usize, path: &Path) -> CoreRe
     read_block_into(Vec::with_capacity(headroom + n), file, headroom, n, path)
 }
 
-fn read_block_into(mut buf: Vec<u8>, file: &mut File, headroom: usize, n: usize, path: &Path) -> CoreResult<Vec<u8>> {
+fn read_block_into(
+    mut buf: Vec<u8>,
+    file: &mut File,
+    headroom: usize,
+    n: usize,
+    path: &Path,
+) -> CoreResult<Vec<u8>> {
     buf.clear();
     buf.reserve(headroom + n);
     buf.resize(headroom, 0);
@@ -344,15 +362,17 @@ impl FileChunkerCore {
             .spawn(move || {
                 work_pool.install(|| {
                     let mut hasher = key.hasher();
-                    let mut read_next = |hasher: &mut blake3::Hasher| -> CoreResult<(Vec<u8>, bool)> {
-                        let buf = recycle_rx
-                            .try_recv()
-                            .unwrap_or_else(|_| Vec::with_capacity(headroom + block_size));
-                        let buf = read_block_into(buf, &mut file, headroom, block_size, &read_path)?;
-                        let eof = buf.len() - headroom < block_size;
-                        hasher.update_rayon(&buf[headroom..]);
-                        Ok((buf, eof))
-                    };
+                    let mut read_next =
+                        |hasher: &mut blake3::Hasher| -> CoreResult<(Vec<u8>, bool)> {
+                            let buf = recycle_rx
+                                .try_recv()
+                                .unwrap_or_else(|_| Vec::with_capacity(headroom + block_size));
+                            let buf =
+                                read_block_into(buf, &mut file, headroom, block_size, &read_path)?;
+                            let eof = buf.len() - headroom < block_size;
+                            hasher.update_rayon(&buf[headroom..]);
+                            Ok((buf, eof))
+                        };
                     let mut next = read_next(&mut hasher);
                     loop {
                         let (buf, eof) = match next {
@@ -437,13 +457,16 @@ impl FileChunkerCore {
     }
 }
 
+/// Every chunk of a file as (offset, length, digest), the file digest and its size.
+pub type FileChunks = (Vec<(u64, u32, Digest)>, Digest, u64);
+
 /// One-shot: cut and hash a whole file, returning every chunk and the file digest.
 pub fn chunk_file_all(
     path: &Path,
     params: ChunkerParams,
     key: HashKey,
     threads: usize,
-) -> CoreResult<(Vec<(u64, u32, Digest)>, Digest, u64)> {
+) -> CoreResult<FileChunks> {
     let mut core = FileChunkerCore::open(path, params, key, threads, DEFAULT_BLOCK)?;
     let mut chunks = Vec::new();
     while let Some(msg) = core.next_message() {
@@ -466,7 +489,11 @@ pub fn chunk_file_all(
 }
 
 /// One-shot over an in-memory buffer.
-pub fn chunk_buffer_all(params: &ChunkerParams, key: HashKey, data: &[u8]) -> (Vec<usize>, Vec<Digest>, Digest) {
+pub fn chunk_buffer_all(
+    params: &ChunkerParams,
+    key: HashKey,
+    data: &[u8],
+) -> (Vec<usize>, Vec<Digest>, Digest) {
     let mut hasher = key.hasher();
     let (_, (ends, digests)) = rayon::join(
         || {

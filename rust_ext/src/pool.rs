@@ -12,8 +12,15 @@ pub fn run_in<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
 
 pub fn pool(threads: usize) -> Arc<ThreadPool> {
     static POOLS: OnceLock<Mutex<HashMap<usize, Arc<ThreadPool>>>> = OnceLock::new();
-    let n = if threads == 0 { default_threads() } else { threads };
-    let mut pools = POOLS.get_or_init(Default::default).lock().expect("pool registry");
+    let n = if threads == 0 {
+        default_threads()
+    } else {
+        threads
+    };
+    let mut pools = POOLS
+        .get_or_init(Default::default)
+        .lock()
+        .expect("pool registry");
     pools
         .entry(n)
         .or_insert_with(|| {
@@ -29,5 +36,7 @@ pub fn pool(threads: usize) -> Arc<ThreadPool> {
 }
 
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }

@@ -11,8 +11,8 @@ use crate::chunker::ChunkerParams;
 use crate::error::CoreError;
 use crate::hashing::{Digest, HashKey};
 use crate::ingest::{
-    chunk_buffer_all, chunk_file_all, compress_indices, Block, FileChunkerCore, Message, StreamCore,
-    DEFAULT_BLOCK,
+    chunk_buffer_all, chunk_file_all, compress_indices, Block, FileChunkerCore, Message,
+    StreamCore, DEFAULT_BLOCK,
 };
 use crate::pool::run_in;
 
@@ -158,7 +158,14 @@ pub fn chunk_buffer(
         lengths.push((e - start) as u64);
         start = e;
     }
-    make_table(py, offsets, lengths, &digests, &file_digest, view.as_slice().len() as u64)
+    make_table(
+        py,
+        offsets,
+        lengths,
+        &digests,
+        &file_digest,
+        view.as_slice().len() as u64,
+    )
 }
 
 /// Cut only (no hashing): the chunk end offsets of a whole in-memory buffer.
@@ -226,7 +233,10 @@ impl ChunkBatch {
     #[getter]
     fn offsets<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let b = &self.block;
-        PyList::new(py, (0..b.len()).map(|i| b.file_offset + b.range(i).start as u64))
+        PyList::new(
+            py,
+            (0..b.len()).map(|i| b.file_offset + b.range(i).start as u64),
+        )
     }
 
     #[getter]
@@ -249,7 +259,10 @@ impl ChunkBatch {
             ))
             .into());
         }
-        Ok(PyBytes::new(py, &self.block.bytes()[self.block.range(index)]))
+        Ok(PyBytes::new(
+            py,
+            &self.block.bytes()[self.block.range(index)],
+        ))
     }
 
     /// Compress the chunks at `indices` (strictly increasing). Consecutive chunks are
@@ -265,7 +278,9 @@ impl ChunkBatch {
     ) -> PyResult<Bound<'py, PyList>> {
         let block = self.block.clone();
         let frames = py.detach(|| {
-            run_in(self.threads, || compress_indices(&block, &indices, level, frame_size))
+            run_in(self.threads, || {
+                compress_indices(&block, &indices, level, frame_size)
+            })
         })?;
         let items = frames
             .iter()
@@ -373,7 +388,11 @@ fn block_chunks<'py>(py: Python<'py>, block: Option<Block>) -> PyResult<Bound<'p
     if let Some(b) = block {
         for i in 0..b.len() {
             let r = b.range(i);
-            list.append((b.file_offset + r.start as u64, r.len(), PyBytes::new(py, &b.digests[i])))?;
+            list.append((
+                b.file_offset + r.start as u64,
+                r.len(),
+                PyBytes::new(py, &b.digests[i]),
+            ))?;
         }
     }
     Ok(list)
@@ -393,7 +412,11 @@ impl StreamChunker {
     }
 
     /// Feed more input; returns the chunks completed by it as `(offset, length, digest)`.
-    fn update<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+    fn update<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
         let view = borrow_bytes(data)?;
         let core = &mut self.core;
         let block = py.detach(|| core.update(view.as_slice()))?;

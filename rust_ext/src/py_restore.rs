@@ -7,14 +7,18 @@ use pyo3::prelude::*;
 use crate::error::CoreError;
 use crate::hashing::{Digest, HashKey};
 use crate::pool::run_in;
-use crate::restore::{assemble_fd, verify_frames as verify_frames_core, ChunkRef, FrameRef};
+use crate::restore::{
+    assemble_fd, verify_frames as verify_frames_core, ChunkRef, FrameChunks, FrameRef,
+};
 
 type FrameTuple = (usize, u64, usize, u8, usize);
 type ChunkTuple = (usize, usize, usize, Vec<u8>);
+type PackFrameTuple = (u64, usize, u8, usize, Vec<(usize, usize, Vec<u8>)>);
 
 fn to_digest(v: &[u8]) -> PyResult<Digest> {
-    v.try_into()
-        .map_err(|_| CoreError::InvalidArgument(format!("a digest is 32 bytes, got {}", v.len())).into())
+    v.try_into().map_err(|_| {
+        CoreError::InvalidArgument(format!("a digest is 32 bytes, got {}", v.len())).into()
+    })
 }
 
 /// Write a file's chunks to the open descriptor `fd`, verifying every chunk.
@@ -35,11 +39,24 @@ pub fn assemble_file(
     let key = HashKey::from_opt(key)?;
     let frames: Vec<FrameRef> = frames
         .into_iter()
-        .map(|(pack, offset, stored_len, codec, raw_len)| FrameRef { pack, offset, stored_len, codec, raw_len })
+        .map(|(pack, offset, stored_len, codec, raw_len)| FrameRef {
+            pack,
+            offset,
+            stored_len,
+            codec,
+            raw_len,
+        })
         .collect();
     let chunks: Vec<ChunkRef> = chunks
         .into_iter()
-        .map(|(frame, offset, len, d)| Ok(ChunkRef { frame, offset, len, digest: to_digest(&d)? }))
+        .map(|(frame, offset, len, d)| {
+            Ok(ChunkRef {
+                frame,
+                offset,
+                len,
+                digest: to_digest(&d)?,
+            })
+        })
         .collect::<PyResult<_>>()?;
     Ok(py.detach(|| run_in(threads, || assemble_fd(fd, &packs, &frames, &chunks, key)))?)
 }
@@ -53,19 +70,28 @@ pub fn assemble_file(
 pub fn verify_frames(
     py: Python<'_>,
     pack: PathBuf,
-    frames: Vec<(u64, usize, u8, usize, Vec<(usize, usize, Vec<u8>)>)>,
+    frames: Vec<PackFrameTuple>,
     key: Option<&[u8]>,
     threads: usize,
 ) -> PyResult<Vec<(usize, Option<usize>, String)>> {
     let key = HashKey::from_opt(key)?;
-    let parsed: Vec<(FrameRef, Vec<(usize, usize, Digest)>)> = frames
+    let parsed: Vec<FrameChunks> = frames
         .into_iter()
         .map(|(offset, stored_len, codec, raw_len, chunks)| {
             let chunks = chunks
                 .into_iter()
                 .map(|(o, l, d)| Ok((o, l, to_digest(&d)?)))
                 .collect::<PyResult<Vec<_>>>()?;
-            Ok((FrameRef { pack: 0, offset, stored_len, codec, raw_len }, chunks))
+            Ok((
+                FrameRef {
+                    pack: 0,
+                    offset,
+                    stored_len,
+                    codec,
+                    raw_len,
+                },
+                chunks,
+            ))
         })
         .collect::<PyResult<_>>()?;
     Ok(py.detach(|| run_in(threads, || verify_frames_core(&pack, &parsed, key)))?)

@@ -65,7 +65,8 @@ fn load_frame(files: &[(PathBuf, File)], frames: &[FrameRef], idx: usize) -> Cor
     let (path, file) = files
         .get(f.pack)
         .ok_or_else(|| CoreError::InvalidArgument(format!("pack index {} out of range", f.pack)))?;
-    let payload = read_exact_at(file, path, f.offset, f.stored_len).map_err(|e| e.at(Some(idx), None))?;
+    let payload =
+        read_exact_at(file, path, f.offset, f.stored_len).map_err(|e| e.at(Some(idx), None))?;
     decompress(f.codec, &payload, f.raw_len).map_err(|e| e.at(Some(idx), None))
 }
 
@@ -165,14 +166,20 @@ pub fn assemble_fd(
 /// (or `None` for the frame as a whole), and what is wrong.
 pub type Problem = (usize, Option<usize>, String);
 
+/// A frame and its chunks as (offset in frame, length, digest).
+pub type FrameChunks = (FrameRef, Vec<(usize, usize, Digest)>);
+
 /// Decode every frame of one pack and re-hash every chunk in it.
 pub fn verify_frames(
     pack: &Path,
-    frames: &[(FrameRef, Vec<(usize, usize, Digest)>)],
+    frames: &[FrameChunks],
     key: HashKey,
 ) -> CoreResult<Vec<Problem>> {
     let files = open_packs(&[pack.to_path_buf()])?;
-    let only: Vec<FrameRef> = frames.iter().map(|(f, _)| FrameRef { pack: 0, ..*f }).collect();
+    let only: Vec<FrameRef> = frames
+        .iter()
+        .map(|(f, _)| FrameRef { pack: 0, ..*f })
+        .collect();
     let problems: Vec<Vec<Problem>> = frames
         .par_iter()
         .enumerate()
