@@ -16,6 +16,9 @@ pub const CODEC_RAW: u8 = 0;
 pub const CODEC_ZSTD: u8 = 1;
 
 pub const MIN_LEVEL: i32 = -7;
+/// No stored frame decodes to more than this; a larger claim is damage, and refusing
+/// it keeps damaged metadata from asking for absurd allocations.
+pub const MAX_RAW_LEN: usize = 1 << 30;
 pub const MAX_LEVEL: i32 = 22;
 
 pub fn check_level(level: i32) -> CoreResult<()> {
@@ -69,6 +72,20 @@ pub fn decompress(codec: u8, payload: &[u8], raw_len: usize) -> CoreResult<Vec<u
             Ok(payload.to_vec())
         }
         CODEC_ZSTD => {
+            if raw_len > MAX_RAW_LEN {
+                return Err(CoreError::corrupt(format!(
+                    "a frame claims {raw_len} raw bytes, more than any frame holds ({MAX_RAW_LEN})"
+                )));
+            }
+            match zstd::zstd_safe::get_frame_content_size(payload) {
+                Ok(Some(n)) if n != raw_len as u64 => {
+                    return Err(CoreError::corrupt(format!(
+                        "zstd frame holds {n} bytes, expected {raw_len}"
+                    )))
+                }
+                Err(_) => return Err(CoreError::corrupt("not a zstd frame")),
+                _ => {}
+            }
             let out = DECOMPRESSOR.with(|cell| -> CoreResult<Vec<u8>> {
                 let mut slot = cell.borrow_mut();
                 if slot.is_none() {
@@ -143,7 +160,11 @@ pub fn decompress_chunks<'py>(
     let mut parsed: Vec<(u8, BytesView, usize)> = Vec::new();
     for item in items.try_iter()? {
         let item = item?;
-        let (codec, payload, raw_len): (u8, Bound<'py, PyAny>, usize) = item.extract()?;
+        let (codec, payload, raw_len): (i128, Bound<'py, PyAny>, i128) = item.extract()?;
+        let codec = u8::try_from(codec)
+            .map_err(|_| CoreError::corrupt(format!("unknown codec {codec}")))?;
+        let raw_len = usize::try_from(raw_len)
+            .map_err(|_| CoreError::corrupt(format!("invalid raw length {raw_len}")))?;
         parsed.push((codec, borrow_bytes(&payload)?, raw_len));
     }
     let results: CoreResult<Vec<Vec<u8>>> = py.detach(|| {

@@ -512,15 +512,25 @@ pub fn chunk_buffer_all(
 /// equal those of the one-shot calls on the concatenated input.
 pub struct StreamCore {
     cutter: Cutter,
+    /// Input not yet cut, after `headroom` spare bytes: small reads are gathered so
+    /// that each cut pass covers a large buffer instead of re-scanning the carry.
+    pending: Vec<u8>,
     finished: bool,
 }
 
 impl StreamCore {
     pub fn new(params: ChunkerParams, key: HashKey) -> Self {
+        let cutter = Cutter::new(params, key);
+        let pending = vec![0; cutter.headroom()];
         Self {
-            cutter: Cutter::new(params, key),
+            cutter,
+            pending,
             finished: false,
         }
+    }
+
+    fn threshold(&self) -> usize {
+        (self.cutter.params.max_size * 4).max(1 << 20)
     }
 
     pub fn update(&mut self, data: &[u8]) -> CoreResult<Option<Block>> {
@@ -530,9 +540,11 @@ impl StreamCore {
             ));
         }
         let headroom = self.cutter.headroom();
-        let mut buf = Vec::with_capacity(headroom + data.len());
-        buf.resize(headroom, 0);
-        buf.extend_from_slice(data);
+        self.pending.extend_from_slice(data);
+        if self.pending.len() - headroom < self.threshold() {
+            return Ok(None);
+        }
+        let buf = std::mem::replace(&mut self.pending, vec![0; headroom]);
         Ok(self.cutter.feed(buf, headroom, false))
     }
 
@@ -544,7 +556,8 @@ impl StreamCore {
         }
         self.finished = true;
         let headroom = self.cutter.headroom();
-        let block = self.cutter.feed(vec![0; headroom], headroom, true);
+        let buf = std::mem::take(&mut self.pending);
+        let block = self.cutter.feed(buf, headroom, true);
         Ok((block, self.cutter.digest(), self.cutter.size))
     }
 }

@@ -251,7 +251,8 @@ impl ChunkBatch {
     }
 
     /// The raw bytes of chunk `index`.
-    fn chunk<'py>(&self, py: Python<'py>, index: usize) -> PyResult<Bound<'py, PyBytes>> {
+    fn chunk<'py>(&self, py: Python<'py>, index: i64) -> PyResult<Bound<'py, PyBytes>> {
+        let index = usize::try_from(index).unwrap_or(usize::MAX);
         if index >= self.block.len() {
             return Err(CoreError::InvalidArgument(format!(
                 "chunk index {index} out of range for a batch of {} chunks",
@@ -272,10 +273,21 @@ impl ChunkBatch {
     fn compress<'py>(
         &self,
         py: Python<'py>,
-        indices: Vec<usize>,
+        indices: Vec<i64>,
         level: i32,
         frame_size: usize,
     ) -> PyResult<Bound<'py, PyList>> {
+        let indices: Vec<usize> = indices
+            .into_iter()
+            .map(|i| {
+                usize::try_from(i).map_err(|_| {
+                    CoreError::InvalidArgument(format!(
+                        "chunk index {i} out of range for a batch of {} chunks",
+                        self.block.len()
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?;
         let block = self.block.clone();
         let frames = py.detach(|| {
             run_in(self.threads, || {
