@@ -59,56 +59,71 @@ pub fn compress(data: &[u8], level: i32) -> CoreResult<(u8, Vec<u8>)> {
     }
 }
 
+/// Decode one stored payload into `out` (cleared first; its allocation is reused).
+pub fn decompress_into(
+    codec: u8,
+    payload: &[u8],
+    raw_len: usize,
+    out: &mut Vec<u8>,
+) -> CoreResult<()> {
+    out.clear();
+    if codec == CODEC_RAW {
+        if payload.len() != raw_len {
+            return Err(CoreError::corrupt(format!(
+                "raw payload is {} bytes, expected {raw_len}",
+                payload.len()
+            )));
+        }
+        out.extend_from_slice(payload);
+        return Ok(());
+    }
+    if codec != CODEC_ZSTD {
+        return Err(CoreError::corrupt(format!("unknown codec {codec}")));
+    }
+    check_frame_header(payload, raw_len)?;
+    out.reserve(raw_len + 1);
+    DECOMPRESSOR.with(|cell| -> CoreResult<()> {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(
+                zstd::bulk::Decompressor::new()
+                    .map_err(|e| CoreError::corrupt(format!("zstd context: {e}")))?,
+            );
+        }
+        let d = slot.as_mut().expect("decompressor set");
+        d.decompress_to_buffer(payload, out)
+            .map_err(|e| CoreError::corrupt(format!("zstd frame does not decode: {e}")))?;
+        Ok(())
+    })?;
+    if out.len() != raw_len {
+        return Err(CoreError::corrupt(format!(
+            "zstd frame decodes to {} bytes, expected {raw_len}",
+            out.len()
+        )));
+    }
+    Ok(())
+}
+
+fn check_frame_header(payload: &[u8], raw_len: usize) -> CoreResult<()> {
+    if raw_len > MAX_RAW_LEN {
+        return Err(CoreError::corrupt(format!(
+            "a frame claims {raw_len} raw bytes, more than any frame holds ({MAX_RAW_LEN})"
+        )));
+    }
+    match zstd::zstd_safe::get_frame_content_size(payload) {
+        Ok(Some(n)) if n != raw_len as u64 => Err(CoreError::corrupt(format!(
+            "zstd frame holds {n} bytes, expected {raw_len}"
+        ))),
+        Err(_) => Err(CoreError::corrupt("not a zstd frame")),
+        _ => Ok(()),
+    }
+}
+
 /// Decode one stored payload whose raw form is `raw_len` bytes long.
 pub fn decompress(codec: u8, payload: &[u8], raw_len: usize) -> CoreResult<Vec<u8>> {
-    match codec {
-        CODEC_RAW => {
-            if payload.len() != raw_len {
-                return Err(CoreError::corrupt(format!(
-                    "raw payload is {} bytes, expected {raw_len}",
-                    payload.len()
-                )));
-            }
-            Ok(payload.to_vec())
-        }
-        CODEC_ZSTD => {
-            if raw_len > MAX_RAW_LEN {
-                return Err(CoreError::corrupt(format!(
-                    "a frame claims {raw_len} raw bytes, more than any frame holds ({MAX_RAW_LEN})"
-                )));
-            }
-            match zstd::zstd_safe::get_frame_content_size(payload) {
-                Ok(Some(n)) if n != raw_len as u64 => {
-                    return Err(CoreError::corrupt(format!(
-                        "zstd frame holds {n} bytes, expected {raw_len}"
-                    )))
-                }
-                Err(_) => return Err(CoreError::corrupt("not a zstd frame")),
-                _ => {}
-            }
-            let out = DECOMPRESSOR.with(|cell| -> CoreResult<Vec<u8>> {
-                let mut slot = cell.borrow_mut();
-                if slot.is_none() {
-                    *slot = Some(
-                        zstd::bulk::Decompressor::new()
-                            .map_err(|e| CoreError::corrupt(format!("zstd context: {e}")))?,
-                    );
-                }
-                let d = slot.as_mut().expect("decompressor set");
-                // One byte of slack so an over-long frame is detected, not truncated.
-                d.decompress(payload, raw_len + 1)
-                    .map_err(|e| CoreError::corrupt(format!("zstd frame does not decode: {e}")))
-            })?;
-            if out.len() != raw_len {
-                return Err(CoreError::corrupt(format!(
-                    "zstd frame decodes to {} bytes, expected {raw_len}",
-                    out.len()
-                )));
-            }
-            Ok(out)
-        }
-        other => Err(CoreError::corrupt(format!("unknown codec {other}"))),
-    }
+    let mut out = Vec::new();
+    decompress_into(codec, payload, raw_len, &mut out)?;
+    Ok(out)
 }
 
 /// Compress each buffer independently, in parallel: `[(codec, payload), ...]`.

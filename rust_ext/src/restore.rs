@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::compress::decompress;
+use crate::compress::decompress_into;
 use crate::error::{CoreError, CoreResult};
 use crate::hashing::{Digest, HashKey};
 
@@ -41,33 +41,41 @@ pub struct ChunkRef {
 
 const WINDOW: usize = 32 << 20;
 
-fn read_exact_at(file: &File, path: &Path, offset: u64, len: usize) -> CoreResult<Vec<u8>> {
-    let mut buf = vec![0u8; len];
-    file.read_exact_at(&mut buf, offset).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            CoreError::corrupt(format!(
-                "{} ends before byte {} (truncated pack?)",
-                path.display(),
-                offset + len as u64
-            ))
-        } else {
-            CoreError::from_io(e, path)
-        }
-    })?;
-    Ok(buf)
-}
-
-/// Decode one frame and check it is long enough for the chunks that point into it.
-fn load_frame(files: &[(PathBuf, File)], frames: &[FrameRef], idx: usize) -> CoreResult<Vec<u8>> {
+/// Read and decode one frame into `out` (whose allocation is reused).
+fn load_frame_into(
+    files: &[(PathBuf, File)],
+    frames: &[FrameRef],
+    idx: usize,
+    scratch: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> CoreResult<()> {
     let f = frames
         .get(idx)
         .ok_or_else(|| CoreError::InvalidArgument(format!("frame index {idx} out of range")))?;
     let (path, file) = files
         .get(f.pack)
         .ok_or_else(|| CoreError::InvalidArgument(format!("pack index {} out of range", f.pack)))?;
-    let payload =
-        read_exact_at(file, path, f.offset, f.stored_len).map_err(|e| e.at(Some(idx), None))?;
-    decompress(f.codec, &payload, f.raw_len).map_err(|e| e.at(Some(idx), None))
+    scratch.resize(f.stored_len, 0);
+    file.read_exact_at(scratch, f.offset).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            CoreError::corrupt(format!(
+                "{} ends before byte {} (truncated pack?)",
+                path.display(),
+                f.offset + f.stored_len as u64
+            ))
+            .at(Some(idx), None)
+        } else {
+            CoreError::from_io(e, path)
+        }
+    })?;
+    decompress_into(f.codec, scratch, f.raw_len, out).map_err(|e| e.at(Some(idx), None))
+}
+
+fn load_frame(files: &[(PathBuf, File)], frames: &[FrameRef], idx: usize) -> CoreResult<Vec<u8>> {
+    let mut scratch = Vec::new();
+    let mut out = Vec::new();
+    load_frame_into(files, frames, idx, &mut scratch, &mut out)?;
+    Ok(out)
 }
 
 fn open_packs(packs: &[PathBuf]) -> CoreResult<Vec<(PathBuf, File)>> {
@@ -86,8 +94,112 @@ fn open_packs(packs: &[PathBuf]) -> CoreResult<Vec<(PathBuf, File)>> {
         .collect()
 }
 
-/// Write the chunks, in order, to `out`, verifying each one. Returns bytes written.
-pub fn assemble<W: Write>(
+/// One window of consecutive chunks with the frames it needs, decoded and verified.
+struct Window {
+    start: usize,
+    end: usize,
+    /// Decoded frames, by frame index.
+    decoded: HashMap<usize, Vec<u8>>,
+}
+
+/// Decode the frames of chunks `start..end` and verify every chunk, in parallel.
+/// Frame buffers come from (and go back to) `pool` so memory is reused, not refaulted.
+fn decode_window(
+    files: &[(PathBuf, File)],
+    frames: &[FrameRef],
+    chunks: &[ChunkRef],
+    start: usize,
+    end: usize,
+    key: HashKey,
+    pool: &mut Vec<Vec<u8>>,
+) -> CoreResult<Window> {
+    let window = &chunks[start..end];
+    let mut needed: Vec<usize> = window.iter().map(|c| c.frame).collect();
+    needed.sort_unstable();
+    needed.dedup();
+    let bufs: Vec<(usize, Vec<u8>)> = needed
+        .iter()
+        .map(|&i| (i, pool.pop().unwrap_or_default()))
+        .collect();
+    let decoded: Vec<(usize, Vec<u8>)> = bufs
+        .into_par_iter()
+        .map_init(Vec::new, |scratch, (i, mut buf)| {
+            load_frame_into(files, frames, i, scratch, &mut buf).map(|_| (i, buf))
+        })
+        .collect::<CoreResult<_>>()?;
+    let decoded: HashMap<usize, Vec<u8>> = decoded.into_iter().collect();
+    window
+        .par_iter()
+        .enumerate()
+        .try_for_each(|(k, c)| -> CoreResult<()> {
+            let data = &decoded[&c.frame];
+            let bytes = data.get(c.offset..c.offset + c.len).ok_or_else(|| {
+                CoreError::corrupt(format!(
+                    "chunk lies outside its frame ({}+{} > {})",
+                    c.offset,
+                    c.len,
+                    data.len()
+                ))
+                .at(Some(c.frame), Some(start + k))
+            })?;
+            if key.hash(bytes) != c.digest {
+                return Err(CoreError::corrupt("chunk does not match its digest")
+                    .at(Some(c.frame), Some(start + k)));
+            }
+            Ok(())
+        })?;
+    Ok(Window {
+        start,
+        end,
+        decoded,
+    })
+}
+
+/// Write a verified window, coalescing chunks that lie back to back in one frame.
+fn write_window<W: Write>(
+    out: &mut W,
+    out_name: &Path,
+    chunks: &[ChunkRef],
+    w: &Window,
+) -> CoreResult<u64> {
+    let mut written = 0u64;
+    let mut run: Option<(usize, usize, usize)> = None; // frame, from, to
+    let flush = |out: &mut W, run: (usize, usize, usize)| -> CoreResult<()> {
+        let (f, a, b) = run;
+        out.write_all(&w.decoded[&f][a..b])
+            .map_err(|e| CoreError::from_io(e, out_name))
+    };
+    for c in &chunks[w.start..w.end] {
+        match run {
+            Some((f, a, b)) if f == c.frame && b == c.offset => run = Some((f, a, b + c.len)),
+            _ => {
+                if let Some(r) = run {
+                    flush(out, r)?;
+                }
+                run = Some((c.frame, c.offset, c.offset + c.len));
+            }
+        }
+        written += c.len as u64;
+    }
+    if let Some(r) = run {
+        flush(out, r)?;
+    }
+    Ok(written)
+}
+
+fn window_end(chunks: &[ChunkRef], start: usize) -> usize {
+    let mut end = start;
+    let mut raw = 0usize;
+    while end < chunks.len() && (raw < WINDOW || end == start) {
+        raw += chunks[end].len;
+        end += 1;
+    }
+    end
+}
+
+/// Write the chunks, in order, to `out`, verifying each one before any of its window
+/// is written. The next window is decoded while the current one is written.
+pub fn assemble<W: Write + Send>(
     out: &mut W,
     out_name: &Path,
     packs: &[PathBuf],
@@ -96,51 +208,34 @@ pub fn assemble<W: Write>(
     key: HashKey,
 ) -> CoreResult<u64> {
     let files = open_packs(packs)?;
+    let mut pool: Vec<Vec<u8>> = Vec::new();
     let mut written = 0u64;
-    let mut start = 0usize;
-    while start < chunks.len() {
-        let mut end = start;
-        let mut raw = 0usize;
-        while end < chunks.len() && (raw < WINDOW || end == start) {
-            raw += chunks[end].len;
-            end += 1;
+    if chunks.is_empty() {
+        return Ok(0);
+    }
+    let first_end = window_end(chunks, 0);
+    let mut current = decode_window(&files, frames, chunks, 0, first_end, key, &mut pool)?;
+    loop {
+        let next_start = current.end;
+        if next_start >= chunks.len() {
+            written += write_window(out, out_name, chunks, &current)?;
+            break;
         }
-        let window = &chunks[start..end];
-        let mut needed: Vec<usize> = window.iter().map(|c| c.frame).collect();
-        needed.sort_unstable();
-        needed.dedup();
-        let decoded: Vec<(usize, Vec<u8>)> = needed
-            .par_iter()
-            .map(|&i| load_frame(&files, frames, i).map(|d| (i, d)))
-            .collect::<CoreResult<_>>()?;
-        let by_frame: HashMap<usize, &Vec<u8>> = decoded.iter().map(|(i, d)| (*i, d)).collect();
-        window
-            .par_iter()
-            .enumerate()
-            .try_for_each(|(k, c)| -> CoreResult<()> {
-                let data = by_frame[&c.frame];
-                let bytes = data.get(c.offset..c.offset + c.len).ok_or_else(|| {
-                    CoreError::corrupt(format!(
-                        "chunk lies outside its frame ({}+{} > {})",
-                        c.offset,
-                        c.len,
-                        data.len()
-                    ))
-                    .at(Some(c.frame), Some(start + k))
-                })?;
-                if key.hash(bytes) != c.digest {
-                    return Err(CoreError::corrupt("chunk does not match its digest")
-                        .at(Some(c.frame), Some(start + k)));
-                }
-                Ok(())
-            })?;
-        for c in window {
-            let data = by_frame[&c.frame];
-            out.write_all(&data[c.offset..c.offset + c.len])
-                .map_err(|e| CoreError::from_io(e, out_name))?;
-            written += c.len as u64;
-        }
-        start = end;
+        let next_end = window_end(chunks, next_start);
+        let mut spare = std::mem::take(&mut pool);
+        let (w, next) = rayon::join(
+            || write_window(out, out_name, chunks, &current),
+            || {
+                decode_window(
+                    &files, frames, chunks, next_start, next_end, key, &mut spare,
+                )
+            },
+        );
+        written += w?;
+        let next = next?;
+        pool = spare;
+        pool.extend(current.decoded.into_values());
+        current = next;
     }
     out.flush().map_err(|e| CoreError::from_io(e, out_name))?;
     Ok(written)
@@ -157,7 +252,7 @@ pub fn assemble_fd(
     // SAFETY: the caller keeps `fd` open for the duration of the call; ManuallyDrop
     // makes sure we never close it.
     let file = ManuallyDrop::new(unsafe { File::from_raw_fd(fd) });
-    let mut writer = std::io::BufWriter::with_capacity(1 << 20, &*file);
+    let mut writer: &File = &file;
     let name = PathBuf::from(format!("<fd {fd}>"));
     assemble(&mut writer, &name, packs, frames, chunks, key)
 }
