@@ -2,14 +2,28 @@
 
 >>> import reprocas
 >>> repo = reprocas.Repo.init("/tmp/store")          # doctest: +SKIP
->>> repo.commit("data/", dataset="clinical", message="first cut")  # doctest: +SKIP
+>>> repo.commit("data/", "clinical", message="first cut")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from reprocas import errors
-from reprocas.api import LogEntry, LsEntry, Repo
 
 __version__ = "0.1.0"
 
 __all__ = ["LogEntry", "LsEntry", "Repo", "__version__", "errors"]
+
+if TYPE_CHECKING:
+    from reprocas.api import LogEntry, LsEntry, Repo
+
+
+def __getattr__(name: str) -> Any:
+    # The API (and LMDB, msgpack) load on first use, so that `import reprocas` and
+    # plumbing commands start fast.
+    if name in ("Repo", "LogEntry", "LsEntry"):
+        from reprocas import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'reprocas' has no attribute {name!r}")

@@ -12,12 +12,13 @@ from typing import Any
 from reprocas.errors import PathNotInVersionError
 from reprocas.model.chunking import ChunkingConfig, CompressionConfig
 from reprocas.model.ids import ObjectId
+from reprocas.progress import Progress
 from reprocas.store import accounting
 from reprocas.store import checkout as checkout_mod
 from reprocas.store import gc as gc_mod
 from reprocas.store import rebuild as rebuild_mod
 from reprocas.store import verify as verify_mod
-from reprocas.store.commit import CommitResult, Progress, add_tag, commit
+from reprocas.store.commit import CommitResult, add_tag, commit
 from reprocas.store.repository import DEFAULT_PACK_SIZE, DOT_DIR, Repository, Version, find_root
 
 

@@ -7,12 +7,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from reprocas.api import Repo
-from reprocas.store.commit import Progress
+from reprocas.progress import Progress
+
+if TYPE_CHECKING:
+    from reprocas.api import Repo
 
 
 @dataclass
@@ -27,6 +29,8 @@ JsonOpt = typer.Option("--json", help="Print JSON (a stable schema, see docs/CLI
 
 @contextmanager
 def open_repo() -> Iterator[Repo]:
+    from reprocas.api import Repo
+
     repo = Repo.open(STATE.repo_path)
     try:
         yield repo

@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from reprocas.api import Repo
 from reprocas.cli.common import STATE, JsonOpt, open_repo, progress_bar
 from reprocas.cli.output import emit_json, human_bytes
 
@@ -21,6 +20,8 @@ def init(
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """Create a repository: PATH, or .reprocas/ in the current directory."""
+    from reprocas.api import Repo
+
     target = path if path is not None else (Path(STATE.repo_path) if STATE.repo_path else None)
     repo = Repo.init(target)
     try:

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 KiB = 1024
 MiB = 1024 * KiB
 
-# Chosen by measurement on versioned clinical tables (benchmarks/chunk_sweep.py and
-# docs/CHUNKING.md): small chunks keep scattered row edits from touching every chunk,
-# min = avg / 2 keeps the cutter fast (less of each chunk is scanned), and frames of
-# consecutive new chunks win back the compression context that small chunks lose.
-DEFAULT_MIN_SIZE = 16 * KiB
-DEFAULT_AVG_SIZE = 32 * KiB
-DEFAULT_MAX_SIZE = 128 * KiB
+# Chosen by measurement on versioned clinical tables (docs/CHUNKING.md): small chunks
+# keep scattered row edits from touching every chunk, min = avg / 2 keeps the cutter
+# fast (less of each chunk is scanned), and frames of consecutive new chunks win back
+# the compression context that small chunks lose.
+DEFAULT_MIN_SIZE = 8 * KiB
+DEFAULT_AVG_SIZE = 16 * KiB
+DEFAULT_MAX_SIZE = 64 * KiB
 DEFAULT_LEVEL = 3
 DEFAULT_FRAME_SIZE = 1 * MiB
 

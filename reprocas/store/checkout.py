@@ -20,7 +20,7 @@ from reprocas.errors import (
 from reprocas.model.ids import ObjectId
 from reprocas.model.objects import FileManifest, TreeEntry
 from reprocas.native import core
-from reprocas.store.commit import Progress
+from reprocas.progress import Progress
 from reprocas.store.repository import Repository, Version
 
 

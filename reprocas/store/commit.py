@@ -19,6 +19,7 @@ from reprocas.errors import (
 from reprocas.model.ids import ObjectId
 from reprocas.model.objects import FileManifest, Snapshot, Tree, TreeEntry
 from reprocas.native import core
+from reprocas.progress import Progress
 from reprocas.store.index import pack, unpack
 from reprocas.store.repository import (
     Repository,
@@ -43,16 +44,6 @@ class CommitResult:
     new_bytes: int
     created: bool
     skipped: tuple[str, ...] = ()
-
-
-class Progress:
-    """Receives progress of a long operation; the CLI draws a bar from it."""
-
-    def start(self, total_bytes: int, files: int) -> None:
-        """Called once, before reading, with the bytes that will be read."""
-
-    def advance(self, nbytes: int) -> None:
-        """Called as bytes are read."""
 
 
 @dataclass

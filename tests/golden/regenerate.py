@@ -38,7 +38,8 @@ SIZES: tuple[tuple[int, int, int], ...] = (
     (256, 1024, 4096),
     (2048, 8192, 32768),
     (16384, 65536, 262144),
-    (16384, 32768, 131072),  # the repository default (reprocas.model.chunking)
+    (16384, 32768, 131072),
+    (8192, 16384, 65536),  # the repository default (reprocas.model.chunking)
     (1000, 3000, 10000),  # sizes that are not powers of two
 )
 SEEDS: tuple[int, ...] = (0, 1)

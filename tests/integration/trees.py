@@ -204,18 +204,29 @@ def mutate_tree(root: Path, seed: int) -> dict[str, Entry]:
 
 
 def csv_table(n_rows: int, seed: int, *, header: bool = True, first_row: int = 0) -> bytes:
-    """A clinical-looking CSV table (about 90 bytes a row), reproducible from ``seed``."""
+    """A clinical-looking CSV table (about 70 bytes a row), reproducible from ``seed``."""
     rng = random.Random(seed)
     sites = ("AMS", "BER", "CPH", "DUB", "EDI", "FRA", "GVA", "HEL")
     flags = ("ok", "ok", "ok", "ok", "recheck", "missing")
-    lines = ["row_id,patient,visit_date,site,systolic,diastolic,glucose,note\n"] if header else []
+    notes = (
+        "fasting sample",
+        "follow-up in 6 weeks",
+        "no adverse events reported",
+        "medication adjusted",
+        "patient reports mild headache",
+        "",
+        "",
+        "repeat measurement requested",
+    )
+    cols = "row_id,patient,visit_date,site,systolic,diastolic,glucose,flag,note\n"
+    lines = [cols] if header else []
     r = rng.random
     for i in range(first_row, first_row + n_rows):
         x = int(r() * 2**52)
         lines.append(
             f"{i},P{1000 + x % 9000:05d},2026-{1 + (x >> 13) % 12:02d}-{1 + (x >> 17) % 28:02d},"
             f"{sites[(x >> 22) % 8]},{90 + (x >> 25) % 80},{50 + (x >> 31) % 50},"
-            f"{(x >> 36) % 20000 / 100:.2f},{flags[(x >> 45) % 6]}\n"
+            f"{(x >> 36) % 20000 / 100:.2f},{flags[(x >> 45) % 6]},{notes[(x >> 48) % 8]}\n"
         )
     return "".join(lines).encode("ascii")
 
@@ -227,3 +238,25 @@ def make_sparse(path: Path, size: int, regions: list[tuple[int, bytes]]) -> None
         for offset, data in regions:
             f.seek(offset)
             f.write(data)
+
+
+def sparse_digest(size: int, regions: list[tuple[int, bytes]]) -> str:
+    """BLAKE3-256 (hex) of what :func:`make_sparse` writes, computed without the file
+    (regions must be sorted and must not overlap)."""
+    h = blake3.blake3(max_threads=blake3.blake3.AUTO)
+    zeros = bytes(8 << 20)
+    pos = 0
+
+    def fill(upto: int) -> None:
+        nonlocal pos
+        while pos < upto:
+            n = min(len(zeros), upto - pos)
+            h.update(zeros[:n] if n < len(zeros) else zeros)
+            pos += n
+
+    for offset, data in regions:
+        fill(offset)
+        h.update(data)
+        pos += len(data)
+    fill(size)
+    return str(h.hexdigest())
