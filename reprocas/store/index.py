@@ -127,6 +127,8 @@ class Index:
             self.db = {
                 name: self.env.open_db(name.encode(), create=not readonly) for name in DB_NAMES
             }
+            # Free reader slots left by processes that were killed mid-read.
+            self.env.reader_check()
         except lmdb.Error as exc:
             raise lmdb_error(exc, path) from exc
 

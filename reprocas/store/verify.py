@@ -64,12 +64,13 @@ def verify(
     chunk_versions: dict[bytes, set[str]] = defaultdict(set)
     index = repo.index
     n_versions = 0
+    cache: dict[bytes, Any] = {}
     with index.read() as txn:
         for name, number, sid in all_versions(repo, txn):
             n_versions += 1
             label = f"{name}@v{number}"
             try:
-                r = reach_snapshot(repo, txn, sid)
+                r = reach_snapshot(repo, txn, sid, manifest_cache=cache)
             except ReprocasError as exc:
                 problems.append(Problem("object", f"{label}: {exc}", versions=(label,)))
                 continue
