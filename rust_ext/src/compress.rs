@@ -182,16 +182,96 @@ pub fn decompress_chunks<'py>(
             .map_err(|_| CoreError::corrupt(format!("invalid raw length {raw_len}")))?;
         parsed.push((codec, borrow_bytes(&payload)?, raw_len));
     }
-    let results: CoreResult<Vec<Vec<u8>>> = py.detach(|| {
+    // Decode straight into the bytes objects we return: allocate them (uninitialised)
+    // with the GIL, then fill them in parallel without it. Nothing else can see them
+    // until this function returns.
+    for (codec, view, raw_len) in &parsed {
+        if *codec == CODEC_ZSTD {
+            check_frame_header(view.as_slice(), *raw_len)?;
+        } else if *codec == CODEC_RAW {
+            if view.as_slice().len() != *raw_len {
+                return Err(CoreError::corrupt(format!(
+                    "raw payload is {} bytes, expected {raw_len}",
+                    view.as_slice().len()
+                ))
+                .into());
+            }
+        } else {
+            return Err(CoreError::corrupt(format!("unknown codec {codec}")).into());
+        }
+    }
+    let outs: Vec<Bound<'py, PyBytes>> = parsed
+        .iter()
+        .map(|(_, _, n)| new_uninit_bytes(py, *n))
+        .collect::<PyResult<_>>()?;
+    let targets: Vec<(usize, usize)> = outs
+        .iter()
+        .map(|b| (b.as_bytes().as_ptr() as usize, b.as_bytes().len()))
+        .collect();
+    let result: CoreResult<()> = py.detach(|| {
         run_in(threads, || {
-            parsed
-                .par_iter()
-                .map(|(codec, view, raw_len)| decompress(*codec, view.as_slice(), *raw_len))
-                .collect()
+            parsed.par_iter().zip(targets.par_iter()).try_for_each(
+                |((codec, view, raw_len), &(addr, len))| {
+                    // SAFETY: each target is a distinct, freshly allocated bytes object of
+                    // `len` bytes that no other code can reach yet.
+                    let dst = unsafe { std::slice::from_raw_parts_mut(addr as *mut u8, len) };
+                    decompress_to_slice(*codec, view.as_slice(), *raw_len, dst)
+                },
+            )
         })
     });
-    let results = results?;
-    PyList::new(py, results.iter().map(|r| PyBytes::new(py, r)))
+    result?;
+    PyList::new(py, outs)
+}
+
+fn new_uninit_bytes(py: Python<'_>, len: usize) -> PyResult<Bound<'_, PyBytes>> {
+    let n =
+        isize::try_from(len).map_err(|_| CoreError::corrupt(format!("invalid length {len}")))?;
+    // SAFETY: a NULL source asks CPython for an uninitialised object of `n` bytes.
+    unsafe {
+        Ok(Bound::from_owned_ptr_or_err(
+            py,
+            pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), n),
+        )?
+        .cast_into_unchecked())
+    }
+}
+
+/// Decode into a slice of exactly `raw_len` bytes.
+fn decompress_to_slice(
+    codec: u8,
+    payload: &[u8],
+    raw_len: usize,
+    dst: &mut [u8],
+) -> CoreResult<()> {
+    if codec == CODEC_RAW {
+        if payload.len() != raw_len || dst.len() != raw_len {
+            return Err(CoreError::corrupt(format!(
+                "raw payload is {} bytes, expected {raw_len}",
+                payload.len()
+            )));
+        }
+        dst.copy_from_slice(payload);
+        return Ok(());
+    }
+    let n = DECOMPRESSOR.with(|cell| -> CoreResult<usize> {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(
+                zstd::bulk::Decompressor::new()
+                    .map_err(|e| CoreError::corrupt(format!("zstd context: {e}")))?,
+            );
+        }
+        let d = slot.as_mut().expect("decompressor set");
+        d.decompress_to_buffer(payload, dst)
+            .map_err(|e| CoreError::corrupt(format!("zstd frame does not decode: {e}")))
+    })?;
+    if n != raw_len {
+        return Err(CoreError::corrupt(format!(
+            "zstd frame decodes to {n} bytes, expected {raw_len}"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
