@@ -19,6 +19,7 @@ from reprocas.store import gc as gc_mod
 from reprocas.store import rebuild as rebuild_mod
 from reprocas.store import verify as verify_mod
 from reprocas.store.commit import CommitResult, add_tag, commit
+from reprocas.store.reader import StoreFile
 from reprocas.store.repository import DEFAULT_PACK_SIZE, DOT_DIR, Repository, Version, find_root
 
 
@@ -230,6 +231,25 @@ class Repo:
             checkout_mod.cat(self.store, ref, path, f.fileno())
             f.seek(0)
             return f.read()
+
+    def open(self, ref: str, path: str) -> StoreFile:
+        """A seekable, read-only binary file object over one file of a version.
+
+        Reads go straight to the packs (no checkout), find their chunks by binary
+        search, and are verified against the chunks' digests.
+        """
+        store = self.store
+        with store.index.read() as txn:
+            v = store.resolve(txn, ref)
+            entry = checkout_mod.find_entry(store, txn, v, path)
+            if entry.kind != "file":
+                raise PathNotInVersionError(
+                    f"{path!r} is a {'directory' if entry.kind == 'dir' else 'symbolic link'} "
+                    f"in {v.ref}, not a file",
+                    path=path,
+                )
+            manifest = store.load_manifest(txn, ObjectId(entry.target))
+        return StoreFile(store, manifest, f"{v.ref}:{path}")
 
     def cat_to(self, ref: str, path: str, fd: int) -> int:
         """Write one file of a version to an open file descriptor."""

@@ -1,0 +1,194 @@
+"""Random access to one stored file: a seekable, read-only binary file object.
+
+A read at offset X finds its first chunk by binary search over the file's chunk
+offsets, decodes only the frames it needs (all of a read's frames in one parallel
+native call), verifies every chunk against its digest before returning its bytes, and
+keeps decoded frames in a bounded LRU cache so neighbouring reads cost nothing.
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reprocas.errors import CorruptDataError, IntegrityError, ReprocasError
+from reprocas.model.objects import FileManifest
+from reprocas.native import core
+from reprocas.store.index import ChunkLoc
+from reprocas.store.packs import read_blob
+from reprocas.store.repository import Repository
+
+DEFAULT_CACHE_BYTES = 64 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    offset: int  # in the file
+    length: int
+    digest: bytes
+    loc: ChunkLoc
+
+
+class FrameCache:
+    """Decoded frames by (pack, frame offset), least recently used out first."""
+
+    def __init__(self, budget: int = DEFAULT_CACHE_BYTES) -> None:
+        self.budget = budget
+        self.used = 0
+        self._frames: OrderedDict[tuple[bytes, int], bytes] = OrderedDict()
+        self.verified: set[bytes] = set()
+
+    def get(self, key: tuple[bytes, int]) -> bytes | None:
+        data = self._frames.get(key)
+        if data is not None:
+            self._frames.move_to_end(key)
+        return data
+
+    def put(self, key: tuple[bytes, int], data: bytes) -> None:
+        if key in self._frames:
+            return
+        self._frames[key] = data
+        self.used += len(data)
+        while self.used > self.budget and len(self._frames) > 1:
+            _, old = self._frames.popitem(last=False)
+            self.used -= len(old)
+
+
+class StoreFile(io.RawIOBase):
+    """A read-only, seekable file over a stored file's chunks."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        manifest: FileManifest,
+        name: str,
+        cache: FrameCache | None = None,
+    ) -> None:
+        super().__init__()
+        self._repo = repo
+        self.name = name
+        self.size = manifest.size
+        self._pos = 0
+        self._cache = cache or FrameCache()
+        chunks: list[_Chunk] = []
+        offset = 0
+        with repo.index.read() as txn:
+            for n, (digest, length) in enumerate(manifest.chunks):
+                loc = repo.index.get_chunk(txn, digest)
+                if loc is None:
+                    raise IntegrityError(
+                        f"{name}: chunk {n} ({digest.hex()[:16]}) is missing from the index",
+                        chunk=digest.hex(),
+                    )
+                chunks.append(_Chunk(offset, length, digest, loc))
+                offset += length
+        if offset != manifest.size:
+            raise IntegrityError(f"{name}: chunk lengths add up to {offset}, not {manifest.size}")
+        self._chunks = chunks
+        self._starts = [c.offset for c in chunks]
+
+    # -- io.RawIOBase ---------------------------------------------------------------------
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            pos = offset
+        elif whence == io.SEEK_CUR:
+            pos = self._pos + offset
+        elif whence == io.SEEK_END:
+            pos = self.size + offset
+        else:
+            raise ValueError(f"invalid whence {whence}")
+        if pos < 0:
+            raise ValueError("negative seek position")
+        self._pos = pos
+        return pos
+
+    def readinto(self, b: Any) -> int:
+        view = memoryview(b).cast("B")
+        data = self.pread(self._pos, len(view))
+        view[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = max(0, self.size - self._pos)
+        data = self.pread(self._pos, size)
+        self._pos += len(data)
+        return data
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    # -- the work -------------------------------------------------------------------------
+
+    def pread(self, offset: int, length: int) -> bytes:
+        """``length`` bytes at ``offset`` (fewer at the end of the file), verified."""
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+        end = min(self.size, offset + length)
+        if offset >= end:
+            return b""
+        first = bisect.bisect_right(self._starts, offset) - 1
+        last = bisect.bisect_right(self._starts, end - 1) - 1
+        wanted = self._chunks[first : last + 1]
+        self._load_frames(wanted)
+        parts = []
+        for c in wanted:
+            frame = self._cache.get(c.loc.frame_key)
+            if frame is None:  # evicted by a huge read: decode again
+                self._load_frames([c])
+                frame = self._cache.get(c.loc.frame_key)
+                assert frame is not None
+            chunk = frame[c.loc.offset : c.loc.offset + c.length]
+            if c.digest not in self._cache.verified:
+                if core.blake3_digest(chunk) != c.digest:
+                    raise CorruptDataError(
+                        f"{self.name}: chunk at file offset {c.offset} (pack "
+                        f"{self._repo.pack_path(c.loc.pack)}, offset {c.loc.frame_offset}) "
+                        "does not match its digest; run `reprocas verify --read-data`",
+                        pack=str(self._repo.pack_path(c.loc.pack)),
+                        offset=c.loc.frame_offset,
+                    )
+                self._cache.verified.add(c.digest)
+            lo = max(offset, c.offset) - c.offset
+            hi = min(end, c.offset + c.length) - c.offset
+            parts.append(chunk[lo:hi] if (lo, hi) != (0, c.length) else chunk)
+        return b"".join(parts)
+
+    def _load_frames(self, chunks: list[_Chunk]) -> None:
+        missing: dict[tuple[bytes, int], ChunkLoc] = {}
+        for c in chunks:
+            key = c.loc.frame_key
+            if key not in missing and self._cache.get(key) is None:
+                missing[key] = c.loc
+        if not missing:
+            return
+        items = []
+        for loc in missing.values():
+            path: Path = self._repo.pack_path(loc.pack)
+            items.append(
+                (loc.codec, read_blob(path, loc.frame_offset, loc.stored_len), loc.raw_len)
+            )
+        try:
+            decoded = core.decompress_chunks(items)
+        except ReprocasError as exc:
+            raise CorruptDataError(
+                f"{self.name}: a stored frame does not decode ({exc}); "
+                "run `reprocas verify --read-data`"
+            ) from exc
+        for key, data in zip(missing, decoded, strict=True):
+            self._cache.put(key, data)
