@@ -91,6 +91,20 @@ def _entry(v: Version) -> LogEntry:
     )
 
 
+class _ClassOrInstance:
+    """``Repo.open(...)`` on the class opens a repository; ``repo.open(...)`` on an
+    instance opens a file of a version. Both spellings are part of the API."""
+
+    def __init__(self, on_class: Any, on_instance: Any) -> None:
+        self.on_class = on_class
+        self.on_instance = on_instance
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        if obj is None:
+            return self.on_class.__get__(objtype, objtype)
+        return self.on_instance.__get__(obj, objtype)
+
+
 class Repo:
     """A reprocas repository: commit datasets, read their history, check them out."""
 
@@ -113,7 +127,7 @@ class Repo:
         return cls(Repository.init(root, chunking, compression, pack_size))
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str] | None = None) -> Repo:
+    def open_repo(cls, path: str | os.PathLike[str] | None = None) -> Repo:
         """Open ``path``, or $REPROCAS_REPO, or the ``.reprocas`` above the current directory."""
         return cls(Repository.open(find_root(explicit=path)))
 
@@ -232,7 +246,7 @@ class Repo:
             f.seek(0)
             return f.read()
 
-    def open(self, ref: str, path: str) -> StoreFile:
+    def open_file(self, ref: str, path: str) -> StoreFile:
         """A seekable, read-only binary file object over one file of a version.
 
         Reads go straight to the packs (no checkout), find their chunks by binary
@@ -268,6 +282,10 @@ class Repo:
         return checkout_mod.checkout(
             self.store, ref, Path(dest), subpath=path, force=force, progress=progress
         )
+
+    open = _ClassOrInstance(open_repo, open_file)
+    """``Repo.open(path=None)`` opens a repository; ``repo.open(REF, PATH)`` opens a file
+    of a version (see :meth:`open_repo` and :meth:`open_file`)."""
 
     # -- maintenance --------------------------------------------------------------------
 
