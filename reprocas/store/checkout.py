@@ -83,7 +83,8 @@ def write_file_to_fd(repo: Repository, plan: ReadPlan, fd: int, label: str) -> i
 
 
 def _check_name(name: str, where: str) -> None:
-    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+    # POSIX names may hold anything but "/" and NUL (a backslash is an ordinary byte).
+    if not name or name in (".", "..") or "/" in name or "\0" in name:
         raise UnsafePathError(
             f"refusing to check out: tree entry {where + name!r} would land outside the "
             "destination (hostile or damaged tree); nothing was written",
@@ -168,15 +169,34 @@ def _prepare_dest(dest: Path, force: bool, single_file: bool) -> None:
             )
 
 
-def _mkdir(path: Path) -> None:
+def _mkdir(path: Path, force: bool) -> None:
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:
         st = os.lstat(path)
-        if not stat.S_ISDIR(st.st_mode):
+        if stat.S_ISDIR(st.st_mode):
+            return
+        if not force:
             raise DestinationError(
                 f"{path} exists and is not a directory (or is a link); refusing to write through it"
             ) from None
+        os.unlink(path)  # a file or link where the version has a directory
+        os.mkdir(path, 0o700)
+
+
+def _clear_for(path: Path, force: bool) -> None:
+    """Make room for a file or link at ``path`` (only with --force); never follows links."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not force:
+        raise DestinationError(f"{path} already exists; use --force to overwrite it")
+    if stat.S_ISDIR(st.st_mode):
+        raise DestinationError(
+            f"{path} is a directory where the version has a file or link; remove it first"
+        )
+    os.unlink(path)
 
 
 def checkout(
@@ -214,20 +234,18 @@ def checkout(
             e = op.entry
             if e.kind == "dir":
                 if op.rel:
-                    _mkdir(target)
+                    _mkdir(target, force)
                 dir_modes.append((target, e.mode))
             elif e.kind == "symlink":
-                if target.is_symlink() and force:
-                    target.unlink()
+                _clear_for(target, force)
                 os.symlink(os.fsdecode(e.target), target)
             else:
                 label = f"{version.ref}:{'/'.join(op.rel) or e.name}"
                 manifest = manifests[op.rel]
                 with repo.index.read() as txn:
                     plan = read_plan(repo, txn, manifest, label)
-                flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_TRUNC
-                if not force:
-                    flags |= os.O_EXCL
+                _clear_for(target, force)
+                flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_EXCL
                 fd = os.open(target, flags, 0o600)
                 try:
                     n = write_file_to_fd(repo, plan, fd, label)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import socket
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reprocas.errors import (
+    ReprocasError,
     SourceError,
     SourceIsDirectoryError,
     SourceNotFoundError,
@@ -232,6 +234,7 @@ class _Committer:
         return self.writer.add_object(Tree((entry,)).to_wire()).raw
 
     def save_cache(self) -> None:
+        """Remember what was read; best effort, since the commit itself is complete."""
         if not self.cache_updates:
             return
         index = self.repo.index
@@ -290,7 +293,10 @@ def commit(
         except BaseException:
             writer.abort()
             raise
-        c.save_cache()
+        # The version exists now; the files cache is only an optimisation, so failing to
+        # save it (a full disk, say) is no reason to report the commit as failed.
+        with contextlib.suppress(ReprocasError):
+            c.save_cache()
         return result
 
 

@@ -21,6 +21,7 @@ filecache  absolute path (bytes)        [inode, mtime_ns, size, manifest id]
 from __future__ import annotations
 
 import errno
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -97,9 +98,26 @@ class ObjectLoc:
         return cls(bytes(p), o, sl, c, rl, bytes(d))
 
 
+def _disk_nearly_full(path: Path) -> bool:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < (4 << 20)
+
+
 def lmdb_error(exc: lmdb.Error, path: Path) -> StorageIOError:
     text = str(exc)
-    if "No space" in text or getattr(exc, "errno", None) == errno.ENOSPC:
+    # LMDB reports a failed write of its pages as EIO as often as ENOSPC; when the disk
+    # holding the index is (nearly) full, that is the cause worth telling the user.
+    if (
+        "No space" in text
+        or getattr(exc, "errno", None) == errno.ENOSPC
+        or (
+            (isinstance(exc, (lmdb.DiskError, lmdb.MapFullError)) or "Input/output" in text)
+            and _disk_nearly_full(path)
+        )
+    ):
         return StorageFullError(
             f"disk full while writing the index at {path}; nothing committed before is "
             "affected, free some space and run the command again",

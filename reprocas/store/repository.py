@@ -129,18 +129,24 @@ class Repository:
     def __init__(self, root: Path, marker: dict[str, Any]) -> None:
         self.root = root
         self.marker = marker
-        self.index = Index(root / "index")
         self.packs_dir = root / "packs"
         self.tmp_dir = root / "tmp"
         self.locks_dir = root / "locks"
         self.reflog_path = root / "reflog"
-        self.config = RepoConfig(
-            chunking=ChunkingConfig(**marker["chunking"]),
-            compression=CompressionConfig(**marker["compression"]),
-            pack_size=int(marker.get("pack_size", DEFAULT_PACK_SIZE)),
-        )
-        c = self.config.chunking
-        self.params = core.ChunkerParams(c.min_size, c.avg_size, c.max_size, c.seed)
+        try:
+            self.config = RepoConfig(
+                chunking=ChunkingConfig(**marker["chunking"]),
+                compression=CompressionConfig(**marker["compression"]),
+                pack_size=int(marker.get("pack_size", DEFAULT_PACK_SIZE)),
+            )
+            c = self.config.chunking
+            self.params = core.ChunkerParams(c.min_size, c.avg_size, c.max_size, c.seed)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FormatVersionError(
+                f"{root / MARKER} has missing or invalid settings ({exc!r}); "
+                "the repository cannot be opened safely"
+            ) from exc
+        self.index = Index(root / "index")
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -205,7 +211,7 @@ class Repository:
         if not isinstance(marker, dict) or marker.get("format") != FORMAT_NAME:
             raise FormatVersionError(f"{root} is not a reprocas repository (unknown format)")
         version = marker.get("version")
-        if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+        if type(version) is not int or version > FORMAT_VERSION or version < 1:
             raise FormatVersionError(
                 f"repository {root} has format version {version}, but this reprocas reads "
                 f"format version {FORMAT_VERSION} only; upgrade reprocas to open it",
