@@ -92,6 +92,10 @@ class _Committer:
         self.cache_updates: list[tuple[bytes, list[object]]] = []
         self.level = repo.config.compression.level
         self.frame_size = repo.config.compression.frame_size
+        # The repository itself is never part of what it stores (`commit .` in a project
+        # whose .reprocas/ lives inside it).
+        rst = os.stat(repo.root)
+        self.own = (rst.st_dev, rst.st_ino)
 
     # -- files cache ---------------------------------------------------------------------
 
@@ -186,7 +190,8 @@ class _Committer:
                 except OSError as exc:
                     raise _oserror(exc, de.path) from exc
                 if stat.S_ISDIR(st.st_mode):
-                    walk(Path(de.path), f"{rel}{de.name}/")
+                    if (st.st_dev, st.st_ino) != self.own:
+                        walk(Path(de.path), f"{rel}{de.name}/")
                 elif stat.S_ISREG(st.st_mode):
                     out.append(_Source(Path(de.path), rel + de.name, st))
 
@@ -214,6 +219,8 @@ class _Committer:
                 target = os.readlink(de.path)
                 entries.append(TreeEntry(name, "symlink", 0o777, os.fsencode(target)))
             elif stat.S_ISDIR(st.st_mode):
+                if (st.st_dev, st.st_ino) == self.own:
+                    continue
                 sub = self.commit_dir(Path(de.path))
                 entries.append(TreeEntry(name, "dir", mode, sub))
             elif stat.S_ISREG(st.st_mode):
@@ -293,6 +300,8 @@ def commit(
         except BaseException:
             writer.abort()
             raise
+        finally:
+            writer.close()
         # The version exists now; the files cache is only an optimisation, so failing to
         # save it (a full disk, say) is no reason to report the commit as failed.
         with contextlib.suppress(ReprocasError):

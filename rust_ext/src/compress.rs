@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use crate::buffer::{borrow_bytes, BytesView};
 use crate::error::{CoreError, CoreResult};
-use crate::pool::run_in;
+use crate::pool::run_sized;
 
 /// Stored bytes are the raw bytes (compression did not shrink them).
 pub const CODEC_RAW: u8 = 0;
@@ -140,8 +140,9 @@ pub fn compress_chunks<'py>(
         .try_iter()?
         .map(|item| borrow_bytes(&item?))
         .collect::<PyResult<_>>()?;
+    let total: usize = views.iter().map(|v| v.as_slice().len()).sum();
     let results: CoreResult<Vec<(u8, Vec<u8>)>> = py.detach(|| {
-        run_in(threads, || {
+        run_sized(threads, total, || {
             views
                 .par_iter()
                 .map(|v| compress(v.as_slice(), level))
@@ -208,8 +209,9 @@ pub fn decompress_chunks<'py>(
         .iter()
         .map(|b| (b.as_bytes().as_ptr() as usize, b.as_bytes().len()))
         .collect();
+    let total: usize = parsed.iter().map(|(_, _, n)| *n).sum();
     let result: CoreResult<()> = py.detach(|| {
-        run_in(threads, || {
+        run_sized(threads, total, || {
             parsed.par_iter().zip(targets.par_iter()).try_for_each(
                 |((codec, view, raw_len), &(addr, len))| {
                     // SAFETY: each target is a distinct, freshly allocated bytes object of

@@ -19,7 +19,7 @@ use crate::chunker::{cut_parallel_with, ChunkerParams};
 use crate::compress::{check_level, compress};
 use crate::error::{CoreError, CoreResult};
 use crate::hashing::{Digest, HashKey};
-use crate::pool::{pool, run_in};
+use crate::pool::{pool, run_sized};
 
 pub const DEFAULT_BLOCK: usize = 16 << 20;
 
@@ -232,6 +232,10 @@ impl Cutter {
         let params = &self.params;
         let key = self.key;
         match &mut self.file_hasher {
+            Some(hasher) if buf.len() < crate::pool::INLINE_BYTES => {
+                hasher.update(&buf[fresh_from..]);
+                cut_and_hash(params, key, buf, eof)
+            }
             Some(hasher) => {
                 let (_, result) = rayon::join(
                     || {
@@ -336,7 +340,13 @@ impl FileChunkerCore {
         let mut file = open_file(path)?;
         let block_size = block_size.max(params.max_size * 4).max(1 << 16);
         let mut cutter = Box::new(Cutter::new(params, key));
-        if threads == 1 {
+        // A file that fits in one block gains nothing from the reader pipeline, and
+        // starting its threads would cost more than cutting it.
+        let small = file
+            .metadata()
+            .map(|m| (m.len() as usize) < block_size)
+            .unwrap_or(false);
+        if threads == 1 || small {
             return Ok(Self {
                 source: Source::Inline {
                     file,
@@ -449,7 +459,8 @@ impl FileChunkerCore {
                 if eof {
                     *state = InlineState::DonePending;
                 }
-                if let Some(b) = run_in(1, || cutter.feed(buf, headroom, eof)) {
+                let work = buf.len();
+                if let Some(b) = run_sized(1, work, || cutter.feed(buf, headroom, eof)) {
                     return Some(Ok(Message::Block(b)));
                 }
             },

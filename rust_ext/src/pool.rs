@@ -10,6 +10,19 @@ pub fn run_in<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
     pool(threads).install(f)
 }
 
+/// Below this much work a call runs on the caller's thread: handing it to a pool costs
+/// more than it saves (tens of microseconds per call, which dominate small files).
+pub const INLINE_BYTES: usize = 256 << 10;
+
+/// [`run_in`], or directly on the calling thread when the work is small.
+pub fn run_sized<R: Send>(threads: usize, work_bytes: usize, f: impl FnOnce() -> R + Send) -> R {
+    if work_bytes < INLINE_BYTES {
+        f()
+    } else {
+        run_in(threads, f)
+    }
+}
+
 pub fn pool(threads: usize) -> Arc<ThreadPool> {
     static POOLS: OnceLock<Mutex<HashMap<usize, Arc<ThreadPool>>>> = OnceLock::new();
     let n = if threads == 0 {

@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 
 use crate::error::CoreError;
 use crate::hashing::{Digest, HashKey};
-use crate::pool::run_in;
+use crate::pool::{run_in, run_sized};
 use crate::restore::{
     assemble_fd, verify_frames as verify_frames_core, ChunkRef, FrameChunks, FrameRef,
 };
@@ -58,7 +58,12 @@ pub fn assemble_file(
             })
         })
         .collect::<PyResult<_>>()?;
-    Ok(py.detach(|| run_in(threads, || assemble_fd(fd, &packs, &frames, &chunks, key)))?)
+    let total: usize = chunks.iter().map(|c| c.len).sum();
+    Ok(py.detach(|| {
+        run_sized(threads, total, || {
+            assemble_fd(fd, &packs, &frames, &chunks, key)
+        })
+    })?)
 }
 
 /// Decode every frame of a pack and re-hash its chunks.

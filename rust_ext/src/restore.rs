@@ -12,6 +12,7 @@ use std::mem::ManuallyDrop;
 use std::os::fd::FromRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -98,12 +99,13 @@ fn open_packs(packs: &[PathBuf]) -> CoreResult<Vec<(PathBuf, File)>> {
 struct Window {
     start: usize,
     end: usize,
-    /// Decoded frames, by frame index.
-    decoded: HashMap<usize, Vec<u8>>,
+    /// Decoded frames, by frame index (shared with the next window when it needs them).
+    decoded: HashMap<usize, Arc<Vec<u8>>>,
 }
 
 /// Decode the frames of chunks `start..end` and verify every chunk, in parallel.
 /// Frame buffers come from (and go back to) `pool` so memory is reused, not refaulted.
+#[allow(clippy::too_many_arguments)]
 fn decode_window(
     files: &[(PathBuf, File)],
     frames: &[FrameRef],
@@ -112,22 +114,29 @@ fn decode_window(
     end: usize,
     key: HashKey,
     pool: &mut Vec<Vec<u8>>,
+    previous: Option<&HashMap<usize, Arc<Vec<u8>>>>,
 ) -> CoreResult<Window> {
     let window = &chunks[start..end];
     let mut needed: Vec<usize> = window.iter().map(|c| c.frame).collect();
     needed.sort_unstable();
     needed.dedup();
-    let bufs: Vec<(usize, Vec<u8>)> = needed
-        .iter()
-        .map(|&i| (i, pool.pop().unwrap_or_default()))
-        .collect();
-    let decoded: Vec<(usize, Vec<u8>)> = bufs
+    let mut decoded: HashMap<usize, Arc<Vec<u8>>> = HashMap::new();
+    let mut bufs: Vec<(usize, Vec<u8>)> = Vec::new();
+    for &i in &needed {
+        match previous.and_then(|p| p.get(&i)) {
+            Some(d) => {
+                decoded.insert(i, d.clone());
+            }
+            None => bufs.push((i, pool.pop().unwrap_or_default())),
+        }
+    }
+    let fresh: Vec<(usize, Vec<u8>)> = bufs
         .into_par_iter()
         .map_init(Vec::new, |scratch, (i, mut buf)| {
             load_frame_into(files, frames, i, scratch, &mut buf).map(|_| (i, buf))
         })
         .collect::<CoreResult<_>>()?;
-    let decoded: HashMap<usize, Vec<u8>> = decoded.into_iter().collect();
+    decoded.extend(fresh.into_iter().map(|(i, d)| (i, Arc::new(d))));
     window
         .par_iter()
         .enumerate()
@@ -187,11 +196,20 @@ fn write_window<W: Write>(
     Ok(written)
 }
 
-fn window_end(chunks: &[ChunkRef], start: usize) -> usize {
+/// The end of the window that starts at `start`: bounded both by the bytes it writes
+/// and by the decoded size of the frames it needs (a later version may draw a little
+/// from each of many frames, and every needed frame is decoded whole).
+fn window_end(frames: &[FrameRef], chunks: &[ChunkRef], start: usize) -> usize {
     let mut end = start;
     let mut raw = 0usize;
-    while end < chunks.len() && (raw < WINDOW || end == start) {
-        raw += chunks[end].len;
+    let mut decoded = 0usize;
+    let mut seen: std::collections::HashSet<usize> = std::collections::HashSet::new();
+    while end < chunks.len() && ((raw < WINDOW && decoded < WINDOW) || end == start) {
+        let c = &chunks[end];
+        if seen.insert(c.frame) {
+            decoded += frames.get(c.frame).map_or(0, |f| f.raw_len);
+        }
+        raw += c.len;
         end += 1;
     }
     end
@@ -213,28 +231,43 @@ pub fn assemble<W: Write + Send>(
     if chunks.is_empty() {
         return Ok(0);
     }
-    let first_end = window_end(chunks, 0);
-    let mut current = decode_window(&files, frames, chunks, 0, first_end, key, &mut pool)?;
+    let first_end = window_end(frames, chunks, 0);
+    let mut current = decode_window(&files, frames, chunks, 0, first_end, key, &mut pool, None)?;
     loop {
         let next_start = current.end;
         if next_start >= chunks.len() {
             written += write_window(out, out_name, chunks, &current)?;
             break;
         }
-        let next_end = window_end(chunks, next_start);
+        let next_end = window_end(frames, chunks, next_start);
         let mut spare = std::mem::take(&mut pool);
+        let prev = &current.decoded;
         let (w, next) = rayon::join(
             || write_window(out, out_name, chunks, &current),
             || {
                 decode_window(
-                    &files, frames, chunks, next_start, next_end, key, &mut spare,
+                    &files,
+                    frames,
+                    chunks,
+                    next_start,
+                    next_end,
+                    key,
+                    &mut spare,
+                    Some(prev),
                 )
             },
         );
         written += w?;
         let next = next?;
         pool = spare;
-        pool.extend(current.decoded.into_values());
+        // Buffers no longer shared with the next window go back to the pool.
+        pool.extend(
+            current
+                .decoded
+                .into_values()
+                .filter_map(|a| Arc::try_unwrap(a).ok()),
+        );
+        pool.truncate(64); // keep reuse, not every buffer a window ever needed
         current = next;
     }
     out.flush().map_err(|e| CoreError::from_io(e, out_name))?;
