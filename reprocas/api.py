@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reprocas.errors import PathNotInVersionError
+from reprocas.errors import PathNotInVersionError, ReprocasError
 from reprocas.model.chunking import ChunkingConfig, CompressionConfig
 from reprocas.model.ids import ObjectId
 from reprocas.progress import Progress
@@ -41,6 +41,7 @@ class LogEntry:
     logical_bytes: int
     parent: str | None
     author: str
+    damaged: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -54,6 +55,7 @@ class LogEntry:
             "logical_bytes": self.logical_bytes,
             "parent": self.parent,
             "author": self.author,
+            "damaged": self.damaged,
         }
 
 
@@ -88,6 +90,22 @@ def _entry(v: Version) -> LogEntry:
         logical_bytes=s.logical_bytes,
         parent=s.parent.hex if s.parent else None,
         author=s.author,
+    )
+
+
+def _damaged_entry(name: str, number: int, sid: ObjectId, exc: Exception) -> LogEntry:
+    return LogEntry(
+        ref=f"{name}@v{number}",
+        id=sid.hex,
+        time="",
+        message=f"(damaged: {exc})",
+        step=None,
+        tags=(),
+        files=0,
+        logical_bytes=0,
+        parent=None,
+        author="",
+        damaged=True,
     )
 
 
@@ -127,9 +145,15 @@ class Repo:
         return cls(Repository.init(root, chunking, compression, pack_size))
 
     @classmethod
-    def open_repo(cls, path: str | os.PathLike[str] | None = None) -> Repo:
-        """Open ``path``, or $REPROCAS_REPO, or the ``.reprocas`` above the current directory."""
-        return cls(Repository.open(find_root(explicit=path)))
+    def open_repo(
+        cls, path: str | os.PathLike[str] | None = None, *, rebuilding: bool = False
+    ) -> Repo:
+        """Open ``path``, or $REPROCAS_REPO, or the ``.reprocas`` above the current directory.
+
+        ``rebuilding=True`` opens a repository whose index is missing, for
+        :meth:`rebuild_index`.
+        """
+        return cls(Repository.open(find_root(explicit=path), rebuilding=rebuilding))
 
     @property
     def root(self) -> Path:
@@ -193,8 +217,13 @@ class Repo:
             if dataset:
                 self.store.resolve(txn, dataset)  # a clear error for an unknown name
             for name in names:
-                for _, sid in self.store.versions(txn, name):
-                    v = self.store.make_version(txn, sid)
+                for number, sid in self.store.versions(txn, name):
+                    try:
+                        v = self.store.make_version(txn, sid)
+                    except ReprocasError as exc:
+                        # A damaged version stays listed: history is never silently lost.
+                        out.append((0, _damaged_entry(name, number, sid, exc)))
+                        continue
                     out.append((v.snapshot.time_ns, _entry(v)))
         out.sort(key=lambda t: t[0], reverse=True)
         return [e for _, e in out]

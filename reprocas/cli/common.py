@@ -28,10 +28,10 @@ JsonOpt = typer.Option("--json", help="Print JSON (a stable schema, see docs/CLI
 
 
 @contextmanager
-def open_repo() -> Iterator[Repo]:
+def open_repo(*, rebuilding: bool = False) -> Iterator[Repo]:
     from reprocas.api import Repo
 
-    repo = Repo.open(STATE.repo_path)
+    repo = Repo.open_repo(STATE.repo_path, rebuilding=rebuilding)
     try:
         yield repo
     finally:

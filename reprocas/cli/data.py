@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -10,6 +12,7 @@ import typer
 
 from reprocas.cli.common import STATE, JsonOpt, open_repo, progress_bar
 from reprocas.cli.output import emit_json, human_bytes
+from reprocas.errors import IntegrityError, StorageIOError
 
 
 def init(
@@ -86,8 +89,10 @@ def log(
     """List versions, newest first."""
     with open_repo() as repo:
         entries = repo.log(dataset)
+    damaged = [e.ref for e in entries if e.damaged]
     if as_json:
         emit_json([e.to_json() for e in entries])
+        _fail_if_damaged(damaged)
         return
     if not entries:
         typer.echo("no versions yet; commit one with `reprocas commit SRC --dataset NAME`")
@@ -98,6 +103,15 @@ def log(
             typer.echo(f"    {e.message}")
         if e.step:
             typer.echo(f"    step: {e.step}")
+    _fail_if_damaged(damaged)
+
+
+def _fail_if_damaged(refs: list[str]) -> None:
+    if refs:
+        raise IntegrityError(
+            f"{len(refs)} version(s) are damaged ({', '.join(refs[:5])}); "
+            "run `reprocas verify` to see what is affected"
+        )
 
 
 def show(
@@ -148,7 +162,15 @@ def cat(
     """Write one file of a version to standard output (verified as it is read)."""
     with open_repo() as repo:
         sys.stdout.flush()
-        repo.cat_to(ref, path, sys.stdout.fileno())
+        try:
+            repo.cat_to(ref, path, sys.stdout.fileno())
+        except StorageIOError as exc:
+            if getattr(exc, "errno", None) != errno.EPIPE:
+                raise
+            # The reader went away (`| head`): stop quietly, as cat does.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(141) from None
 
 
 def tag(

@@ -8,6 +8,7 @@ import typer
 
 from reprocas.cli.common import JsonOpt, open_repo
 from reprocas.cli.output import emit_json, human_bytes
+from reprocas.errors import IntegrityError
 
 index_app = typer.Typer(help="The LMDB index.", no_args_is_help=True)
 
@@ -96,13 +97,25 @@ def gc(
 @index_app.command("rebuild")
 def index_rebuild(as_json: Annotated[bool, JsonOpt] = False) -> None:
     """Rebuild the LMDB index from the packs and the ref log."""
-    with open_repo() as repo:
+    with open_repo(rebuilding=True) as repo:
         r = repo.rebuild_index()
     if as_json:
         emit_json(r.to_json())
+        _rebuild_failed(r.skipped_packs, r.missing_snapshots)
         return
     typer.echo(
         f"rebuilt index: {r.packs} packs, {r.chunks} chunks, {r.objects} objects, {r.refs} refs"
     )
     for p in r.skipped_packs:
-        typer.echo(f"skipped damaged pack {p}", err=True)
+        typer.echo(f"PROBLEM damaged pack kept as is (its contents are unreadable): {p}")
+    for v in r.missing_snapshots:
+        typer.echo(f"PROBLEM {v}: its snapshot is in no readable pack")
+    _rebuild_failed(r.skipped_packs, r.missing_snapshots)
+
+
+def _rebuild_failed(skipped: tuple[str, ...], missing: tuple[str, ...]) -> None:
+    if skipped or missing:
+        raise IntegrityError(
+            f"the index was rebuilt, but {len(skipped)} pack(s) are damaged and "
+            f"{len(missing)} version(s) lost their snapshot; run `reprocas verify`"
+        )

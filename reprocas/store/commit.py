@@ -99,7 +99,7 @@ class _Committer:
 
     # -- files cache ---------------------------------------------------------------------
 
-    def cached_manifest(self, path: Path, st: os.stat_result) -> bytes | None:
+    def cached_manifest(self, path: Path, st: os.stat_result) -> tuple[bytes, int] | None:
         key = os.fsencode(path)
         index = self.repo.index
         with index.read() as txn:
@@ -111,15 +111,16 @@ class _Committer:
                 return None
             if not index.has_object(txn, mid):
                 return None
-        return bytes(mid)
+        return bytes(mid), size
 
     # -- the data ------------------------------------------------------------------------
 
-    def ingest_file(self, path: Path, st: os.stat_result) -> bytes:
-        """Store the file's new chunks; returns its manifest id."""
-        mid = self.cached_manifest(path, st)
-        if mid is not None:
-            return mid
+    def ingest_file(self, path: Path, st: os.stat_result) -> tuple[bytes, int]:
+        """Store the file's new chunks; returns its manifest id and the size read (which
+        is what the version holds, even if the file changed since it was listed)."""
+        cached = self.cached_manifest(path, st)
+        if cached is not None:
+            return cached
         index = self.repo.index
         chunks: list[tuple[bytes, int]] = []
         try:
@@ -170,7 +171,7 @@ class _Committer:
             self.cache_updates.append(
                 (os.fsencode(path), [st.st_ino, st.st_mtime_ns, st.st_size, oid.raw])
             )
-        return oid.raw
+        return oid.raw, fc.size
 
     # -- the tree ------------------------------------------------------------------------
 
@@ -224,20 +225,20 @@ class _Committer:
                 sub = self.commit_dir(Path(de.path))
                 entries.append(TreeEntry(name, "dir", mode, sub))
             elif stat.S_ISREG(st.st_mode):
-                mid = self.ingest_file(Path(de.path), st)
-                entries.append(TreeEntry(name, "file", mode, mid, st.st_size))
+                mid, size = self.ingest_file(Path(de.path), st)
+                entries.append(TreeEntry(name, "file", mode, mid, size))
                 self.stats.files += 1
-                self.stats.logical_bytes += st.st_size
+                self.stats.logical_bytes += size
             else:
                 self.stats.skipped.append(de.path)
         return self.writer.add_object(Tree.sorted(entries).to_wire()).raw
 
     def commit_file(self, path: Path, st: os.stat_result) -> bytes:
-        mid = self.ingest_file(path, st)
+        mid, size = self.ingest_file(path, st)
         self.stats.files = 1
-        self.stats.logical_bytes = st.st_size
+        self.stats.logical_bytes = size
         name = _utf8_name(path.name, str(path))
-        entry = TreeEntry(name, "file", stat.S_IMODE(st.st_mode), mid, st.st_size)
+        entry = TreeEntry(name, "file", stat.S_IMODE(st.st_mode), mid, size)
         return self.writer.add_object(Tree((entry,)).to_wire()).raw
 
     def save_cache(self) -> None:
@@ -361,17 +362,16 @@ def _finish(
         sid = writer.add_object(snap.to_wire())
         writer.seal()
         refs = [(version_ref(name, number), sid)] + [(tag_ref(name, t), sid) for t in tags]
-        with index.write() as txn:
-            now = repo.latest(txn, name)
-            if now != latest:
-                continue  # another commit of this dataset won the race: redo on top of it
-            # Inside the write transaction, so the log's order is the commit order.
-            repo.append_reflog(
-                [{"time_ns": snap.time_ns, "ref": r, "id": i.hex, "op": "set"} for r, i in refs]
-            )
-            for r, i in refs:
-                txn.put(r.encode(), i.raw, db=index.db["refs"])
-            txn.put(sid.raw, pack([kind, name, number]), db=index.db["snapshots"])
+        raced = False
+        with repo.ref_transaction() as rt:
+            if repo.latest(rt.txn, name) != latest:
+                raced = True  # another commit of this dataset won: redo on top of it
+            else:
+                # Logged inside the write transaction: the log's order is the commit order.
+                rt.set(refs)
+                rt.txn.put(sid.raw, pack([kind, name, number]), db=index.db["snapshots"])
+        if raced:
+            continue
         return CommitResult(
             ref=f"{name}@v{number}",
             id=sid,
@@ -388,15 +388,8 @@ def _finish(
 def _tag(repo: Repository, name: str, sid: ObjectId, tags: tuple[str, ...]) -> None:
     if not tags:
         return
-    with repo.index.write() as txn:
-        repo.append_reflog(
-            [
-                {"time_ns": time.time_ns(), "ref": tag_ref(name, t), "id": sid.hex, "op": "set"}
-                for t in tags
-            ]
-        )
-        for t in tags:
-            txn.put(tag_ref(name, t).encode(), sid.raw, db=repo.index.db["refs"])
+    with repo.ref_transaction() as rt:
+        rt.set([(tag_ref(name, t), sid) for t in tags])
 
 
 def add_tag(repo: Repository, name: str, sid: ObjectId, tag: str) -> None:

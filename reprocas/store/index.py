@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -126,32 +127,55 @@ def lmdb_error(exc: lmdb.Error, path: Path) -> StorageIOError:
     return StorageIOError(f"index error at {path}: {text}", path=str(path))
 
 
+# LMDB allows one open environment per file per process: handles to the same index
+# within a process share it, and the last one to close closes it.
+_OPEN: dict[str, tuple[lmdb.Environment, dict[str, Any], list[int]]] = {}
+_OPEN_LOCK = threading.Lock()
+
+
 class Index:
     """One LMDB environment with the named sub-databases above."""
 
-    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+    def __init__(self, path: Path, *, create: bool = True) -> None:
         self.path = path
-        try:
-            self.env = lmdb.open(
-                str(path),
-                map_size=MAP_SIZE,
-                max_dbs=len(DB_NAMES) + 8,
-                subdir=True,
-                readonly=readonly,
-                create=not readonly,
-                max_readers=512,
-                lock=True,
-            )
-            self.db = {
-                name: self.env.open_db(name.encode(), create=not readonly) for name in DB_NAMES
-            }
-            # Free reader slots left by processes that were killed mid-read.
-            self.env.reader_check()
-        except lmdb.Error as exc:
-            raise lmdb_error(exc, path) from exc
+        key = str(path.resolve())
+        self._key = key
+        self._closed = False
+        with _OPEN_LOCK:
+            shared = _OPEN.get(key)
+            if shared is None:
+                try:
+                    env = lmdb.open(
+                        str(path),
+                        map_size=MAP_SIZE,
+                        max_dbs=len(DB_NAMES) + 8,
+                        subdir=True,
+                        create=create,
+                        max_readers=512,
+                        lock=True,
+                    )
+                    dbs = {name: env.open_db(name.encode(), create=True) for name in DB_NAMES}
+                    # Free reader slots left by processes that were killed mid-read.
+                    env.reader_check()
+                except lmdb.Error as exc:
+                    raise lmdb_error(exc, path) from exc
+                shared = (env, dbs, [0])
+                _OPEN[key] = shared
+            shared[2][0] += 1
+        self.env, self.db = shared[0], shared[1]
 
     def close(self) -> None:
-        self.env.close()
+        if self._closed:
+            return
+        self._closed = True
+        with _OPEN_LOCK:
+            shared = _OPEN.get(self._key)
+            if shared is None:
+                return
+            shared[2][0] -= 1
+            if shared[2][0] == 0:
+                del _OPEN[self._key]
+                shared[0].close()
 
     @contextmanager
     def read(self) -> Iterator[lmdb.Transaction]:

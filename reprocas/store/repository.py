@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -24,6 +25,7 @@ from reprocas.errors import (
     RefNotFoundError,
     RepositoryExistsError,
     RepositoryNotFoundError,
+    ReprocasError,
     StorageIOError,
 )
 from reprocas.model.chunking import ChunkingConfig, CompressionConfig
@@ -63,12 +65,22 @@ def check_tag_name(tag: str) -> str:
     return tag
 
 
+# Ref keys use ":" between their parts: it can appear in neither dataset names nor
+# tags, so a name like "b/v" or "c/tag" never reads as another name's version or tag.
 def version_ref(name: str, n: int) -> str:
-    return f"ds/{name}/v/{n:010d}"
+    return f"ds:{name}:v:{n:010d}"
 
 
 def tag_ref(name: str, tag: str) -> str:
-    return f"ds/{name}/tag/{tag}"
+    return f"ds:{name}:tag:{tag}"
+
+
+def parse_ref_key(key: str) -> tuple[str, str, str] | None:
+    """``ds:NAME:v:N`` / ``ds:NAME:tag:TAG`` -> (name, "v" | "tag", rest)."""
+    parts = key.split(":")
+    if len(parts) != 4 or parts[0] != "ds" or parts[2] not in ("v", "tag"):
+        return None
+    return parts[1], parts[2], parts[3]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +135,34 @@ def find_root(start: Path | None = None, explicit: str | os.PathLike[str] | None
     )
 
 
+class RefTransaction:
+    """Ref changes inside :meth:`Repository.ref_transaction`."""
+
+    def __init__(self, repo: Repository, txid: str) -> None:
+        self.repo = repo
+        self.id = txid
+        self.txn: Any = None
+        self.changed = False
+
+    def set(self, refs: list[tuple[str, ObjectId]]) -> None:
+        now = time.time_ns()
+        self.repo.append_reflog(
+            [
+                {"op": "set", "ref": r, "id": oid.hex, "txn": self.id, "time_ns": now}
+                for r, oid in refs
+            ]
+        )
+        for r, oid in refs:
+            self.txn.put(r.encode(), oid.raw, db=self.repo.index.db["refs"])
+        self.changed = True
+
+
 class Repository:
     """An open repository. Use :meth:`init` or :meth:`open`; close it when done."""
 
-    def __init__(self, root: Path, marker: dict[str, Any]) -> None:
+    def __init__(
+        self, root: Path, marker: dict[str, Any], *, new: bool = False, rebuilding: bool = False
+    ) -> None:
         self.root = root
         self.marker = marker
         self.packs_dir = root / "packs"
@@ -146,6 +182,15 @@ class Repository:
                 f"{root / MARKER} has missing or invalid settings ({exc!r}); "
                 "the repository cannot be opened safely"
             ) from exc
+        if not (new or rebuilding) and not (root / "index" / "data.mdb").exists():
+            # Never take a lost index for an empty repository: a commit would start over
+            # at v1 and the history would look gone.
+            raise IntegrityError(
+                f"the index of {root} is missing; run `reprocas index rebuild` to recreate "
+                "it from the packs",
+                path=str(root / "index"),
+            )
+        (root / "index").mkdir(exist_ok=True)
         self.index = Index(root / "index")
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -182,7 +227,7 @@ class Repository:
                 "compression": asdict(compression),
                 "pack_size": pack_size,
             }
-            repo = cls(root, marker)
+            repo = cls(root, marker, new=True)
             with repo.index.write() as txn:
                 repo.index.put_meta(txn, "format_version", FORMAT_VERSION)
                 repo.index.put_meta(txn, "chunking", asdict(chunking))
@@ -198,7 +243,7 @@ class Repository:
         return repo
 
     @classmethod
-    def open(cls, root: Path) -> Repository:
+    def open(cls, root: Path, *, rebuilding: bool = False) -> Repository:
         marker_path = root / MARKER
         try:
             marker = json.loads(marker_path.read_text())
@@ -217,7 +262,7 @@ class Repository:
                 f"format version {FORMAT_VERSION} only; upgrade reprocas to open it",
                 version=version,
             )
-        return cls(root, marker)
+        return cls(root, marker, rebuilding=rebuilding)
 
     def close(self) -> None:
         self.index.close()
@@ -283,16 +328,14 @@ class Repository:
 
     def datasets(self, txn: lmdb.Transaction) -> list[str]:
         names: set[str] = set()
-        for key, _ in self.index.iter_refs(txn, "ds/"):
-            rest = key[3:]
-            for marker in ("/v/", "/tag/"):
-                if marker in rest:
-                    names.add(rest[: rest.rindex(marker)])
-                    break
+        for key, _ in self.index.iter_refs(txn, "ds:"):
+            parsed = parse_ref_key(key)
+            if parsed is not None:
+                names.add(parsed[0])
         return sorted(names)
 
     def versions(self, txn: lmdb.Transaction, name: str) -> list[tuple[int, ObjectId]]:
-        prefix = f"ds/{name}/v/"
+        prefix = f"ds:{name}:v:"
         out = []
         for key, value in self.index.iter_refs(txn, prefix):
             tail = key[len(prefix) :]
@@ -301,7 +344,7 @@ class Repository:
         return out
 
     def tags_of(self, txn: lmdb.Transaction, name: str) -> dict[bytes, list[str]]:
-        prefix = f"ds/{name}/tag/"
+        prefix = f"ds:{name}:tag:"
         out: dict[bytes, list[str]] = {}
         for key, value in self.index.iter_refs(txn, prefix):
             out.setdefault(value, []).append(key[len(prefix) :])
@@ -394,6 +437,25 @@ class Repository:
         return ObjectId(matches[0])
 
     # -- the ref log ------------------------------------------------------------------------
+
+    @contextmanager
+    def ref_transaction(self) -> Iterator[RefTransaction]:
+        """One LMDB write transaction that moves refs, logged in two phases.
+
+        Each change is appended to the ref log (fsynced) inside the transaction, tagged
+        with the transaction's id; once LMDB has committed, a ``commit`` line for that
+        id follows. `index rebuild` replays only committed transactions, so a process
+        killed between the two never resurrects a version it did not finish.
+        """
+        rt = RefTransaction(self, uuid.uuid4().hex)
+        with self.index.write() as txn:
+            rt.txn = txn
+            yield rt
+        if rt.changed:
+            # Best effort: the refs have moved; a missing commit line only means a later
+            # rebuild would not replay this change.
+            with contextlib.suppress(ReprocasError):
+                self.append_reflog([{"op": "commit", "txn": rt.id, "time_ns": time.time_ns()}])
 
     def append_reflog(self, entries: list[dict[str, Any]]) -> None:
         """Append ref changes, durably, before the index moves the refs."""
