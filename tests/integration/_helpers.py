@@ -142,3 +142,81 @@ def tmp_files(repo_path: Path) -> list[Path]:
 def log_json(repo_path: Path) -> list[dict[str, Any]]:
     with reprocas.Repo.open(repo_path) as repo:
         return [e.to_json() for e in repo.log()]
+
+
+# --- a reader process for the concurrency tests ----------------------------------------
+
+
+def entries_to_json(entries: dict[str, Entry]) -> dict[str, list[Any]]:
+    return {p: [e.kind, e.mode, e.size, e.digest, e.target] for p, e in entries.items()}
+
+
+def reader_main() -> None:
+    """``python -c 'from tests.integration._helpers import reader_main; reader_main()'
+    REPO EXPECTED.json STOPFILE OUT.json WORKDIR``
+
+    Until STOPFILE exists: open the repository (as every CLI command does), read the
+    log, check that it is consistent (versions v1..vN without gaps, each parent the
+    version before, every id resolves), check out every version it lists and compare
+    with EXPECTED (keyed by commit message). Writes a JSON report to OUT.
+    """
+    import shutil
+    import time
+
+    repo_path, expected_path, stop, out_path, work = (Path(a) for a in sys.argv[1:6])
+    expected: dict[str, dict[str, list[Any]]] = json.loads(expected_path.read_text())
+    errors: list[str] = []
+    iterations = 0
+    seen_refs: set[str] = set()
+    checked_ids: set[str] = set()
+    checkouts = 0
+    n = 0
+    while not stop.exists() and len(errors) < 20:
+        iterations += 1
+        try:
+            with reprocas.Repo.open(repo_path) as repo:
+                log = repo.log()
+                by_ds: dict[str, list[Any]] = {}
+                for e in log:
+                    by_ds.setdefault(e.ref.split("@")[0], []).append(e)
+                for name, entries in by_ds.items():
+                    numbers = sorted(int(e.ref.rsplit("@v", 1)[1]) for e in entries)
+                    if numbers != list(range(1, len(numbers) + 1)):
+                        errors.append(f"{name}: version numbers {numbers} have a gap")
+                    by_number = {int(e.ref.rsplit("@v", 1)[1]): e for e in entries}
+                    for k, e in by_number.items():
+                        want_parent = by_number[k - 1].id if k > 1 else None
+                        if e.parent != want_parent:
+                            errors.append(f"{e.ref}: parent {e.parent} != {want_parent}")
+                        if repo.resolve(e.id[:12]).ref != e.ref:
+                            errors.append(f"{e.ref}: its id prefix resolves elsewhere")
+                for e in log:
+                    seen_refs.add(e.ref)
+                    if e.message not in expected:
+                        errors.append(f"{e.ref}: unexpected message {e.message!r}")
+                        continue
+                    # The first version every time; the others once each.
+                    if e.id in checked_ids and not e.ref.endswith("@v1"):
+                        continue
+                    checked_ids.add(e.id)
+                    n += 1
+                    dest = work / f"co-{n}"
+                    repo.checkout(e.ref, dest)
+                    got = entries_to_json(describe(dest))
+                    checkouts += 1
+                    shutil.rmtree(dest)
+                    if got != expected[e.message]:
+                        errors.append(f"{e.ref}: checkout differs from {e.message}")
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+        time.sleep(0.005)
+    out_path.write_text(
+        json.dumps(
+            {
+                "iterations": iterations,
+                "checkouts": checkouts,
+                "errors": errors,
+                "seen_refs": sorted(seen_refs),
+            }
+        )
+    )

@@ -19,8 +19,8 @@ from reprocas.model.ids import ObjectId
 from reprocas.store.reachability import Reach, all_versions, reach_snapshot
 from tests.integration._helpers import (
     assert_ok,
-    cli_argv,
     clean_env,
+    cli_argv,
     pack_files,
     run_cli,
     tmp_files,
@@ -193,24 +193,28 @@ def test_sigkill_during_gc_leaves_a_sound_repository(tmp_path: Path) -> None:
     src = tmp_path / "src"
     rng = random.Random(7)
     expected: dict[str, dict[str, Entry]] = {}
-    # Leave many unreferenced packs behind: commits killed mid-way.
-    for it in range(6):
+    # Leave many unreferenced packs behind: commits killed mid-way (once a few of
+    # their packs are sealed).
+    for it in range(4):
         expected[f"keep-{it}"] = _rewrite_source(src, rng, it)
         assert_ok(run_cli("commit", src, "-d", "ds", "-m", f"keep-{it}", repo=repo_path))
         expected[f"doomed-{it}"] = _rewrite_source(src, rng, 100 + it)
+        n_packs = len(pack_files(repo_path))
         proc = subprocess.Popen(
             cli_argv(["commit", src, "-d", "ds", "-m", f"doomed-{it}"], repo_path),
             env=clean_env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(0.3 + 0.03 * it)
+        deadline = time.monotonic() + 30
+        while len(pack_files(repo_path)) < n_packs + 5 and time.monotonic() < deadline:
+            time.sleep(0.002)
         proc.kill()
         proc.wait()
     assert len(pack_files(repo_path)) > len(_reachable_packs(repo_path)), "nothing to collect"
     work = tmp_path / "work"
     work.mkdir()
-    for it in range(8):
+    for it in range(6):
         proc = subprocess.Popen(
             cli_argv(["gc"], repo_path),
             env=clean_env(),

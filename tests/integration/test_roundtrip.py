@@ -23,8 +23,8 @@ from tests.integration.trees import (
     diff,
     file_digest,
     make_sparse,
-    sparse_digest,
     mutate_tree,
+    sparse_digest,
 )
 
 

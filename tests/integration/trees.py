@@ -92,6 +92,8 @@ UNICODE_NAMES = (
     "new\nline.txt",
     "-leading-dash",
     ".hidden",
+    "caf\u00e9-composed.txt",  # NFC ...
+    "cafe\u0301-decomposed.txt",  # ... and NFD: different names, both kept
     "x" * 250 + ".bin",  # a 254-byte name
     "Ä" * 100 + ".txt",  # 200 ASCII-free bytes
 )
