@@ -43,8 +43,14 @@ test: lint test-rust test-python
 demo: build
 	$(PY) scripts/demo.py
 
+# restic is the comparison for the repository benchmark; installing it is best effort
+# (bench_repo prints a note and skips the comparison when it is missing).
 bench: build
+	@command -v restic >/dev/null 2>&1 || (apt-get install -y -q restic >/dev/null 2>&1 || \
+		(apt-get update -q >/dev/null 2>&1 && apt-get install -y -q restic >/dev/null 2>&1) || \
+		echo "note: restic could not be installed; the restic comparison will be skipped")
 	$(PY) -m benchmarks.bench_core
+	$(PY) -m benchmarks.bench_repo
 
 clean:
 	rm -rf target $(VENV) reprocas/_core*.so .pytest_cache .mypy_cache .ruff_cache
