@@ -13,10 +13,24 @@ from reprocas import errors
 
 __version__ = "0.1.0"
 
-__all__ = ["LogEntry", "LsEntry", "Repo", "__version__", "errors"]
+__all__ = ["LogEntry", "LsEntry", "Repo", "__version__", "dataset", "errors", "read_table"]
 
 if TYPE_CHECKING:
     from reprocas.api import LogEntry, LsEntry, Repo
+
+
+def dataset(ref: str, path: str | None = None, format: str | None = None) -> Any:
+    """A pyarrow dataset of a version, from the repository found from the current directory."""
+    from reprocas.api import Repo
+
+    return Repo.open_repo().dataset(ref, path, format)
+
+
+def read_table(ref: str, path: str, **kwargs: Any) -> Any:
+    """One table of a version, from the repository found from the current directory."""
+    from reprocas.api import Repo
+
+    return Repo.open_repo().read_table(ref, path, **kwargs)
 
 
 def __getattr__(name: str) -> Any:

@@ -189,3 +189,9 @@ def verify_frames(
     ``frames`` are ``(offset, stored_len, codec, raw_len, [(offset_in_frame, length,
     digest)])``; returns ``[(frame_index, chunk_index | None, message)]``.
     """
+
+# --- tables (rust_ext/src/csv.rs) ---------------------------------------------------
+
+def count_csv_records(path: str | PathLike[str], threads: int = 0) -> int:
+    """Lines of a CSV file outside double quotes: its records, the header included (a
+    last line without a newline counts). Parallel over blocks; bounded memory."""

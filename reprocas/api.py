@@ -181,6 +181,8 @@ class Repo:
         progress: Progress | None = None,
     ) -> CommitResult:
         """Commit a directory or file as the next version of ``dataset``."""
+        from reprocas.tabular.inspect import inspect_file
+
         return commit(
             self.store,
             Path(src),
@@ -189,6 +191,7 @@ class Repo:
             tags=tuple(tags),
             step=step,
             progress=progress,
+            inspect=inspect_file,
         )
 
     def tag(self, ref: str, tag: str) -> Version:
@@ -311,6 +314,50 @@ class Repo:
         return checkout_mod.checkout(
             self.store, ref, Path(dest), subpath=path, force=force, progress=progress
         )
+
+    # -- tables (pyarrow) ----------------------------------------------------------------
+
+    def dataset(self, ref: str, path: str | None = None, format: str | None = None) -> Any:
+        """A ``pyarrow.dataset.Dataset`` over the Parquet, Arrow IPC or CSV files of a
+        version (or of one path in it), read straight from the store."""
+        from reprocas.tabular.read import open_dataset
+
+        return open_dataset(self.store, self.resolve(ref), path, format)
+
+    def read_table(
+        self,
+        ref: str,
+        path: str,
+        *,
+        columns: list[str] | None = None,
+        filter: Any = None,
+    ) -> Any:
+        """One table of a version as a ``pyarrow.Table``, exactly as committed."""
+        from reprocas.tabular.read import read_table
+
+        return read_table(self.store, self.resolve(ref), path, columns, filter)
+
+    def table_info(self, ref: str, path: str) -> Any:
+        """The table record committed for a file (schema, rows, row groups), or None."""
+        from reprocas.tabular.read import table_record
+
+        return table_record(self.store, self.resolve(ref), path)
+
+    def export_table(
+        self,
+        ref: str,
+        path: str,
+        to: str | os.PathLike[str],
+        format: str | None = None,
+    ) -> Path:
+        """Write one table of a version to a local file (format from ``to``'s suffix)."""
+        from reprocas.tabular.formats import format_of
+        from reprocas.tabular.read import export_table, read_table
+
+        out = Path(to)
+        fmt = format or format_of(out.name) or "parquet"
+        export_table(read_table(self.store, self.resolve(ref), path), out, fmt)
+        return out
 
     open = _ClassOrInstance(open_repo, open_file)
     """``Repo.open(path=None)`` opens a repository; ``repo.open(REF, PATH)`` opens a file

@@ -116,9 +116,16 @@ def _fail_if_damaged(refs: list[str]) -> None:
 
 def show(
     ref: Annotated[str, typer.Argument(help="NAME, NAME@vN, NAME@TAG, NAME@latest or id prefix.")],
+    path: Annotated[
+        str | None,
+        typer.Option("--path", help="Show one file: for a table, its schema and row count."),
+    ] = None,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
-    """Show one version."""
+    """Show one version (or, with --path, one file of it)."""
+    if path is not None:
+        _show_path(ref, path, as_json)
+        return
     with open_repo() as repo:
         e = repo.show(ref)
     if as_json:
@@ -134,6 +141,72 @@ def show(
     typer.echo(f"parent    {e.parent or '-'}")
     typer.echo(f"step      {e.step or '-'}")
     typer.echo(f"message   {e.message or '-'}")
+
+
+def _show_path(ref: str, path: str, as_json: bool) -> None:
+    import pyarrow as pa
+
+    with open_repo() as repo:
+        v = repo.resolve(ref)
+        [entry] = repo.ls(ref, path)
+        record = repo.table_info(ref, path) if entry.kind == "file" else None
+    info: dict[str, object] = {
+        "ref": v.ref,
+        "path": entry.path,
+        "kind": entry.kind,
+        "size": entry.size,
+        "table": None,
+    }
+    schema = None
+    if record is not None:
+        schema = pa.ipc.read_schema(pa.py_buffer(record.schema))
+        info["table"] = {
+            "format": record.format,
+            "rows": record.rows,
+            "columns": [{"name": f.name, "type": str(f.type)} for f in schema],
+            "schema_fingerprint": record.fingerprint.hex(),
+            "row_groups": [{"rows": r, "bytes": b} for r, b in record.row_groups],
+        }
+    if as_json:
+        emit_json(info)
+        return
+    typer.echo(f"ref       {v.ref}")
+    typer.echo(f"path      {entry.path}")
+    typer.echo(f"size      {entry.size} bytes ({human_bytes(entry.size)})")
+    if record is None or schema is None:
+        typer.echo(f"table     - ({entry.kind}, not a table)")
+        return
+    typer.echo(f"table     {record.format}, {record.rows} rows, {len(schema)} columns")
+    typer.echo(f"schema    fingerprint {record.fingerprint.hex()[:16]}")
+    for f in schema:
+        typer.echo(f"  {f.name:<24} {f.type}")
+    if record.row_groups:
+        typer.echo(
+            f"row groups {len(record.row_groups)}: "
+            + ", ".join(f"{r} rows" for r, _ in record.row_groups[:8])
+            + (" …" if len(record.row_groups) > 8 else "")
+        )
+
+
+def export_table(
+    ref: Annotated[str, typer.Argument(help="The version.")],
+    path: Annotated[str, typer.Argument(help="The table in it.")],
+    to: Annotated[Path, typer.Option("--to", help="The file to write.")],
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="parquet, arrow or csv (default: from --to's suffix)."),
+    ] = None,
+    as_json: Annotated[bool, JsonOpt] = False,
+) -> None:
+    """Write one table of a version to a local file, read exactly as committed."""
+    with open_repo() as repo:
+        out = repo.export_table(ref, path, to, fmt)
+        rows = repo.table_info(ref, path)
+    n = rows.rows if rows is not None else None
+    if as_json:
+        emit_json({"ref": ref, "path": path, "to": str(out), "rows": n})
+    else:
+        typer.echo(f"{ref}:{path} -> {out} ({n} rows)")
 
 
 def ls(

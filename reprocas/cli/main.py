@@ -47,12 +47,13 @@ COMMANDS: list[Callable[..., None]] = [
     data.cat,
     data.tag,
     data.checkout,
+    data.export_table,
     maintenance.verify,
     maintenance.du,
     maintenance.gc,
 ]
 for command in COMMANDS:
-    app.command(command.__name__)(command)
+    app.command(command.__name__.replace("_", "-"))(command)
 app.add_typer(maintenance.index_app, name="index")
 app.add_typer(debug.app, name="debug")
 app.add_typer(env_cli.app, name="env")

@@ -16,6 +16,8 @@ from reprocas.model.ids import ObjectId
 FILE = "file"
 TREE = "tree"
 SNAPSHOT = "snapshot"
+TABLE = "table"
+ENVIRONMENT = "environment"
 
 EntryKind = Literal["file", "dir", "symlink"]
 
@@ -65,16 +67,21 @@ class TreeEntry:
     mode: int
     target: bytes
     size: int = 0
+    meta: bytes | None = None  # id of a TableRecord for tabular files
 
     def to_wire(self) -> list[Any]:
-        return [self.name, self.kind, self.mode, self.target, self.size]
+        w: list[Any] = [self.name, self.kind, self.mode, self.target, self.size]
+        if self.meta is not None:
+            w.append(self.meta)
+        return w
 
     @classmethod
     def from_wire(cls, w: list[Any]) -> TreeEntry:
-        name, kind, mode, target, size = w
+        name, kind, mode, target, size = w[:5]
         if kind not in ("file", "dir", "symlink"):
             raise ValueError(f"unknown tree entry kind {kind!r}")
-        return cls(str(name), kind, int(mode), bytes(target), int(size))
+        meta = bytes(w[5]) if len(w) > 5 and w[5] is not None else None
+        return cls(str(name), kind, int(mode), bytes(target), int(size), meta)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +160,68 @@ class Snapshot:
         )
 
 
-AnyObject = FileManifest | Tree | Snapshot
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """The facts of an environment snapshot: interpreter, platform, packages, allowlisted
+    variables, code state (schema in docs/ENVIRONMENT.md).
+
+    Facts hold no timestamps or host-volatile values, so equal environments are one
+    object with one id; a snapshot names its facts in ``extra["environment"]``.
+    """
+
+    facts: dict[str, Any]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": ENVIRONMENT, "facts": self.facts}
+
+    @classmethod
+    def from_wire(cls, w: dict[str, Any]) -> Environment:
+        facts = w.get("facts")
+        if not isinstance(facts, dict):
+            raise ValueError("an environment object needs a 'facts' map")
+        return cls(dict(facts))
+
+
+@dataclass(frozen=True, slots=True)
+class TableRecord:
+    """What a tabular file holds, recorded at commit beside its manifest.
+
+    ``schema`` is the Arrow schema serialised as an IPC message; ``fingerprint`` the
+    BLAKE3 of those bytes (reading the table back must give the same fingerprint).
+    ``row_groups`` lists ``(rows, compressed bytes)`` per Parquet row group.
+    """
+
+    format: str  # "parquet" | "arrow" | "csv"
+    schema: bytes
+    fingerprint: bytes
+    rows: int
+    columns: tuple[str, ...]
+    row_groups: tuple[tuple[int, int], ...] = ()
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": TABLE,
+            "format": self.format,
+            "schema": self.schema,
+            "fingerprint": self.fingerprint,
+            "rows": self.rows,
+            "columns": list(self.columns),
+            "row_groups": [[r, b] for r, b in self.row_groups],
+        }
+
+    @classmethod
+    def from_wire(cls, w: dict[str, Any]) -> TableRecord:
+        return cls(
+            format=str(w["format"]),
+            schema=bytes(w["schema"]),
+            fingerprint=bytes(w["fingerprint"]),
+            rows=int(w["rows"]),
+            columns=tuple(str(c) for c in w["columns"]),
+            row_groups=tuple((int(r), int(b)) for r, b in w.get("row_groups") or ()),
+        )
+
+
+AnyObject = FileManifest | Tree | Snapshot | TableRecord | Environment
 
 
 def object_from_wire(w: dict[str, Any]) -> AnyObject:
@@ -165,4 +233,8 @@ def object_from_wire(w: dict[str, Any]) -> AnyObject:
         return Tree.from_wire(w)
     if t == SNAPSHOT:
         return Snapshot.from_wire(w)
+    if t == TABLE:
+        return TableRecord.from_wire(w)
+    if t == ENVIRONMENT:
+        return Environment.from_wire(w)
     raise ValueError(f"unknown object type {t!r}")

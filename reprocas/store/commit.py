@@ -8,6 +8,7 @@ import os
 import socket
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from reprocas.errors import (
     SourcePermissionError,
 )
 from reprocas.model.ids import ObjectId
-from reprocas.model.objects import FileManifest, Snapshot, Tree, TreeEntry
+from reprocas.model.objects import FileManifest, Snapshot, TableRecord, Tree, TreeEntry
 from reprocas.native import core
 from reprocas.progress import Progress
 from reprocas.store.index import pack, unpack
@@ -46,6 +47,10 @@ class CommitResult:
     new_bytes: int
     created: bool
     skipped: tuple[str, ...] = ()
+
+
+Inspector = Callable[[Path], TableRecord | None]
+"""Given a committed file, its table record (schema, rows) or None; see reprocas.tabular."""
 
 
 @dataclass
@@ -83,8 +88,15 @@ def _oserror(exc: OSError, path: str) -> SourceError:
 
 
 class _Committer:
-    def __init__(self, repo: Repository, writer: Writer, progress: Progress | None) -> None:
+    def __init__(
+        self,
+        repo: Repository,
+        writer: Writer,
+        progress: Progress | None,
+        inspect: Inspector | None = None,
+    ) -> None:
         self.repo = repo
+        self.inspect = inspect
         self.writer = writer
         self.progress = progress or Progress()
         self.stats = _Stats()
@@ -99,23 +111,30 @@ class _Committer:
 
     # -- files cache ---------------------------------------------------------------------
 
-    def cached_manifest(self, path: Path, st: os.stat_result) -> tuple[bytes, int] | None:
+    def cached_manifest(
+        self, path: Path, st: os.stat_result
+    ) -> tuple[bytes, int, bytes | None] | None:
         key = os.fsencode(path)
         index = self.repo.index
         with index.read() as txn:
             raw = txn.get(key, db=index.db["filecache"])
             if raw is None:
                 return None
-            ino, mtime_ns, size, mid = unpack(raw)
+            ino, mtime_ns, size, mid, *rest = unpack(raw)
+            meta = bytes(rest[0]) if rest and rest[0] is not None else None
             if (ino, mtime_ns, size) != (st.st_ino, st.st_mtime_ns, st.st_size):
                 return None
             if not index.has_object(txn, mid):
                 return None
-        return bytes(mid), size
+            if self.inspect is not None and rest == []:
+                return None  # cached before tables were inspected: read it again
+            if meta is not None and not index.has_object(txn, meta):
+                return None
+        return bytes(mid), size, meta
 
     # -- the data ------------------------------------------------------------------------
 
-    def ingest_file(self, path: Path, st: os.stat_result) -> tuple[bytes, int]:
+    def ingest_file(self, path: Path, st: os.stat_result) -> tuple[bytes, int, bytes | None]:
         """Store the file's new chunks; returns its manifest id and the size read (which
         is what the version holds, even if the file changed since it was listed)."""
         cached = self.cached_manifest(path, st)
@@ -155,6 +174,11 @@ class _Committer:
         assert fc.file_digest is not None and fc.size is not None
         manifest = FileManifest(fc.size, fc.file_digest, tuple(chunks))
         oid = self.writer.add_object(manifest.to_wire())
+        meta: bytes | None = None
+        if self.inspect is not None:
+            record = self.inspect(path)
+            if record is not None:
+                meta = self.writer.add_object(record.to_wire()).raw
         # Cache only what cannot have changed since we read it: same stat afterwards,
         # and not modified after this commit began (ns-precision mtimes).
         try:
@@ -169,9 +193,9 @@ class _Committer:
             and fc.size == st.st_size
         ):
             self.cache_updates.append(
-                (os.fsencode(path), [st.st_ino, st.st_mtime_ns, st.st_size, oid.raw])
+                (os.fsencode(path), [st.st_ino, st.st_mtime_ns, st.st_size, oid.raw, meta])
             )
-        return oid.raw, fc.size
+        return oid.raw, fc.size, meta
 
     # -- the tree ------------------------------------------------------------------------
 
@@ -225,8 +249,8 @@ class _Committer:
                 sub = self.commit_dir(Path(de.path))
                 entries.append(TreeEntry(name, "dir", mode, sub))
             elif stat.S_ISREG(st.st_mode):
-                mid, size = self.ingest_file(Path(de.path), st)
-                entries.append(TreeEntry(name, "file", mode, mid, size))
+                mid, size, meta = self.ingest_file(Path(de.path), st)
+                entries.append(TreeEntry(name, "file", mode, mid, size, meta))
                 self.stats.files += 1
                 self.stats.logical_bytes += size
             else:
@@ -234,11 +258,11 @@ class _Committer:
         return self.writer.add_object(Tree.sorted(entries).to_wire()).raw
 
     def commit_file(self, path: Path, st: os.stat_result) -> bytes:
-        mid, size = self.ingest_file(path, st)
+        mid, size, meta = self.ingest_file(path, st)
         self.stats.files = 1
         self.stats.logical_bytes = size
         name = _utf8_name(path.name, str(path))
-        entry = TreeEntry(name, "file", stat.S_IMODE(st.st_mode), mid, size)
+        entry = TreeEntry(name, "file", stat.S_IMODE(st.st_mode), mid, size, meta)
         return self.writer.add_object(Tree((entry,)).to_wire()).raw
 
     def save_cache(self) -> None:
@@ -262,6 +286,7 @@ def commit(
     author: str | None = None,
     kind: str = "dataset",
     progress: Progress | None = None,
+    inspect: Inspector | None = None,
 ) -> CommitResult:
     """Commit ``src`` (a directory or a file) as the next version of dataset ``name``."""
     check_dataset_name(name)
@@ -284,7 +309,7 @@ def commit(
 
     with repo.lock("gc", exclusive=False):
         writer = Writer(repo)
-        c = _Committer(repo, writer, progress)
+        c = _Committer(repo, writer, progress, inspect)
         try:
             if stat.S_ISDIR(st.st_mode):
                 files = c.scan(src)

@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 pub mod buffer;
 pub mod chunker;
 pub mod compress;
+pub mod csv;
 pub mod error;
 pub mod hashing;
 pub mod ingest;
@@ -39,6 +40,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_ingest::chunk_buffer, m)?)?;
     m.add_function(wrap_pyfunction!(py_ingest::chunk_file, m)?)?;
     m.add_function(wrap_pyfunction!(py_ingest::cut_buffer, m)?)?;
+    m.add_function(wrap_pyfunction!(csv::count_csv_records, m)?)?;
     m.add_function(wrap_pyfunction!(py_restore::assemble_file, m)?)?;
     m.add_function(wrap_pyfunction!(py_restore::verify_frames, m)?)?;
     m.add_class::<py_ingest::PyChunkerParams>()?;

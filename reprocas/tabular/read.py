@@ -1,0 +1,191 @@
+"""Open committed tables as Arrow: datasets, tables, exports — schema-checked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.dataset as ds
+import pyarrow.feather as feather
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from reprocas.errors import (
+    IntegrityError,
+    InvalidParameterError,
+    PathNotInVersionError,
+    UsageError,
+)
+from reprocas.model.ids import ObjectId
+from reprocas.model.objects import TableRecord
+from reprocas.store.checkout import find_entry
+from reprocas.store.repository import Repository, Version
+from reprocas.tabular.formats import FORMATS, format_of
+from reprocas.tabular.fs import VersionFileSystem
+from reprocas.tabular.inspect import fingerprint
+
+
+class NotATableError(UsageError):
+    """A file asked for as a table that is not one (or not of the format asked)."""
+
+
+class SchemaMismatchError(IntegrityError):
+    """A table read back does not have the schema that was committed."""
+
+
+@dataclass(frozen=True, slots=True)
+class TableFile:
+    path: str
+    size: int
+    record: TableRecord | None
+
+
+def _tables_under(repo: Repository, version: Version, path: str) -> list[TableFile]:
+    """Tabular files at or below ``path`` of a version, with their records."""
+    out: list[TableFile] = []
+    with repo.index.read() as txn:
+        entry = find_entry(repo, txn, version, path)
+        base = path.strip("/")
+
+        def record_of(meta: bytes | None) -> TableRecord | None:
+            if meta is None:
+                return None
+            obj = repo.load(txn, ObjectId(meta))
+            return obj if isinstance(obj, TableRecord) else None
+
+        if entry.kind == "file":
+            return [TableFile(base, entry.size, record_of(entry.meta))]
+        if entry.kind != "dir":
+            raise NotATableError(f"{path!r} is a symbolic link in {version.ref}")
+
+        def walk(tid: bytes, prefix: str) -> None:
+            for e in repo.load_tree(txn, ObjectId(tid)).entries:
+                p = f"{prefix}{e.name}"
+                if e.kind == "dir":
+                    walk(e.target, p + "/")
+                elif e.kind == "file" and format_of(e.name):
+                    out.append(TableFile(p, e.size, record_of(e.meta)))
+
+        walk(entry.target, f"{base}/" if base else "")
+    return out
+
+
+def _pick_format(files: list[TableFile], fmt: str | None, where: str) -> str:
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise InvalidParameterError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+        return fmt
+    found = sorted({f.record.format if f.record else (format_of(f.path) or "?") for f in files})
+    if len(found) != 1:
+        raise NotATableError(
+            f"{where} holds tables of several formats ({', '.join(found)}); pass format=… "
+            "or a path to one of them"
+        )
+    return found[0]
+
+
+def _check_schema(tf: TableFile, schema: pa.Schema, ref: str) -> None:
+    if tf.record is None:
+        return
+    if fingerprint(schema) != tf.record.fingerprint:
+        committed = pa.ipc.read_schema(pa.py_buffer(tf.record.schema))
+        raise SchemaMismatchError(
+            f"{ref}:{tf.path} reads back with a different schema than was committed "
+            f"(committed {committed.names}, read {schema.names}); refusing to return a "
+            "silently different table",
+            path=tf.path,
+        )
+
+
+def open_dataset(
+    repo: Repository,
+    version: Version,
+    path: str | None = None,
+    fmt: str | None = None,
+    fs_handler: VersionFileSystem | None = None,
+) -> ds.Dataset:
+    """A pyarrow dataset over the tabular files of a version (or of one path in it)."""
+    where = f"{version.ref}:{path or '/'}"
+    files = _tables_under(repo, version, path or "")
+    if not files:
+        raise NotATableError(f"{where} holds no Parquet, Arrow IPC or CSV files")
+    if len(files) == 1 and files[0].record is None and fmt is None:
+        raise NotATableError(
+            f"{where} is not a table reprocas recognised at commit (not Parquet, Arrow IPC or "
+            "CSV, or it did not parse); pass format=… to read it anyway"
+        )
+    chosen = _pick_format(files, fmt, where)
+    files = [f for f in files if (f.record.format if f.record else format_of(f.path)) == chosen]
+    handler = fs_handler or VersionFileSystem(repo, version)
+    fs = pafs.PyFileSystem(handler)
+    ds_format: Any = {"parquet": "parquet", "arrow": "ipc", "csv": "csv"}[chosen]
+    dataset = ds.dataset([f.path for f in files], filesystem=fs, format=ds_format)
+    for tf, fragment in zip(files, dataset.get_fragments(), strict=True):
+        _check_schema(tf, fragment.physical_schema, version.ref)
+    return dataset
+
+
+def read_table(
+    repo: Repository,
+    version: Version,
+    path: str,
+    columns: list[str] | None = None,
+    filter: Any = None,
+) -> pa.Table:
+    """One table of a version, exactly as committed (schema checked)."""
+    files = _tables_under(repo, version, path)
+    if len(files) != 1 or files[0].path != path.strip("/"):
+        raise NotATableError(f"{version.ref}:{path} is not one table file; use dataset()")
+    tf = files[0]
+    if tf.record is None:
+        raise NotATableError(
+            f"{version.ref}:{path} is not a table (not Parquet, Arrow IPC or CSV, or it did "
+            "not parse when it was committed)"
+        )
+    handler = VersionFileSystem(repo, version)
+    if tf.record.format == "parquet" and filter is None:
+        with handler.open_input_file(tf.path) as f:
+            table = pq.read_table(f, columns=columns)
+    elif tf.record.format == "csv" and columns is None and filter is None:
+        with handler.open_input_stream(tf.path) as f:
+            table = pacsv.read_csv(f)
+    elif tf.record.format == "arrow" and columns is None and filter is None:
+        with handler.open_input_file(tf.path) as f:
+            table = feather.read_table(f)
+    else:
+        table = open_dataset(repo, version, path, tf.record.format, handler).to_table(
+            columns=columns, filter=filter
+        )
+    if columns is None:
+        _check_schema(tf, table.schema, version.ref)
+    if table.num_rows != tf.record.rows and filter is None:
+        raise SchemaMismatchError(
+            f"{version.ref}:{path} reads back {table.num_rows} rows, committed {tf.record.rows}"
+        )
+    return table
+
+
+def export_table(table: pa.Table, out: Path, fmt: str) -> None:
+    """Write one table to a local file as Parquet, Arrow IPC (Feather v2) or CSV."""
+    if fmt == "parquet":
+        pq.write_table(table, out)
+    elif fmt == "arrow":
+        feather.write_feather(table, out, compression="uncompressed")
+    elif fmt == "csv":
+        pacsv.write_csv(table, out)
+    else:
+        raise InvalidParameterError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def table_record(repo: Repository, version: Version, path: str) -> TableRecord | None:
+    with repo.index.read() as txn:
+        entry = find_entry(repo, txn, version, path)
+        if entry.kind != "file":
+            raise PathNotInVersionError(f"{path!r} is not a file in {version.ref}", path=path)
+        if entry.meta is None:
+            return None
+        obj = repo.load(txn, ObjectId(entry.meta))
+    return obj if isinstance(obj, TableRecord) else None
