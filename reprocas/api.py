@@ -359,6 +359,23 @@ class Repo:
         export_table(read_table(self.store, self.resolve(ref), path), out, fmt)
         return out
 
+    def diff(
+        self,
+        ref_a: str,
+        ref_b: str,
+        *,
+        path: str | None = None,
+        key: list[str] | None = None,
+        limit: int = 5,
+    ) -> Any:
+        """What changed between two versions: files, table schemas and row counts, and
+        with ``key`` the rows added, removed and changed (``DatasetDiff``)."""
+        from reprocas.tabular.diff import diff_versions
+
+        return diff_versions(
+            self.store, self.resolve(ref_a), self.resolve(ref_b), path=path, key=key, limit=limit
+        )
+
     open = _ClassOrInstance(open_repo, open_file)
     """``Repo.open(path=None)`` opens a repository; ``repo.open(REF, PATH)`` opens a file
     of a version (see :meth:`open_repo` and :meth:`open_file`)."""

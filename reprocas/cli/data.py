@@ -209,6 +209,63 @@ def export_table(
         typer.echo(f"{ref}:{path} -> {out} ({n} rows)")
 
 
+def diff(
+    ref_a: Annotated[str, typer.Argument(help="The older version.")],
+    ref_b: Annotated[str, typer.Argument(help="The newer version.")],
+    path: Annotated[str | None, typer.Option("--path", help="Only this file or directory.")] = None,
+    key: Annotated[
+        str | None,
+        typer.Option("--key", help="Key column(s), comma-separated: diff tables row by row."),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Sample changed rows to show.")] = 5,
+    as_json: Annotated[bool, JsonOpt] = False,
+) -> None:
+    """What changed between two versions: files added, removed and changed; for tables,
+    schema changes and row counts; with --key, rows added, removed and changed."""
+    keys = [k.strip() for k in key.split(",") if k.strip()] if key else None
+    with open_repo() as repo:
+        d = repo.diff(ref_a, ref_b, path=path, key=keys, limit=limit)
+    if as_json:
+        emit_json(d.to_json())
+        return
+    typer.echo(f"{d.a} -> {d.b}")
+    counts: dict[str, int] = {}
+    for f in d.files.values():
+        counts[f.status] = counts.get(f.status, 0) + 1
+    typer.echo("  " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    for p, f in d.files.items():
+        if f.status == "same" and not f.rows:
+            continue
+        a, b = f.bytes
+        sa = human_bytes(a) if a is not None else "-"
+        sb = human_bytes(b) if b is not None else "-"
+        sizes = f"{sa} -> {sb}"
+        typer.echo(f"{f.status:<8} {p}  ({sizes})")
+        if f.note:
+            typer.echo(f"         {f.note}")
+        if f.schema and any(f.schema.values()):
+            sch = f.schema
+            if sch["added"]:
+                typer.echo(f"         columns added: {', '.join(sch['added'])}")
+            if sch["removed"]:
+                typer.echo(f"         columns removed: {', '.join(sch['removed'])}")
+            for c, (ta, tb) in sch["retyped"].items():
+                typer.echo(f"         column {c}: {ta} -> {tb}")
+        if f.row_counts:
+            typer.echo(f"         rows {f.row_counts[0]} -> {f.row_counts[1]}")
+        if f.rows:
+            r = f.rows
+            typer.echo(
+                f"         by key: {r['added']} added, {r['removed']} removed, "
+                f"{r['changed']} changed"
+            )
+            for c, n in sorted(r["columns"].items(), key=lambda kv: -kv[1]):
+                typer.echo(f"           {c}: {n} rows")
+            for sample in r["samples"]:
+                ch = "; ".join(f"{c}: {x!r} -> {y!r}" for c, (x, y) in sample["changes"].items())
+                typer.echo(f"           {sample['key']}  {ch}")
+
+
 def ls(
     ref: Annotated[str, typer.Argument(help="The version.")],
     path: Annotated[str, typer.Argument(help="A directory or file in it.")] = "",

@@ -276,7 +276,7 @@ def log(
 
     with open_repo() as repo:
         records = history(repo.store, name)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for rec in records:
         f = rec.facts
         git = f.get("git") or {}

@@ -48,6 +48,7 @@ COMMANDS: list[Callable[..., None]] = [
     data.tag,
     data.checkout,
     data.export_table,
+    data.diff,
     maintenance.verify,
     maintenance.du,
     maintenance.gc,
