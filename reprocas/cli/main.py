@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from reprocas.cli import data, debug, maintenance
+from reprocas.cli import env as env_cli
 from reprocas.cli.common import STATE
 from reprocas.errors import ReprocasError
 
@@ -56,6 +57,7 @@ for command in COMMANDS:
     app.command(command.__name__.replace("_", "-"))(command)
 app.add_typer(maintenance.index_app, name="index")
 app.add_typer(debug.app, name="debug")
+app.add_typer(env_cli.app, name="env")
 
 
 def run(argv: list[str] | None = None) -> int:

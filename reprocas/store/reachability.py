@@ -40,6 +40,9 @@ def reach_snapshot(
     r = into if into is not None else Reach()
     r.objects.add(sid.raw)
     snap = repo.load_snapshot(txn, sid)
+    env = snap.extra.get("environment")
+    if isinstance(env, bytes):
+        r.objects.add(env)  # an environment snapshot's facts object
     stack = [snap.root.raw]
     while stack:
         tid = stack.pop()
@@ -55,6 +58,8 @@ def reach_snapshot(
             elif e.kind == "file":
                 r.files += 1
                 r.logical_bytes += e.size
+                if e.meta is not None:
+                    r.objects.add(e.meta)  # the file's table record
                 if e.target in r.objects:
                     continue
                 r.objects.add(e.target)
