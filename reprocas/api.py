@@ -320,9 +320,10 @@ class Repo:
     def dataset(self, ref: str, path: str | None = None, format: str | None = None) -> Any:
         """A ``pyarrow.dataset.Dataset`` over the Parquet, Arrow IPC or CSV files of a
         version (or of one path in it), read straight from the store."""
-        from reprocas.tabular.read import open_dataset
+        from reprocas.tabular.read import arrow_errors, open_dataset
 
-        return open_dataset(self.store, self.resolve(ref), path, format)
+        with arrow_errors(f"{ref}:{path or '/'}"):
+            return open_dataset(self.store, self.resolve(ref), path, format)
 
     def read_table(
         self,
@@ -333,9 +334,10 @@ class Repo:
         filter: Any = None,
     ) -> Any:
         """One table of a version as a ``pyarrow.Table``, exactly as committed."""
-        from reprocas.tabular.read import read_table
+        from reprocas.tabular.read import arrow_errors, read_table
 
-        return read_table(self.store, self.resolve(ref), path, columns, filter)
+        with arrow_errors(f"{ref}:{path}"):
+            return read_table(self.store, self.resolve(ref), path, columns, filter)
 
     def table_info(self, ref: str, path: str) -> Any:
         """The table record committed for a file (schema, rows, row groups), or None."""
@@ -352,11 +354,12 @@ class Repo:
     ) -> Path:
         """Write one table of a version to a local file (format from ``to``'s suffix)."""
         from reprocas.tabular.formats import format_of
-        from reprocas.tabular.read import export_table, read_table
+        from reprocas.tabular.read import arrow_errors, export_table, read_table
 
         out = Path(to)
         fmt = format or format_of(out.name) or "parquet"
-        export_table(read_table(self.store, self.resolve(ref), path), out, fmt)
+        with arrow_errors(f"{ref}:{path}"):
+            export_table(read_table(self.store, self.resolve(ref), path), out, fmt)
         return out
 
     def diff(
@@ -371,10 +374,17 @@ class Repo:
         """What changed between two versions: files, table schemas and row counts, and
         with ``key`` the rows added, removed and changed (``DatasetDiff``)."""
         from reprocas.tabular.diff import diff_versions
+        from reprocas.tabular.read import arrow_errors
 
-        return diff_versions(
-            self.store, self.resolve(ref_a), self.resolve(ref_b), path=path, key=key, limit=limit
-        )
+        with arrow_errors(f"diff {ref_a} {ref_b}"):
+            return diff_versions(
+                self.store,
+                self.resolve(ref_a),
+                self.resolve(ref_b),
+                path=path,
+                key=key,
+                limit=limit,
+            )
 
     open = _ClassOrInstance(open_repo, open_file)
     """``Repo.open(path=None)`` opens a repository; ``repo.open(REF, PATH)`` opens a file
@@ -401,3 +411,49 @@ class Repo:
 
     def rebuild_index(self) -> rebuild_mod.RebuildReport:
         return rebuild_mod.rebuild(self.store)
+
+    # -- retention ----------------------------------------------------------------------
+
+    def forget(
+        self,
+        policy: Any,
+        *,
+        datasets: tuple[str, ...] | list[str] = (),
+        kinds: tuple[str, ...] | list[str] = (),
+        dry_run: bool = False,
+        now: Any = None,
+        max_unused: float | None = None,
+    ) -> Any:
+        """Apply a retention ``Policy`` (reprocas.retention.policy): decide which versions
+        to keep, and forget the others; returns a ``ForgetResult``."""
+        from reprocas.retention.budget import DEFAULT_MAX_UNUSED
+        from reprocas.retention.forget import forget
+
+        return forget(
+            self.store,
+            policy,
+            datasets=tuple(datasets),
+            kinds=tuple(kinds),
+            dry_run=dry_run,
+            now=now,
+            max_unused=DEFAULT_MAX_UNUSED if max_unused is None else max_unused,
+        )
+
+    def prune_plan(self, *, max_unused: float | None = None) -> Any:
+        """What prune would delete and repack (a ``PrunePlan``; ``.execute()`` runs it)."""
+        from reprocas.retention.budget import DEFAULT_MAX_UNUSED
+        from reprocas.retention.prune import plan_prune
+
+        return plan_prune(self.store, DEFAULT_MAX_UNUSED if max_unused is None else max_unused)
+
+    def prune(self, *, max_unused: float | None = None, dry_run: bool = False) -> Any:
+        """Plan a prune and (unless ``dry_run``) execute it; returns the plan, or the
+        ``PruneReport`` of what was done."""
+        plan = self.prune_plan(max_unused=max_unused)
+        return plan if dry_run else plan.execute()
+
+    def forgotten(self) -> list[dict[str, Any]]:
+        """Versions forgotten so far, with their metadata (their data may be pruned)."""
+        from reprocas.retention.forget import list_forgotten
+
+        return list_forgotten(self.store)

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from reprocas.errors import UsageError
+from reprocas.errors import PathNotInVersionError, UsageError
 from reprocas.model.ids import ObjectId
 from reprocas.model.objects import TableRecord, TreeEntry
 from reprocas.store.checkout import find_entry
@@ -80,6 +80,15 @@ def _walk(
             yield p, e
 
 
+def _files(repo: Repository, txn: Any, v: Version, base: str) -> dict[str, TreeEntry] | None:
+    """Files at or below ``base`` in a version; None when the version has no such path."""
+    try:
+        entry = find_entry(repo, txn, v, base)
+    except PathNotInVersionError:
+        return None
+    return dict(_walk(repo, txn, entry, base))
+
+
 def _record(repo: Repository, txn: Any, e: TreeEntry) -> TableRecord | None:
     if e.meta is None:
         return None
@@ -112,11 +121,14 @@ def diff_versions(
     schema and row counts; with ``key``, rows added, removed and changed."""
     out = DatasetDiff(va.ref, vb.ref)
     with repo.index.read() as txn:
-        ea = find_entry(repo, txn, va, path or "")
-        eb = find_entry(repo, txn, vb, path or "")
         base = (path or "").strip("/")
-        fa = dict(_walk(repo, txn, ea, base))
-        fb = dict(_walk(repo, txn, eb, base))
+        fa = _files(repo, txn, va, base)
+        fb = _files(repo, txn, vb, base)
+        if fa is None and fb is None:
+            # Neither has it: the same error a lookup in one version gives.
+            find_entry(repo, txn, va, base)
+        fa = fa or {}
+        fb = fb or {}
         records = {
             p: (
                 _record(repo, txn, fa[p]) if p in fa else None,
@@ -196,6 +208,36 @@ def _check_key(side: _Side, key: list[str]) -> pa.Table:
     return keys
 
 
+def _nested(t: pa.DataType) -> bool:
+    return bool(
+        pa.types.is_list(t)
+        or pa.types.is_large_list(t)
+        or pa.types.is_fixed_size_list(t)
+        or pa.types.is_struct(t)
+        or pa.types.is_map(t)
+        or pa.types.is_union(t)
+    )
+
+
+def _changed(ca: pa.ChunkedArray, cb: pa.ChunkedArray) -> pa.Array:
+    """Per matched row: whether the two values differ (two nulls are equal)."""
+    if _nested(ca.type) or _nested(cb.type):
+        # No compute kernel compares nested values: compare them as Python values, in
+        # slices so memory stays bounded.
+        flags: list[bool] = []
+        step = 65536
+        for lo in range(0, len(ca), step):
+            xs = ca.slice(lo, step).to_pylist()
+            ys = cb.slice(lo, step).to_pylist()
+            flags.extend(x != y for x, y in zip(xs, ys, strict=True))
+        return pa.array(flags, pa.bool_())
+    ca2 = _comparable(ca, cb.type)
+    cb2 = _comparable(cb, ca.type)
+    eq = pc.fill_null(pc.equal(ca2, cb2), False)
+    both_null = pc.and_(pc.is_null(ca2), pc.is_null(cb2))
+    return pc.invert(pc.or_(eq, both_null))
+
+
 def _comparable(arr: pa.ChunkedArray, other_type: pa.DataType) -> pa.ChunkedArray:
     if arr.type == other_type:
         return arr
@@ -230,11 +272,7 @@ def diff_rows(
         for col in common:
             ca = a.columns([col])[col].take(mia)
             cb = b.columns([col])[col].take(mib)
-            ca2 = _comparable(ca, cb.type)
-            cb2 = _comparable(cb, ca.type)
-            eq = pc.fill_null(pc.equal(ca2, cb2), False)
-            both_null = pc.and_(pc.is_null(ca2), pc.is_null(cb2))
-            changed = pc.invert(pc.or_(eq, both_null))
+            changed = _changed(ca, cb)
             n = pc.sum(changed).as_py() or 0
             if n:
                 columns[col] = n

@@ -65,9 +65,13 @@ def inspect_arrow(path: Path) -> TableRecord:
             return _record("arrow", stream.schema, rows)
 
 
+# Quoted values may hold newlines (RFC 4180); the record counter and every reader agree.
+CSV_PARSE = pacsv.ParseOptions(newlines_in_values=True)
+
+
 def csv_schema(source: object) -> pa.Schema:
     """The schema pyarrow infers for a CSV (from its first block), as read_table gets it."""
-    reader = pacsv.open_csv(source)
+    reader = pacsv.open_csv(source, parse_options=CSV_PARSE)
     try:
         return reader.schema
     finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from reprocas.errors import (
     IntegrityError,
     InvalidParameterError,
     PathNotInVersionError,
+    ReprocasError,
     UsageError,
 )
 from reprocas.model.ids import ObjectId
@@ -25,7 +28,18 @@ from reprocas.store.checkout import find_entry
 from reprocas.store.repository import Repository, Version
 from reprocas.tabular.formats import FORMATS, format_of
 from reprocas.tabular.fs import VersionFileSystem
-from reprocas.tabular.inspect import fingerprint
+from reprocas.tabular.inspect import CSV_PARSE, csv_schema, fingerprint
+
+
+@contextmanager
+def arrow_errors(what: str) -> Iterator[None]:
+    """pyarrow's own errors become reprocas errors (ours pass through untouched)."""
+    try:
+        yield
+    except ReprocasError:
+        raise
+    except pa.ArrowException as exc:
+        raise NotATableError(f"{what}: cannot be read as a table: {exc}") from exc
 
 
 class NotATableError(UsageError):
@@ -117,11 +131,27 @@ def open_dataset(
             f"{where} is not a table reprocas recognised at commit (not Parquet, Arrow IPC or "
             "CSV, or it did not parse); pass format=… to read it anyway"
         )
+    if fmt is None:
+        # Files with a table suffix that did not parse at commit are not tables.
+        files = [f for f in files if f.record is not None] or files
     chosen = _pick_format(files, fmt, where)
     files = [f for f in files if (f.record.format if f.record else format_of(f.path)) == chosen]
     handler = fs_handler or VersionFileSystem(repo, version)
     fs = pafs.PyFileSystem(handler)
-    ds_format: Any = {"parquet": "parquet", "arrow": "ipc", "csv": "csv"}[chosen]
+    if chosen == "arrow" and any(_is_ipc_stream(handler, f.path) for f in files):
+        # pyarrow datasets read IPC files, not IPC streams: read streams whole.
+        tables = []
+        for f in files:
+            with handler.open_input_file(f.path) as src:
+                t = _read_ipc(src)
+            _check_schema(f, t.schema, version.ref)
+            tables.append(t)
+        return ds.dataset(tables)
+    ds_format: Any = {
+        "parquet": "parquet",
+        "arrow": "ipc",
+        "csv": ds.CsvFileFormat(parse_options=CSV_PARSE),
+    }[chosen]
     dataset = ds.dataset([f.path for f in files], filesystem=fs, format=ds_format)
     for tf, fragment in zip(files, dataset.get_fragments(), strict=True):
         _check_schema(tf, fragment.physical_schema, version.ref)
@@ -146,15 +176,18 @@ def read_table(
             "not parse when it was committed)"
         )
     handler = VersionFileSystem(repo, version)
+    # The file's own schema is checked first, so a projected or filtered read can never
+    # quietly return columns of a table other than the one committed.
+    _check_schema(tf, _physical_schema(handler, tf.path, tf.record.format), version.ref)
     if tf.record.format == "parquet" and filter is None:
         with handler.open_input_file(tf.path) as f:
             table = pq.read_table(f, columns=columns)
     elif tf.record.format == "csv" and columns is None and filter is None:
         with handler.open_input_stream(tf.path) as f:
-            table = pacsv.read_csv(f)
+            table = pacsv.read_csv(f, parse_options=CSV_PARSE)
     elif tf.record.format == "arrow" and columns is None and filter is None:
         with handler.open_input_file(tf.path) as f:
-            table = feather.read_table(f)
+            table = _read_ipc(f)
     else:
         table = open_dataset(repo, version, path, tf.record.format, handler).to_table(
             columns=columns, filter=filter
@@ -168,16 +201,54 @@ def read_table(
     return table
 
 
+def _is_ipc_stream(handler: VersionFileSystem, path: str) -> bool:
+    with handler.open_input_file(path) as f:
+        head = bytes(f.read(6))
+    return head != b"ARROW1"
+
+
+def _physical_schema(handler: VersionFileSystem, path: str, fmt: str) -> pa.Schema:
+    """The schema stored in (or, for CSV, inferred from the start of) a file."""
+    with handler.open_input_file(path) as f:
+        if fmt == "parquet":
+            return pq.ParquetFile(f).schema_arrow
+        if fmt == "csv":
+            return csv_schema(f)
+        try:
+            return pa.ipc.open_file(f).schema
+        except pa.ArrowInvalid:
+            f.seek(0)
+            return pa.ipc.open_stream(f).schema
+
+
+def _read_ipc(f: pa.NativeFile) -> pa.Table:
+    """An Arrow IPC file (Feather v2) or stream, whole."""
+    try:
+        return pa.ipc.open_file(f).read_all()
+    except pa.ArrowInvalid:
+        f.seek(0)
+        return pa.ipc.open_stream(f).read_all()
+
+
 def export_table(table: pa.Table, out: Path, fmt: str) -> None:
     """Write one table to a local file as Parquet, Arrow IPC (Feather v2) or CSV."""
-    if fmt == "parquet":
-        pq.write_table(table, out)
-    elif fmt == "arrow":
-        feather.write_feather(table, out, compression="uncompressed")
-    elif fmt == "csv":
-        pacsv.write_csv(table, out)
-    else:
+    if fmt not in FORMATS:
         raise InvalidParameterError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        if fmt == "parquet":
+            pq.write_table(table, tmp)
+        elif fmt == "arrow":
+            feather.write_feather(table, tmp, compression="uncompressed")
+        else:
+            pacsv.write_csv(table, tmp)
+        tmp.replace(out)
+    except pa.ArrowException as exc:
+        tmp.unlink(missing_ok=True)
+        raise InvalidParameterError(f"cannot write this table as {fmt}: {exc}") from exc
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InvalidParameterError(f"cannot write {out}: {exc.strerror or exc}") from exc
 
 
 def table_record(repo: Repository, version: Version, path: str) -> TableRecord | None:

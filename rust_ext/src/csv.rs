@@ -1,88 +1,118 @@
-//! Counting CSV records without parsing them: newlines outside double quotes.
+//! Counting CSV records without parsing them, the way pyarrow's reader delimits them.
 //!
-//! RFC 4180 quoting toggles on every `"` (an escaped `""` toggles twice), so whether a
-//! newline ends a record depends only on the parity of the quotes before it. Blocks of
-//! the file are scanned in parallel, each counting its newlines for both possible
-//! states at its start; a sequential pass then picks the right count per block.
+//! RFC 4180 quoting toggles on every `"` (an escaped `""` toggles twice); a record
+//! ends at LF, CR or CRLF outside quotes; empty lines are not records. One pass with
+//! a four-field state, in blocks, so memory stays bounded.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use pyo3::prelude::*;
-use rayon::prelude::*;
 
 use crate::error::{CoreError, CoreResult};
 use crate::pool::run_in;
 
 const BLOCK: usize = 8 << 20;
 
-/// Per block: newlines seen with an even / odd number of quotes before them in the
-/// block, whether the block holds an odd number of quotes, and its last byte.
+/// Where the scanner is within a field.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+enum Field {
+    /// At the start of a field: a `"` here opens a quoted value.
+    #[default]
+    Start,
+    /// Inside an unquoted value (a `"` here is an ordinary byte).
+    Plain,
+    /// Inside a quoted value.
+    Quoted,
+    /// Just saw a `"` inside a quoted value: `""` is an escaped quote, anything else
+    /// closed the quotes.
+    QuoteInQuoted,
+}
+
+/// The record-counting state carried from one block to the next.
 #[derive(Clone, Copy, Default)]
-struct BlockCount {
-    even: u64,
-    odd: u64,
-    flips: bool,
+struct Scan {
+    records: u64,
+    field: Field,
+    /// The current line has content (so its terminator ends a record).
+    content: bool,
+    /// The previous byte was a CR outside quotes (so an LF now completes CRLF).
+    after_cr: bool,
 }
 
-fn count_block(data: &[u8]) -> BlockCount {
-    let mut c = BlockCount::default();
-    let mut inq = false;
-    for &b in data {
-        if b == b'"' {
-            inq = !inq;
-        } else if b == b'\n' {
-            if inq {
-                c.odd += 1;
-            } else {
-                c.even += 1;
+impl Scan {
+    /// Records as pyarrow delimits them (with `newlines_in_values=True`): a `"` opens
+    /// quoting only at the start of a field; lines end at LF, CR or CRLF outside quoted
+    /// values; empty lines are not records.
+    fn feed(&mut self, data: &[u8]) {
+        let Scan {
+            mut records,
+            mut field,
+            mut content,
+            mut after_cr,
+        } = *self;
+        for &b in data {
+            if field == Field::Quoted {
+                if b == b'"' {
+                    field = Field::QuoteInQuoted;
+                }
+                continue;
             }
+            if field == Field::QuoteInQuoted {
+                if b == b'"' {
+                    field = Field::Quoted;
+                    continue;
+                }
+                field = Field::Plain;
+            }
+            match b {
+                b'\n' | b'\r' => {
+                    if !(b == b'\n' && after_cr) && content {
+                        records += 1;
+                    }
+                    content = false;
+                    after_cr = b == b'\r';
+                    field = Field::Start;
+                    continue;
+                }
+                b',' => field = Field::Start,
+                b'"' if field == Field::Start => field = Field::Quoted,
+                _ => {
+                    if field == Field::Start {
+                        field = Field::Plain;
+                    }
+                }
+            }
+            content = true;
+            after_cr = false;
         }
+        *self = Scan {
+            records,
+            field,
+            content,
+            after_cr,
+        };
     }
-    c.flips = inq;
-    c
+
+    fn finish(self) -> u64 {
+        self.records + u64::from(self.content)
+    }
 }
 
-/// Records (lines outside quotes) in a CSV file, the header line included. A last line
-/// without a trailing newline counts as a record.
+/// Records (non-empty lines outside quotes) in a CSV file, the header included.
 pub fn count_records(path: &Path) -> CoreResult<u64> {
-    let file = File::open(path).map_err(|e| CoreError::from_io(e, path))?;
-    let size = file
-        .metadata()
-        .map_err(|e| CoreError::from_io(e, path))?
-        .len() as usize;
-    if size == 0 {
-        return Ok(0);
+    let mut file = File::open(path).map_err(|e| CoreError::from_io(e, path))?;
+    let mut buf = vec![0u8; BLOCK];
+    let mut scan = Scan::default();
+    loop {
+        let n =
+            std::io::Read::read(&mut file, &mut buf).map_err(|e| CoreError::from_io(e, path))?;
+        if n == 0 {
+            break;
+        }
+        scan.feed(&buf[..n]);
     }
-    let n_blocks = size.div_ceil(BLOCK);
-    // Bounded memory: a few blocks in flight per worker.
-    let counts: Vec<BlockCount> = (0..n_blocks)
-        .into_par_iter()
-        .map_init(
-            || vec![0u8; BLOCK],
-            |buf, k| -> CoreResult<BlockCount> {
-                let off = k * BLOCK;
-                let len = BLOCK.min(size - off);
-                file.read_exact_at(&mut buf[..len], off as u64)
-                    .map_err(|e| CoreError::from_io(e, path))?;
-                Ok(count_block(&buf[..len]))
-            },
-        )
-        .collect::<CoreResult<_>>()?;
-    let mut total = 0u64;
-    let mut inq = false;
-    for c in &counts {
-        total += if inq { c.odd } else { c.even };
-        inq ^= c.flips;
-    }
-    let mut last = [0u8; 1];
-    file.read_exact_at(&mut last, (size - 1) as u64)
-        .map_err(|e| CoreError::from_io(e, path))?;
-    if last[0] != b'\n' {
-        total += 1;
-    }
-    Ok(total)
+    Ok(scan.finish())
 }
 
 /// Lines of a CSV file outside double quotes (records, the header included).
@@ -100,10 +130,24 @@ pub fn count_csv_records(
 mod tests {
     use super::*;
 
+    fn count(data: &[u8]) -> u64 {
+        let mut s = Scan::default();
+        // Split anywhere: the state carries over.
+        let mid = data.len() / 2;
+        s.feed(&data[..mid]);
+        s.feed(&data[mid..]);
+        s.finish()
+    }
+
     #[test]
-    fn quotes_hide_newlines() {
-        let c = count_block(b"a,b\n1,\"x\ny\"\n2,\"\"\"q\"\"\"\n");
-        assert_eq!(c.even, 3);
-        assert!(!c.flips);
+    fn records_like_pyarrow() {
+        assert_eq!(count(b"a,b\n1,\"x\ny\"\n2,\"\"\"q\"\"\"\n"), 3);
+        assert_eq!(count(b"a,b\r1,2\r3,4\r"), 3);
+        assert_eq!(count(b"a,b\r\n1,2\r\n\r\n3,4"), 3);
+        assert_eq!(count(b"a,b\n\n\n1,2\n"), 2);
+        assert_eq!(count(b""), 0);
+        // A quote inside an unquoted value is an ordinary byte.
+        assert_eq!(count(b"a,b\nx\"y,2\n3,4\n"), 3);
+        assert_eq!(count(b"a,b\n\"q\"\"x\ny\",2\n"), 2);
     }
 }
