@@ -11,6 +11,7 @@ import typer
 
 from reprocas.cli import data, debug, maintenance
 from reprocas.cli import env as env_cli
+from reprocas.cli import retention as retention_cli
 from reprocas.cli.common import STATE
 from reprocas.errors import ReprocasError
 
@@ -52,12 +53,15 @@ COMMANDS: list[Callable[..., None]] = [
     maintenance.verify,
     maintenance.du,
     maintenance.gc,
+    retention_cli.forget,
+    retention_cli.prune,
 ]
 for command in COMMANDS:
     app.command(command.__name__.replace("_", "-"))(command)
 app.add_typer(maintenance.index_app, name="index")
 app.add_typer(debug.app, name="debug")
 app.add_typer(env_cli.app, name="env")
+app.add_typer(retention_cli.config_app, name="config")
 
 
 def run(argv: list[str] | None = None) -> int:

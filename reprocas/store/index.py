@@ -15,6 +15,9 @@ objects    object id (32 bytes)         [pack id, offset, stored length, codec,
 refs       ref name (utf-8)             object id (32 bytes)
 snapshots  snapshot id (32 bytes)       [kind, name, version]
 filecache  absolute path (bytes)        [inode, mtime_ns, size, manifest id]
+forgotten  snapshot id (32 bytes)       {"ref", "name", "number", "kind", "time_ns",
+                                         "logical_bytes", "forgotten_ns", "reasons",
+                                         "tags"}
 ========== ============================ ===============================================
 """
 
@@ -34,7 +37,16 @@ import msgpack
 
 from reprocas.errors import StorageFullError, StorageIOError
 
-DB_NAMES = ("meta", "chunks", "packs", "objects", "refs", "snapshots", "filecache")
+DB_NAMES = (
+    "meta",
+    "chunks",
+    "packs",
+    "objects",
+    "refs",
+    "snapshots",
+    "filecache",
+    "forgotten",
+)
 MAP_SIZE = 1 << 40  # address space only: the file grows as data is written
 
 

@@ -156,6 +156,19 @@ class RefTransaction:
             self.txn.put(r.encode(), oid.raw, db=self.repo.index.db["refs"])
         self.changed = True
 
+    def delete(self, refs: list[tuple[str, ObjectId]]) -> None:
+        """Remove refs (``(name, id it pointed at)``), logged like :meth:`set`."""
+        now = time.time_ns()
+        self.repo.append_reflog(
+            [
+                {"op": "delete", "ref": r, "id": oid.hex, "txn": self.id, "time_ns": now}
+                for r, oid in refs
+            ]
+        )
+        for r, _ in refs:
+            self.txn.delete(r.encode(), db=self.repo.index.db["refs"])
+        self.changed = True
+
 
 class Repository:
     """An open repository. Use :meth:`init` or :meth:`open`; close it when done."""

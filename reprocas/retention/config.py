@@ -1,0 +1,175 @@
+"""Retention settings kept in the repository config (``reprocas.json``, key ``retention``).
+
+``reprocas config set retention.keep-daily 7`` (optionally ``--dataset NAME``) stores a
+rule; ``reprocas forget`` without rule options applies what is stored. Values are
+validated when set, so a stored policy always parses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from reprocas.errors import InvalidParameterError, UsageError
+from reprocas.retention.policy import (
+    DEFAULT_PROTECTING_TAGS,
+    Policy,
+    Rules,
+    parse_duration,
+    parse_size,
+)
+from reprocas.store.repository import MARKER, Repository
+
+COUNT_KEYS = (
+    "keep-last",
+    "keep-hourly",
+    "keep-daily",
+    "keep-weekly",
+    "keep-monthly",
+    "keep-yearly",
+)
+KEYS = (*COUNT_KEYS, "keep-within", "keep-tag", "budget", "max-unused")
+GLOBAL_ONLY = ("budget", "max-unused")
+
+
+def _check_value(key: str, value: str) -> Any:
+    """Parse a value given on the command line into what is stored."""
+    if key in COUNT_KEYS:
+        try:
+            n = int(value)
+        except ValueError:
+            raise InvalidParameterError(f"retention.{key} takes a count, not {value!r}") from None
+        if n < 0:
+            raise InvalidParameterError(f"retention.{key} takes a count >= 0, not {n}")
+        return n
+    if key == "keep-within":
+        parse_duration(value)
+        return value
+    if key == "budget":
+        parse_size(value)
+        return value
+    if key == "max-unused":
+        parse_max_unused(value)
+        return value
+    if key == "keep-tag":
+        return [t for t in (s.strip() for s in value.split(",")) if t]
+    raise UsageError(f"unknown setting retention.{key}; known: " + ", ".join(KEYS))
+
+
+def parse_max_unused(value: str | float) -> float:
+    """``10``, ``10%`` -> 0.10; must be within [0, 100]."""
+    text = str(value).strip().rstrip("%")
+    try:
+        pct = float(text)
+    except ValueError:
+        raise InvalidParameterError(
+            f"--max-unused takes a percentage (0-100), not {value!r}"
+        ) from None
+    if not 0 <= pct <= 100:
+        raise InvalidParameterError(f"--max-unused takes a percentage (0-100), not {value!r}")
+    return pct / 100
+
+
+def _split_key(key: str) -> str:
+    if not key.startswith("retention."):
+        raise UsageError(
+            f"unknown setting {key!r}; settings are retention.<key>: {', '.join(KEYS)}"
+        )
+    sub = key[len("retention.") :]
+    if sub not in KEYS:
+        raise UsageError(f"unknown setting {key!r}; known: retention.{', retention.'.join(KEYS)}")
+    return sub
+
+
+def load(repo: Repository) -> dict[str, Any]:
+    """``{"default": {...}, "datasets": {name: {...}}}`` as stored (fresh from disk)."""
+    try:
+        marker = json.loads((repo.root / MARKER).read_text())
+    except (OSError, ValueError):
+        marker = repo.marker
+    ret = marker.get("retention") or {}
+    return {"default": dict(ret.get("default") or {}), "datasets": dict(ret.get("datasets") or {})}
+
+
+def _save(repo: Repository, retention: dict[str, Any]) -> None:
+    """Rewrite the marker atomically with the new retention section (under the gc lock,
+    so two `config set` never lose each other's change)."""
+    path = repo.root / MARKER
+    marker = json.loads(path.read_text())
+    marker["retention"] = retention
+    tmp = repo.root / (MARKER + ".retention.tmp")
+    tmp.write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    repo.marker = marker
+
+
+def set_value(repo: Repository, key: str, value: str, dataset: str | None = None) -> Any:
+    sub = _split_key(key)
+    if dataset is not None and sub in GLOBAL_ONLY:
+        raise UsageError(f"{key} applies to the whole repository, not to one dataset")
+    stored = _check_value(sub, value)
+    with repo.lock("config", exclusive=True):
+        ret = load(repo)
+        section = ret["datasets"].setdefault(dataset, {}) if dataset else ret["default"]
+        section[sub] = stored
+        _save(repo, ret)
+    return stored
+
+
+def unset_value(repo: Repository, key: str, dataset: str | None = None) -> None:
+    sub = _split_key(key)
+    with repo.lock("config", exclusive=True):
+        ret = load(repo)
+        section = ret["datasets"].get(dataset, {}) if dataset else ret["default"]
+        section.pop(sub, None)
+        _save(repo, ret)
+
+
+def get_value(repo: Repository, key: str, dataset: str | None = None) -> Any:
+    sub = _split_key(key)
+    ret = load(repo)
+    if dataset is not None and sub in ret["datasets"].get(dataset, {}):
+        return ret["datasets"][dataset][sub]
+    return ret["default"].get(sub)
+
+
+def _rules(section: dict[str, Any], base: Rules | None = None) -> Rules:
+    b = base or Rules()
+
+    def count(key: str, old: int | None) -> int | None:
+        return int(section[key]) if key in section else old
+
+    return Rules(
+        keep_last=count("keep-last", b.keep_last),
+        keep_hourly=count("keep-hourly", b.keep_hourly),
+        keep_daily=count("keep-daily", b.keep_daily),
+        keep_weekly=count("keep-weekly", b.keep_weekly),
+        keep_monthly=count("keep-monthly", b.keep_monthly),
+        keep_yearly=count("keep-yearly", b.keep_yearly),
+        keep_within_ns=parse_duration(section["keep-within"])
+        if "keep-within" in section
+        else b.keep_within_ns,
+        keep_tags=tuple(section.get("keep-tag", b.keep_tags)),
+    )
+
+
+def policy_from_config(repo: Repository) -> tuple[Policy, float | None]:
+    """The stored policy (per-dataset sections override the default key by key) and the
+    stored max-unused fraction, if any."""
+    ret = load(repo)
+    default = _rules(ret["default"])
+    per = tuple((name, _rules(sec, default)) for name, sec in sorted(ret["datasets"].items()))
+    budget = parse_size(ret["default"]["budget"]) if "budget" in ret["default"] else None
+    mu = ret["default"].get("max-unused")
+    return (
+        Policy(
+            rules=default,
+            per_dataset=per,
+            protecting_tags=DEFAULT_PROTECTING_TAGS,
+            budget=budget,
+        ),
+        parse_max_unused(mu) if mu is not None else None,
+    )

@@ -1,0 +1,330 @@
+"""Prune: delete packs nothing kept needs, repack packs that are mostly unused.
+
+``plan = plan_prune(repo, max_unused)`` reads a consistent snapshot of the index (no
+lock) and says what it would do; ``plan.execute()`` does it. Execution is safe while
+commits run (docs/RETENTION.md has the argument):
+
+1. under the ``gc`` lock *shared* (as commits hold it), each pack to repack is copied:
+   its live blobs, byte for byte, into a new pack that is sealed (fsync, rename) and
+   indexed; in that same LMDB transaction the index entries that still point at the old
+   pack's blobs move to the new one;
+2. under the ``gc`` lock *exclusive* (no commit in flight, held briefly), the versions
+   that appeared since the plan was made are walked; an old pack that any of them
+   reaches through the index is spared (the next prune takes it); every other doomed
+   pack loses its index entries in one transaction and then its file.
+
+A SIGKILL at any point leaves every kept version readable: old packs are deleted only
+after their live content is durable elsewhere and indexed; a pack renamed but never
+indexed, or a temporary file, is garbage that the next prune (or gc) removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lmdb
+
+from reprocas.retention.budget import (
+    DEFAULT_MAX_UNUSED,
+    CostModel,
+    Walker,
+    all_roots,
+    build_model,
+)
+from reprocas.store.index import ChunkLoc, ObjectLoc, pack, unpack
+from reprocas.store.packs import FrameInfo, PackWriter, fsync_dir, read_blob, read_trailer
+from reprocas.store.repository import Repository
+
+
+@dataclass(frozen=True, slots=True)
+class PackStep:
+    """One pack and what prune does with it."""
+
+    pack: bytes
+    action: str  # "delete" | "repack"
+    size: int
+    new_size: int  # 0 for delete
+    units: tuple[int, ...]  # live blob units (repack)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pack": self.pack.hex(),
+            "action": self.action,
+            "size": self.size,
+            "new_size": self.new_size,
+            "freed_bytes": self.size - self.new_size,
+        }
+
+
+@dataclass
+class PruneReport:
+    """What an executed prune did. ``freed_bytes`` is measured from the packs removed
+    and written, and equals the plan's prediction unless commits raced it."""
+
+    deleted: list[str] = field(default_factory=list)
+    repacked: list[str] = field(default_factory=list)
+    new_packs: list[str] = field(default_factory=list)
+    spared: list[str] = field(default_factory=list)
+    freed_bytes: int = 0
+    garbage_bytes: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "deleted": self.deleted,
+            "repacked": self.repacked,
+            "new_packs": self.new_packs,
+            "spared": self.spared,
+            "freed_bytes": self.freed_bytes,
+            "garbage_bytes": self.garbage_bytes,
+        }
+
+
+@dataclass
+class PrunePlan:
+    """What prune will do; print it, then :meth:`execute` it (or not, for --dry-run)."""
+
+    repo: Repository
+    model: CostModel
+    roots: frozenset[bytes]
+    steps: list[PackStep]
+    garbage: list[Path]
+    garbage_bytes: int
+    max_unused: float
+
+    @property
+    def delete(self) -> list[PackStep]:
+        return [s for s in self.steps if s.action == "delete"]
+
+    @property
+    def repack(self) -> list[PackStep]:
+        return [s for s in self.steps if s.action == "repack"]
+
+    @property
+    def freed_bytes(self) -> int:
+        return sum(s.size - s.new_size for s in self.steps)
+
+    @property
+    def size_before(self) -> int:
+        return self.model.size_before
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "max_unused": self.max_unused,
+            "delete": [s.to_json() for s in self.delete],
+            "repack": [s.to_json() for s in self.repack],
+            "garbage": [str(p) for p in self.garbage],
+            "garbage_bytes": self.garbage_bytes,
+            "size_before": self.size_before,
+            "size_after": self.size_before - self.freed_bytes,
+            "freed_bytes": self.freed_bytes,
+        }
+
+    def execute(self) -> PruneReport:
+        """Carry the plan out (see the module docstring for why this is safe)."""
+        return _execute(self)
+
+
+def _on_disk_packs(repo: Repository) -> dict[bytes, Path]:
+    out: dict[bytes, Path] = {}
+    if repo.packs_dir.exists():
+        for p in repo.packs_dir.glob("*/*.pack"):
+            with contextlib.suppress(ValueError):
+                out[bytes.fromhex(p.stem)] = p
+    return out
+
+
+def plan_prune(repo: Repository, max_unused: float = DEFAULT_MAX_UNUSED) -> PrunePlan:
+    """Decide which packs to delete and to repack, from one read of the index.
+
+    ``max_unused`` is a fraction (0.1 = 10%): a pack whose unused blobs exceed it is
+    repacked; a pack holding anything a forgotten version used is repacked regardless.
+    """
+    with repo.index.read() as txn:
+        roots = frozenset(all_roots(repo, txn))
+        model = build_model(repo, txn, (), max_unused=max_unused)
+        indexed = {bytes(k) for k in txn.cursor(db=repo.index.db["packs"]).iternext(values=False)}
+    live = model._live(frozenset())
+    forgotten = model._forgotten(frozenset())
+    steps: list[PackStep] = []
+    for p, pid in enumerate(model.pack_ids):
+        action, live_here = model.pack_action(p, live, forgotten)
+        size = model.pack_sizes[p]
+        if action == "delete":
+            steps.append(PackStep(pid, "delete", size, 0, ()))
+        elif action == "repack":
+            new = model.repacked_size(p, live_here)
+            steps.append(PackStep(pid, "repack", size, new, tuple(live_here)))
+    garbage: list[Path] = []
+    for pid, path in sorted(_on_disk_packs(repo).items()):
+        if pid not in indexed:
+            garbage.append(path)  # renamed by a writer (or prune) that died before indexing
+    if repo.tmp_dir.exists():
+        garbage.extend(sorted(repo.tmp_dir.iterdir()))
+    gbytes = 0
+    for g in garbage:
+        with contextlib.suppress(FileNotFoundError):
+            gbytes += g.stat().st_size
+    return PrunePlan(repo, model, roots, steps, garbage, gbytes, max_unused)
+
+
+def _repack_one(repo: Repository, plan: PrunePlan, step: PackStep) -> tuple[bytes, int] | None:
+    """Copy a pack's live blobs into a new pack and move their index entries to it."""
+    old = repo.pack_path(step.pack)
+    if not old.exists():
+        return None  # another prune (or gc) already took it
+    blobs = [plan.model.unit_blob[u] for u in step.units]
+    pw = PackWriter(repo.tmp_dir, repo.packs_dir)
+    try:
+        for b in blobs:
+            payload = read_blob(old, b.offset, b.stored_len)
+            if isinstance(b, FrameInfo):
+                pw.add_frame(b.codec, payload, b.raw_len, list(b.chunks))
+            else:
+                pw.add_object(b.id, b.codec, payload, b.raw_len)
+        sealed = pw.seal()
+    except BaseException:
+        pw.abort()
+        raise
+    index = repo.index
+    new_frames = iter(sealed.trailer.frames)
+    new_objects = iter(sealed.trailer.objects)
+    with index.write() as txn:
+        n_chunks = 0
+        for b in blobs:
+            if isinstance(b, FrameInfo):
+                nf = next(new_frames)
+                for d, off, length in b.chunks:
+                    n_chunks += 1
+                    loc = index.get_chunk(txn, d)
+                    if loc is not None and loc.pack == step.pack and loc.frame_offset == b.offset:
+                        moved = ChunkLoc(
+                            sealed.id.raw,
+                            nf.offset,
+                            nf.stored_len,
+                            nf.codec,
+                            nf.raw_len,
+                            off,
+                            length,
+                        )
+                        txn.put(d, moved.to_value(), db=index.db["chunks"])
+            else:
+                no = next(new_objects)
+                oloc = index.get_object(txn, b.id)
+                if oloc is not None and oloc.pack == step.pack and oloc.offset == b.offset:
+                    txn.put(
+                        b.id,
+                        ObjectLoc(
+                            sealed.id.raw, no.offset, no.stored_len, no.codec, no.raw_len, oloc.data
+                        ).to_value(),
+                        db=index.db["objects"],
+                    )
+        txn.put(
+            sealed.id.raw,
+            pack(
+                {
+                    "size": sealed.size,
+                    "frames": len(sealed.trailer.frames),
+                    "chunks": n_chunks,
+                    "objects": len(sealed.trailer.objects),
+                }
+            ),
+            db=index.db["packs"],
+        )
+    return sealed.id.raw, sealed.size
+
+
+def drop_pack(repo: Repository, pid: bytes) -> int:
+    """Remove a pack: its index entries (those still pointing at it) in one
+    transaction, then the file. Returns the bytes freed."""
+    path = repo.pack_path(pid)
+    index = repo.index
+    try:
+        trailer = read_trailer(path)
+    except Exception:
+        trailer = None
+    with index.write() as txn:
+        raw = txn.get(pid, db=index.db["packs"])
+        size = int(unpack(raw).get("size", 0)) if raw is not None else 0
+        if trailer is not None:
+            for f in trailer.frames:
+                for d, _, _ in f.chunks:
+                    loc = index.get_chunk(txn, d)
+                    if loc is not None and loc.pack == pid:
+                        txn.delete(d, db=index.db["chunks"])
+            for o in trailer.objects:
+                oloc = index.get_object(txn, o.id)
+                if oloc is not None and oloc.pack == pid:
+                    txn.delete(o.id, db=index.db["objects"])
+        txn.delete(pid, db=index.db["packs"])
+    with contextlib.suppress(FileNotFoundError):
+        size = size or path.stat().st_size
+        os.unlink(path)
+        fsync_dir(path.parent)
+    return size
+
+
+def _needed_packs(repo: Repository, txn: lmdb.Transaction, roots: set[bytes]) -> set[bytes]:
+    """The packs the index says these versions' blobs live in."""
+    index = repo.index
+
+    def chunk_pack(d: bytes) -> bytes | None:
+        loc = index.get_chunk(txn, d)
+        return None if loc is None else loc.pack
+
+    def object_pack(oid: bytes) -> bytes | None:
+        raw = txn.get(oid, db=index.db["objects"])
+        return None if raw is None else bytes(unpack(raw)[0])
+
+    w: Walker[bytes] = Walker(repo, txn, chunk_pack, object_pack)
+    out: set[bytes] = set()
+    for r in roots:
+        out |= w.snapshot(r)
+    return out
+
+
+def _execute(plan: PrunePlan) -> PruneReport:
+    repo = plan.repo
+    report = PruneReport()
+    doomed: dict[bytes, PackStep] = {}
+    with repo.lock("prune", exclusive=True):
+        with repo.lock("gc", exclusive=False):
+            for step in plan.steps:
+                if step.action == "delete":
+                    doomed[step.pack] = step
+                    continue
+                made = _repack_one(repo, plan, step)
+                if made is None:
+                    continue
+                report.new_packs.append(made[0].hex())
+                report.freed_bytes -= made[1]
+                doomed[step.pack] = step
+        with repo.lock("gc", exclusive=True):
+            index = repo.index
+            with index.read() as txn:
+                new_roots = all_roots(repo, txn) - plan.roots
+                needed = _needed_packs(repo, txn, new_roots)
+                indexed = {
+                    bytes(k) for k in txn.cursor(db=index.db["packs"]).iternext(values=False)
+                }
+            for pid, step in doomed.items():
+                if pid in needed:
+                    # A commit made since the plan relies on it: the next prune takes it.
+                    report.spared.append(pid.hex())
+                    continue
+                if pid not in indexed:
+                    continue
+                report.freed_bytes += drop_pack(repo, pid)
+                (report.deleted if step.action == "delete" else report.repacked).append(pid.hex())
+            for g in plan.garbage:
+                if g.suffix == ".pack":
+                    with contextlib.suppress(ValueError):
+                        if bytes.fromhex(g.stem) in indexed:
+                            continue
+                with contextlib.suppress(FileNotFoundError):
+                    report.garbage_bytes += g.stat().st_size
+                    g.unlink()
+    return report
