@@ -52,6 +52,7 @@ bench: build
 	$(PY) -m benchmarks.bench_core
 	$(PY) -m benchmarks.bench_repo
 	$(PY) -m benchmarks.bench_env
+	$(PY) -m benchmarks.bench_retention
 
 clean:
 	rm -rf target $(VENV) reprocas/_core*.so .pytest_cache .mypy_cache .ruff_cache
