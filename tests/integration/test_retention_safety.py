@@ -120,6 +120,14 @@ def test_sigkill_during_prune(tmp_path: Path) -> None:
     with reprocas.Repo.open(base) as repo:
         plan = repo.prune_plan(max_unused=0.0)
         assert plan.repack and plan.delete, "the fixture should need both repack and delete"
+    # Calibrate on one uninterrupted prune (start-up included), so the kills land inside
+    # the prune on a fast machine and a slow one alike.
+    calib = tmp_path / "calibrate"
+    shutil.copytree(base, calib)
+    t0 = time.monotonic()
+    assert_ok(run_cli("prune", "--max-unused", "0", repo=calib))
+    duration = time.monotonic() - t0
+    shutil.rmtree(calib)
     rng = random.Random(11)
     killed = 0
     for trial in range(10):
@@ -131,7 +139,7 @@ def test_sigkill_during_prune(tmp_path: Path) -> None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(rng.uniform(0.15, 0.9))
+        time.sleep(rng.uniform(0.3, 0.95) * duration)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             killed += 1
