@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from reprocas.cli.output import emit_json, human_bytes
+from reprocas.cli.output import human_bytes
 from reprocas.model import ChunkingConfig
 from reprocas.model.chunking import DEFAULT_AVG_SIZE, DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE
 
@@ -42,7 +43,8 @@ def chunk(
     config = ChunkingConfig(min_size, avg_size, max_size, seed)
     report = chunk_report(file, config, threads=threads)
     if as_json:
-        emit_json(report.to_json())
+        sys.stdout.write(report.to_json_text())
+        sys.stdout.write("\n")
         return
     n = len(report.lengths)
     rate = report.size / report.seconds / 1e6 if report.seconds > 0 else float("inf")

@@ -24,6 +24,15 @@ class ChunkReport:
     config: ChunkingConfig
     seconds: float
 
+    def to_json_text(self) -> str:
+        """The JSON document as text, built directly: for a large file (tens of thousands
+        of chunks) this is several times faster than ``json.dumps`` of dicts."""
+        chunks = ",".join(
+            f'{{"offset":{o},"length":{n},"digest":"{d.hex()}"}}'
+            for o, n, d in zip(self.offsets, self.lengths, self.digests, strict=True)
+        )
+        return f'{{"file_digest":"{self.file_digest.hex()}","chunks":[{chunks}]}}'
+
     def to_json(self) -> dict[str, Any]:
         return {
             "file_digest": self.file_digest.hex(),
