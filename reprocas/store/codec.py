@@ -11,12 +11,17 @@ from reprocas.model.ids import ObjectId
 from reprocas.native import core
 
 
+_LEAF = (bytes, str, int, float, bool, type(None))
+
+
 def _canonical(value: Any) -> Any:
     if isinstance(value, dict):
         items = sorted(value.items(), key=lambda kv: kv[0])
         return {k: _canonical(v) for k, v in items}
     if isinstance(value, list | tuple):
-        return [_canonical(v) for v in value]
+        # Most lists (a manifest's chunk table) hold only short lists of leaves: those
+        # need no reordering, only to be lists.
+        return [v if isinstance(v, _LEAF) else _canonical(v) for v in value]
     return value
 
 

@@ -14,7 +14,7 @@ use crate::ingest::{
     chunk_buffer_all, chunk_file_all, compress_indices, Block, FileChunkerCore, Message,
     StreamCore, DEFAULT_BLOCK,
 };
-use crate::pool::run_in;
+use crate::pool::{run_in, run_sized};
 
 /// FastCDC parameters: sizes in bytes and a seed for the gear table.
 #[pyclass(name = "ChunkerParams", module = "reprocas._core", frozen, eq)]
@@ -289,8 +289,13 @@ impl ChunkBatch {
             })
             .collect::<Result<_, _>>()?;
         let block = self.block.clone();
+        let work: usize = indices
+            .iter()
+            .filter(|&&i| i < block.len())
+            .map(|&i| block.range(i).len())
+            .sum();
         let frames = py.detach(|| {
-            run_in(self.threads, || {
+            run_sized(self.threads, work, || {
                 compress_indices(&block, &indices, level, frame_size)
             })
         })?;
