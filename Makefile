@@ -51,6 +51,7 @@ bench: build
 		echo "note: restic could not be installed; the restic comparison will be skipped")
 	$(PY) -m benchmarks.bench_core
 	$(PY) -m benchmarks.bench_repo
+	$(PY) -m benchmarks.bench_arrow
 	$(PY) -m benchmarks.bench_env
 	$(PY) -m benchmarks.bench_retention
 

@@ -10,7 +10,6 @@ from reprocas.errors import IntegrityError
 from reprocas.model.ids import ObjectId
 from reprocas.native import core
 
-
 _LEAF = (bytes, str, int, float, bool, type(None))
 
 
