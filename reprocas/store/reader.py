@@ -33,6 +33,28 @@ class _Chunk:
     loc: ChunkLoc
 
 
+ChunkTable = tuple[list[_Chunk], list[int]]
+
+
+def chunk_table(repo: Repository, manifest: FileManifest, name: str) -> ChunkTable:
+    """Every chunk of a file with its location, and the chunks' file offsets."""
+    chunks: list[_Chunk] = []
+    offset = 0
+    with repo.index.read() as txn:
+        for n, (digest, length) in enumerate(manifest.chunks):
+            loc = repo.index.get_chunk(txn, digest)
+            if loc is None:
+                raise IntegrityError(
+                    f"{name}: chunk {n} ({digest.hex()[:16]}) is missing from the index",
+                    chunk=digest.hex(),
+                )
+            chunks.append(_Chunk(offset, length, digest, loc))
+            offset += length
+    if offset != manifest.size:
+        raise IntegrityError(f"{name}: chunk lengths add up to {offset}, not {manifest.size}")
+    return chunks, [c.offset for c in chunks]
+
+
 class FrameCache:
     """Decoded frames by (pack, frame offset), least recently used out first."""
 
@@ -67,6 +89,7 @@ class StoreFile(io.RawIOBase):
         manifest: FileManifest,
         name: str,
         cache: FrameCache | None = None,
+        table: ChunkTable | None = None,
     ) -> None:
         super().__init__()
         self._repo = repo
@@ -74,22 +97,7 @@ class StoreFile(io.RawIOBase):
         self.size = manifest.size
         self._pos = 0
         self._cache = cache or FrameCache()
-        chunks: list[_Chunk] = []
-        offset = 0
-        with repo.index.read() as txn:
-            for n, (digest, length) in enumerate(manifest.chunks):
-                loc = repo.index.get_chunk(txn, digest)
-                if loc is None:
-                    raise IntegrityError(
-                        f"{name}: chunk {n} ({digest.hex()[:16]}) is missing from the index",
-                        chunk=digest.hex(),
-                    )
-                chunks.append(_Chunk(offset, length, digest, loc))
-                offset += length
-        if offset != manifest.size:
-            raise IntegrityError(f"{name}: chunk lengths add up to {offset}, not {manifest.size}")
-        self._chunks = chunks
-        self._starts = [c.offset for c in chunks]
+        self._chunks, self._starts = table or chunk_table(repo, manifest, name)
 
     # -- io.RawIOBase ---------------------------------------------------------------------
 
@@ -139,6 +147,8 @@ class StoreFile(io.RawIOBase):
         """``length`` bytes at ``offset`` (fewer at the end of the file), verified."""
         if self.closed:
             raise ValueError("I/O operation on closed file")
+        if offset < 0 or length < 0:
+            raise ValueError(f"negative offset or length ({offset}, {length})")
         end = min(self.size, offset + length)
         if offset >= end:
             return b""

@@ -269,10 +269,19 @@ def diff_rows(
         any_changed: pa.ChunkedArray | pa.Array = pa.array([False] * matched.num_rows)
         columns: dict[str, int] = {}
         changed_cols: dict[str, pa.Array] = {}
+        step = 1 << 20  # matched rows compared per slice: bounds the copies `take` makes
         for col in common:
-            ca = a.columns([col])[col].take(mia)
-            cb = b.columns([col])[col].take(mib)
-            changed = _changed(ca, cb)
+            col_a = a.columns([col])[col]
+            col_b = b.columns([col])[col]
+            parts = []
+            for lo in range(0, matched.num_rows, step):
+                ca = col_a.take(mia.slice(lo, step))
+                cb = col_b.take(mib.slice(lo, step))
+                parts.append(_changed(ca, cb))
+            del col_a, col_b
+            changed = (
+                pa.chunked_array(parts, pa.bool_()) if parts else pa.chunked_array([], pa.bool_())
+            )
             n = pc.sum(changed).as_py() or 0
             if n:
                 columns[col] = n

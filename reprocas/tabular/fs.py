@@ -18,7 +18,7 @@ from reprocas.errors import PathNotInVersionError
 from reprocas.model.ids import ObjectId
 from reprocas.model.objects import TreeEntry
 from reprocas.store.checkout import find_entry
-from reprocas.store.reader import FrameCache, StoreFile
+from reprocas.store.reader import ChunkTable, FrameCache, StoreFile, chunk_table
 from reprocas.store.repository import Repository, Version
 
 
@@ -30,6 +30,9 @@ class VersionFileSystem(pafs.FileSystemHandler):  # type: ignore[misc]
         self.version = version
         self.cache = cache or FrameCache()
         self.bytes_read = 0
+        # Chunk tables by manifest id: a scan opens each file several times (discovery,
+        # schema check, reading) and the table costs one index lookup per chunk.
+        self._tables: dict[bytes, ChunkTable] = {}
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -50,7 +53,10 @@ class VersionFileSystem(pafs.FileSystemHandler):  # type: ignore[misc]
                     f"{path!r} is not a file in {self.version.ref}", path=path
                 )
             manifest = self.repo.load_manifest(txn, ObjectId(entry.target))
-        return _CountingFile(self, manifest, path)
+        table = self._tables.get(entry.target)
+        if table is None:
+            table = self._tables[entry.target] = chunk_table(self.repo, manifest, path)
+        return _CountingFile(self, manifest, path, table)
 
     # -- FileSystemHandler -------------------------------------------------------------
 
@@ -119,8 +125,8 @@ class VersionFileSystem(pafs.FileSystemHandler):  # type: ignore[misc]
 class _CountingFile(StoreFile):
     """A StoreFile that adds what it returns to its filesystem's ``bytes_read``."""
 
-    def __init__(self, fs: VersionFileSystem, manifest: Any, path: str) -> None:
-        super().__init__(fs.repo, manifest, f"{fs.version.ref}:{path}", fs.cache)
+    def __init__(self, fs: VersionFileSystem, manifest: Any, path: str, table: ChunkTable) -> None:
+        super().__init__(fs.repo, manifest, f"{fs.version.ref}:{path}", fs.cache, table)
         self._fs = fs
 
     def pread(self, offset: int, length: int) -> bytes:
