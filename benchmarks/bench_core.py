@@ -44,6 +44,7 @@ import zstandard
 
 from benchmarks.generate import MiB, ensure_random_file
 from reprocas import _core
+from reprocas.model.chunking import DEFAULT_AVG_SIZE, DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -504,7 +505,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rows.append(row)
     ctx = context(args, path, size)
     ctx["load"] = load.report()
+    ctx["core_rebuilt_during_run"] = core_build() != CORE_BUILD
     return {"context": ctx, "rows": [asdict(r) for r in rows], "rss": rss}
+
+
+def core_build() -> dict[str, Any]:
+    """Which build of the extension this process loaded: file, mtime, digest prefix.
+
+    The extension is rebuilt while benchmarks run on a shared machine; this tells two
+    runs' builds apart (a rebuild during a run only affects child processes).
+    """
+    so = Path(_core.__file__ or "")
+    try:
+        stat = so.stat()
+        digest = blake3.blake3(so.read_bytes()).hexdigest()[:12]
+    except OSError:
+        return {"file": str(so)}
+    mtime = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stat.st_mtime))
+    return {"file": str(so), "mtime": mtime, "blake3": digest}
+
+
+CORE_BUILD = core_build()
+"""Taken at import, when the extension was loaded."""
 
 
 def context(args: argparse.Namespace, path: Path, size: int) -> dict[str, Any]:
@@ -523,6 +545,7 @@ def context(args: argparse.Namespace, path: Path, size: int) -> dict[str, Any]:
         "default_threads": _core.default_threads(),
         "release_build": _core.is_release_build(),
         "core_version": _core.__version__,
+        "core_build": CORE_BUILD,
         "python": platform.python_version(),
         "blake3_pkg": blake3.__version__,
         "zstandard_pkg": zstandard.__version__,
@@ -568,11 +591,18 @@ def format_table(result: dict[str, Any]) -> str:
     p = ctx["params"]
     head = [
         f"file: {ctx['file']} ({ctx['file_bytes'] / MiB:.0f} MiB, page cache warm)",
-        f"cpu: {ctx['cpu']}, {ctx['cores']} cores; release build: {ctx['release_build']}; "
+        f"cpu: {ctx['cpu']}, {ctx['cores']} cores; release build: {ctx['release_build']} "
+        f"(built {ctx.get('core_build', {}).get('mtime', '?')}, "
+        f"blake3 {ctx.get('core_build', {}).get('blake3', '?')}); "
         f"python {ctx['python']}, blake3 {ctx['blake3_pkg']}, zstandard {ctx['zstandard_pkg']}",
         f"chunker: min {p['min']} / avg {p['avg']} / max {p['max']}; frames up to "
         f"{ctx['frame_size'] >> 20} MiB; best of {ctx['repeat']}; MB = 10^6 bytes of input",
     ]
+    if ctx.get("core_rebuilt_during_run"):
+        head.append(
+            "WARNING: the extension was rebuilt during the run; the CLI and RSS child "
+            "processes may have used the new build"
+        )
     load, quiet = ctx.get("load"), ctx.get("quiet")
     if load is not None:
         head.append(
@@ -614,9 +644,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--size-mib", type=float, default=1024.0, help="test file size")
     parser.add_argument("--data-dir", type=Path, default=Path("bench-data"))
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--min", type=int, default=16384, help="chunker min size")
-    parser.add_argument("--avg", type=int, default=65536, help="chunker average size")
-    parser.add_argument("--max", type=int, default=262144, help="chunker max size")
+    parser.add_argument("--min", type=int, default=DEFAULT_MIN_SIZE, help="chunker min size")
+    parser.add_argument("--avg", type=int, default=DEFAULT_AVG_SIZE, help="chunker average size")
+    parser.add_argument("--max", type=int, default=DEFAULT_MAX_SIZE, help="chunker max size")
     parser.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=[1, 3],
                         help="zstd levels, comma-separated (default 1,3)")  # fmt: skip
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (best is kept)")

@@ -41,7 +41,15 @@ from typing import Any
 
 import zstandard
 
-from benchmarks.bench_core import QUIET, OtherLoad, best_of, progress, text_table
+from benchmarks.bench_core import (
+    CORE_BUILD,
+    QUIET,
+    OtherLoad,
+    best_of,
+    core_build,
+    progress,
+    text_table,
+)
 from benchmarks.generate import VERSIONS, ensure_series, rows_for_scale
 from reprocas import _core
 
@@ -140,10 +148,18 @@ def compress_pass(
         s.stored_framed.append(framed)
 
 
-def cut_hash_rate(path: Path, params: _core.ChunkerParams, threads: int, repeat: int) -> float:
-    """``chunk_file`` throughput on one file in MB/s: best of ``repeat`` quiet runs."""
-    seconds, _, table = best_of(repeat, threads, _core.chunk_file, path, params, threads=threads)
-    return table.size / MB / seconds
+def cut_hash_rate(
+    s: Setting, path: Path, params: _core.ChunkerParams, threads: int, repeat: int
+) -> None:
+    """``chunk_file`` throughput on v1 in MB/s (best of ``repeat`` quiet runs) into ``s``."""
+    for t in dict.fromkeys((threads, 1)):
+        seconds, _, table = best_of(repeat, t, _core.chunk_file, path, params, threads=t)
+        if t == 1:
+            s.cut_hash_1t_mb_s = table.size / MB / seconds
+        if t == threads:
+            s.cut_hash_mb_s = table.size / MB / seconds
+        s.v1_chunks = len(table)
+        s.v1_mean = table.size / max(1, len(table))
 
 
 def sweep(
@@ -153,9 +169,18 @@ def sweep(
     level: int,
     threads: int,
     repeat: int,
+    throughput_only: bool = False,
 ) -> SeriesResult:
-    """Measure every setting on one series."""
+    """Measure every setting on one series (only the cut+hash rates if ``throughput_only``)."""
     sizes = [p.stat().st_size for p in paths]
+    if throughput_only:
+        result = SeriesResult(fmt, sizes, [])
+        for lo, avg, hi in settings:
+            progress(f"{fmt}: cut+hash rate, min {lo} avg {avg} max {hi}")
+            s = Setting(lo, avg, hi)
+            cut_hash_rate(s, paths[0], _core.ChunkerParams(lo, avg, hi), threads, repeat)
+            result.settings.append(s)
+        return result
     progress(f"{fmt}: whole-file zstd -{level} of each version")
     result = SeriesResult(fmt, sizes, [whole_file_zstd(p, level) for p in paths])
     for lo, avg, hi in settings:
@@ -164,8 +189,7 @@ def sweep(
         params = _core.ChunkerParams(lo, avg, hi)
         s = dedup_pass(paths, params, threads)
         compress_pass(s, paths, params, level, threads)
-        s.cut_hash_mb_s = cut_hash_rate(paths[0], params, threads, repeat)
-        s.cut_hash_1t_mb_s = cut_hash_rate(paths[0], params, 1, repeat)
+        cut_hash_rate(s, paths[0], params, threads, repeat)
         s.seconds = time.perf_counter() - started
         result.settings.append(s)
     return result
@@ -175,8 +199,29 @@ def size_label(n: int) -> str:
     return f"{n // (1 << 20)}M" if n % (1 << 20) == 0 else f"{n // KiB}K"
 
 
+def format_throughput(r: SeriesResult) -> str:
+    """A ``--throughput-only`` run: chunk counts and cut+hash rates on v1."""
+    header = ("min", "avg", "max", "v1 chunks", "mean", "cut+hash 1T MB/s", "cut+hash all MB/s")
+    lines = [
+        (
+            size_label(s.min_size),
+            size_label(s.avg_size),
+            size_label(s.max_size),
+            str(s.v1_chunks),
+            f"{s.v1_mean / KiB:.1f}K",
+            f"{s.cut_hash_1t_mb_s:.0f}",
+            f"{s.cut_hash_mb_s:.0f}",
+        )
+        for s in r.settings
+    ]
+    head = f"{r.fmt}: chunk_file on v1 ({r.sizes[0] / MB:.1f} MB)\n"
+    return head + text_table(header, lines, right=set(range(3, len(header))))
+
+
 def format_series(r: SeriesResult, level: int) -> str:
     """One series' settings as a table, with the whole-file baselines above it."""
+    if not r.whole_zstd:
+        return format_throughput(r)
     v1 = r.sizes[0]
     whole_v1 = r.whole_zstd[0]
     head = (
@@ -235,6 +280,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=QUIET.budget_seconds,
         help="total seconds to spend waiting for a quiet machine and redoing disturbed runs",
     )
+    parser.add_argument(
+        "--throughput-only",
+        action="store_true",
+        help="only the cut+hash rates on v1 (no dedup or compression passes)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument(
         "--from-json",
@@ -254,7 +304,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     files = ensure_series(args.data_dir, args.scale, args.seed)
     load = OtherLoad()
     results = [
-        sweep(fmt, files[fmt], settings, args.level, args.threads, args.repeat)
+        sweep(
+            fmt, files[fmt], settings, args.level, args.threads, args.repeat, args.throughput_only
+        )
         for fmt in args.series.split(",")
     ]
     report = {
@@ -267,6 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "frame_size": FRAME_SIZE,
         "load": load.report(),
         "quiet": asdict(QUIET),
+        "core_build": CORE_BUILD,
+        "core_rebuilt_during_run": core_build() != CORE_BUILD,
         "series": [asdict(r) for r in results],
     }
     print(json.dumps(report, indent=2) if args.json else format_report(report))
@@ -277,6 +331,11 @@ def format_report(report: dict[str, Any]) -> str:
     """The tables of a whole run (as produced by ``--json``)."""
     seed = report.get("seed", "?")
     out = [f"scale {report['scale']:g} ({report['rows_v1']} rows in v1), seed {seed}"]
+    build = report.get("core_build")
+    if build is not None:
+        out.append(f"extension built {build.get('mtime', '?')}, blake3 {build.get('blake3', '?')}")
+    if report.get("core_rebuilt_during_run"):
+        out.append("WARNING: the extension was rebuilt during the run (not used by this run)")
     other = report.get("load")
     if other is not None:
         out.append(
