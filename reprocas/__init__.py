@@ -13,7 +13,16 @@ from reprocas import errors
 
 __version__ = "0.1.0"
 
-__all__ = ["LogEntry", "LsEntry", "Repo", "__version__", "dataset", "errors", "read_table"]
+__all__ = [
+    "LogEntry",
+    "LsEntry",
+    "Repo",
+    "__version__",
+    "dataset",
+    "errors",
+    "read_table",
+    "run",
+]
 
 if TYPE_CHECKING:
     from reprocas.api import LogEntry, LsEntry, Repo
@@ -31,6 +40,14 @@ def read_table(ref: str, path: str, **kwargs: Any) -> Any:
     from reprocas.api import Repo
 
     return Repo.open_repo().read_table(ref, path, **kwargs)
+
+
+def run(name: str | None = None, params: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    """Record a block as a run: ``with reprocas.run(name="train", params={...}) as run:``
+    (see :func:`reprocas.provenance.api.run`)."""
+    from reprocas.provenance.api import run as run_block
+
+    return run_block(name, params, **kwargs)
 
 
 def __getattr__(name: str) -> Any:

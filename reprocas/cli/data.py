@@ -221,7 +221,14 @@ def diff(
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """What changed between two versions: files added, removed and changed; for tables,
-    schema changes and row counts; with --key, rows added, removed and changed."""
+    schema changes and row counts; with --key, rows added, removed and changed.
+
+    Given two runs (NAME, NAME#N or run id prefix), what differs between the runs:
+    params, inputs, environment, code, metrics, outputs and run time."""
+    from reprocas.cli.runs import diff_if_runs
+
+    if path is None and key is None and diff_if_runs(ref_a, ref_b, as_json):
+        return
     keys = [k.strip() for k in key.split(",") if k.strip()] if key else None
     with open_repo() as repo:
         d = repo.diff(ref_a, ref_b, path=path, key=keys, limit=limit)

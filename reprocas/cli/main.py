@@ -12,6 +12,7 @@ import typer
 from reprocas.cli import data, debug, maintenance
 from reprocas.cli import env as env_cli
 from reprocas.cli import retention as retention_cli
+from reprocas.cli import runs as runs_cli
 from reprocas.cli.common import STATE
 from reprocas.errors import ReprocasError
 
@@ -55,9 +56,15 @@ COMMANDS: list[Callable[..., None]] = [
     maintenance.gc,
     retention_cli.forget,
     retention_cli.prune,
+    runs_cli.runs,
+    runs_cli.lineage,
 ]
 for command in COMMANDS:
     app.command(command.__name__.replace("_", "-"))(command)
+app.command(
+    "run",
+    context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
+)(runs_cli.run)
 app.add_typer(maintenance.index_app, name="index")
 app.add_typer(debug.app, name="debug")
 app.add_typer(env_cli.app, name="env")

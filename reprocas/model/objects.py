@@ -18,6 +18,7 @@ TREE = "tree"
 SNAPSHOT = "snapshot"
 TABLE = "table"
 ENVIRONMENT = "environment"
+RUN = "run"
 
 EntryKind = Literal["file", "dir", "symlink"]
 
@@ -221,7 +222,96 @@ class TableRecord:
         )
 
 
-AnyObject = FileManifest | Tree | Snapshot | TableRecord | Environment
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One recorded run: what was executed, with which inputs, environment, code and
+    parameters, and what it produced (schema in docs/FORMAT.md, meaning in docs/RUNS.md).
+
+    ``inputs`` and ``outputs`` are maps with the resolved snapshot id under
+    ``"snapshot"``; ``root`` is the tree of the run's own files (stdout, stderr, the
+    uncommitted code diff). ``metrics`` maps a name to ``{"kind": "scalar", "value": x}``
+    or ``{"kind": "series", "values": [...]}``.
+    """
+
+    name: str
+    number: int
+    command: tuple[str, ...]
+    cwd: str
+    host: str
+    user: str
+    start_ns: int
+    end_ns: int
+    exit_code: int
+    status: str  # "ok" | "failed"
+    params: dict[str, Any]
+    inputs: tuple[dict[str, Any], ...]
+    outputs: tuple[dict[str, Any], ...]
+    metrics: dict[str, Any]
+    environment: ObjectId | None
+    code: dict[str, Any] | None
+    root: ObjectId | None
+    errors: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": RUN,
+            "name": self.name,
+            "number": self.number,
+            "command": list(self.command),
+            "cwd": self.cwd,
+            "host": self.host,
+            "user": self.user,
+            "start_ns": self.start_ns,
+            "end_ns": self.end_ns,
+            "exit_code": self.exit_code,
+            "status": self.status,
+            "params": self.params,
+            "inputs": list(self.inputs),
+            "outputs": list(self.outputs),
+            "metrics": self.metrics,
+            "environment": self.environment.raw if self.environment else None,
+            "code": self.code,
+            "root": self.root.raw if self.root else None,
+            "errors": list(self.errors),
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_wire(cls, w: dict[str, Any]) -> Run:
+        env = w.get("environment")
+        root = w.get("root")
+        return cls(
+            name=str(w["name"]),
+            number=int(w["number"]),
+            command=tuple(str(c) for c in w["command"]),
+            cwd=str(w["cwd"]),
+            host=str(w["host"]),
+            user=str(w["user"]),
+            start_ns=int(w["start_ns"]),
+            end_ns=int(w["end_ns"]),
+            exit_code=int(w["exit_code"]),
+            status=str(w["status"]),
+            params=dict(w.get("params") or {}),
+            inputs=tuple(dict(i) for i in w.get("inputs") or ()),
+            outputs=tuple(dict(o) for o in w.get("outputs") or ()),
+            metrics=dict(w.get("metrics") or {}),
+            environment=_id(env) if env is not None else None,
+            code=dict(w["code"]) if w.get("code") is not None else None,
+            root=_id(root) if root is not None else None,
+            errors=tuple(str(e) for e in w.get("errors") or ()),
+            extra=dict(w.get("extra") or {}),
+        )
+
+    def snapshot_ids(self) -> list[ObjectId]:
+        """Every snapshot the run names: inputs, outputs and its environment."""
+        out = [_id(x["snapshot"]) for x in (*self.inputs, *self.outputs) if x.get("snapshot")]
+        if self.environment is not None:
+            out.append(self.environment)
+        return out
+
+
+AnyObject = FileManifest | Tree | Snapshot | TableRecord | Environment | Run
 
 
 def object_from_wire(w: dict[str, Any]) -> AnyObject:
@@ -237,4 +327,6 @@ def object_from_wire(w: dict[str, Any]) -> AnyObject:
         return TableRecord.from_wire(w)
     if t == ENVIRONMENT:
         return Environment.from_wire(w)
+    if t == RUN:
+        return Run.from_wire(w)
     raise ValueError(f"unknown object type {t!r}")

@@ -24,6 +24,7 @@ whole (its bytes go when its last chunk does); that is what the model counts.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -32,7 +33,7 @@ import lmdb
 
 from reprocas.errors import IntegrityError, ReprocasError
 from reprocas.model.ids import ObjectId
-from reprocas.model.objects import FileManifest, Snapshot, Tree
+from reprocas.model.objects import FileManifest, Run, Snapshot, Tree
 from reprocas.store.index import unpack
 from reprocas.store.packs import FOOTER, PACK_MAGIC, FrameInfo, ObjectInfo, PackTrailer
 from reprocas.store.packs import read_trailer as _read_trailer
@@ -148,6 +149,14 @@ class Walker(Generic[K]):
         except ReprocasError:
             if not self.tolerant:
                 raise
+            return frozenset(out)
+        if isinstance(snap, Run):
+            # A run ref (run:<name>:<N>): the run, its own files, and what it names.
+            if snap.root is not None:
+                out |= self._tree(snap.root.raw)
+            for named in snap.snapshot_ids():
+                with contextlib.suppress(ReprocasError):
+                    out |= self.snapshot(named.raw)
             return frozenset(out)
         if not isinstance(snap, Snapshot):
             raise IntegrityError(f"object {sid.hex()} is not a snapshot", object=sid.hex())

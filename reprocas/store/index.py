@@ -18,6 +18,9 @@ filecache  absolute path (bytes)        [inode, mtime_ns, size, manifest id]
 forgotten  snapshot id (32 bytes)       {"ref", "name", "number", "kind", "time_ns",
                                          "logical_bytes", "forgotten_ns", "reasons",
                                          "tags"}
+runs       run id (32 bytes)            summary {"name", "number", "start_ns", ...}
+edges_out  from id + kind byte + to id  {"path", ...} (provenance, docs/RUNS.md)
+edges_in   to id + kind byte + from id  same value as in edges_out
 ========== ============================ ===============================================
 """
 
@@ -46,6 +49,9 @@ DB_NAMES = (
     "snapshots",
     "filecache",
     "forgotten",
+    "runs",
+    "edges_out",
+    "edges_in",
 )
 MAP_SIZE = 1 << 40  # address space only: the file grows as data is written
 

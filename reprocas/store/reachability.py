@@ -71,3 +71,47 @@ def reach_snapshot(
                 for d, n in m.chunks:
                     r.chunks[d] = n
     return r
+
+
+def reach_runs(repo: Repository, txn: lmdb.Transaction, into: Reach) -> Reach:
+    """Everything recorded runs need (added to ``into``): each run object (refs
+    ``run:<name>:<N>``), the tree of its own files (logs, code diff), and the snapshots
+    it used, generated and ran in — kept even when their versions were forgotten."""
+    from reprocas.model.objects import Run
+
+    for _, value in repo.index.iter_refs(txn, "run:"):
+        run = repo.load(txn, ObjectId(value))
+        if not isinstance(run, Run):
+            continue
+        into.objects.add(value)
+        if run.root is not None:
+            reach_tree(repo, txn, run.root.raw, into)
+        for sid in run.snapshot_ids():
+            if sid.raw not in into.objects:
+                reach_snapshot(repo, txn, sid, into)
+    return into
+
+
+def reach_tree(repo: Repository, txn: lmdb.Transaction, tid: bytes, into: Reach) -> Reach:
+    """A tree, its subtrees, manifests, table records and chunks (added to ``into``)."""
+    stack = [tid]
+    while stack:
+        t = stack.pop()
+        if t in into.objects:
+            continue
+        into.objects.add(t)
+        tree = repo.load(txn, ObjectId(t))
+        if not isinstance(tree, Tree):
+            continue
+        for e in tree.entries:
+            if e.kind == "dir":
+                stack.append(e.target)
+            elif e.kind == "file":
+                if e.meta is not None:
+                    into.objects.add(e.meta)
+                if e.target in into.objects:
+                    continue
+                into.objects.add(e.target)
+                for d, n in repo.load_manifest(txn, ObjectId(e.target)).chunks:
+                    into.chunks[d] = n
+    return into

@@ -1,0 +1,205 @@
+"""Run and provenance commands: run, runs, lineage, and the run side of diff."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reprocas.cli.common import JsonOpt, open_repo
+from reprocas.cli.output import emit_json
+
+
+def _say(text: str) -> None:
+    print(f"reprocas: {text}", file=sys.stderr, flush=True)
+
+
+def run(
+    command: Annotated[
+        list[str], typer.Argument(help="The command and its arguments, after `--`.")
+    ],
+    name: Annotated[
+        str | None,
+        typer.Option("--name", "-n", help="Run name (default: from the command, e.g. train)."),
+    ] = None,
+    input_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input",
+            "-i",
+            help="REF[=PATH]: check out this exact version at PATH (default inputs/<dataset>) "
+            "before the command starts (repeatable).",
+        ),
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="KEY=VALUE parameter (repeatable).")
+    ] = None,
+    params_file: Annotated[
+        list[Path] | None,
+        typer.Option("--params-file", help="JSON, TOML or YAML file of parameters (repeatable)."),
+    ] = None,
+    output: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="A file or directory the command writes (repeatable); "
+            "committed as a version of runs/NAME.",
+        ),
+    ] = None,
+    metrics: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics", help="JSON file of numbers (or lists of numbers) written by the command."
+        ),
+    ] = None,
+    env: Annotated[
+        str,
+        typer.Option(
+            "--env", help="Environment snapshot: light (default), full (site-packages too) or none."
+        ),
+    ] = "light",
+    as_json: Annotated[bool, JsonOpt] = False,
+) -> None:
+    """Record a run of COMMAND: its exact inputs, environment, code, parameters, output
+    and metrics. Use `--` before the command: `reprocas run -n train -- python train.py`.
+
+    The command's output is streamed (with --json, its stdout goes to stderr) and stored.
+    A failed command is recorded too; reprocas then exits with the command's exit code.
+    """
+    from reprocas.provenance.run import Spec, parse_input, parse_params, record, run_json
+
+    spec = Spec(
+        command=list(command),
+        name=name,
+        inputs=[parse_input(t) for t in input_ or ()],
+        params=parse_params(param or (), params_file or ()),
+        outputs=list(output or ()),
+        metrics=metrics,
+        env=env,
+    )
+    out_sink = sys.stderr.buffer if as_json else sys.stdout.buffer
+    with open_repo() as repo:
+        r = record(repo.store, spec, say=_say, stdout_to=out_sink, stderr_to=sys.stderr.buffer)
+    if as_json:
+        emit_json(run_json(r.handle, r.run, r.environment_ref))
+    elif r.error is None:
+        dur = (r.run.end_ns - r.run.start_ns) / 1e9
+        _say(
+            f"recorded run {r.handle.ref} ({r.handle.id.short}): {r.run.status}, "
+            f"exit {r.run.exit_code}, {dur:.2f}s"
+        )
+    if r.error is not None:
+        raise r.error
+    if r.run.exit_code != 0:
+        raise typer.Exit(r.run.exit_code)
+
+
+def runs(
+    name: Annotated[
+        str | None, typer.Option("--name", "-n", help="Only runs of this name.")
+    ] = None,
+    as_json: Annotated[bool, JsonOpt] = False,
+) -> None:
+    """List recorded runs with their status, key parameters and metrics."""
+    from reprocas.provenance.names import get_summary, iter_runs
+
+    with open_repo() as repo:
+        store = repo.store
+        rows = []
+        with store.index.read() as txn:
+            if name is not None:
+                from reprocas.provenance.names import resolve_run
+
+                resolve_run(store, txn, name)  # a clear error for an unknown name
+            for h in iter_runs(store, txn, name):
+                s = get_summary(store, txn, h.id)
+                rows.append((h, s))
+    rows.sort(key=lambda hs: hs[1]["start_ns"])
+    if as_json:
+        emit_json(
+            [
+                {
+                    "id": h.id.hex,
+                    "ref": h.ref,
+                    "name": h.name,
+                    "number": h.number,
+                    "status": s["status"],
+                    "exit_code": s["exit_code"],
+                    "start_ns": s["start_ns"],
+                    "end_ns": s["end_ns"],
+                    "params": s["params"],
+                    "metrics": s["metrics"],
+                    "replay_of": s["replay_of"].hex()
+                    if isinstance(s["replay_of"], bytes)
+                    else None,
+                    "verdict": s["verdict"],
+                }
+                for h, s in rows
+            ]
+        )
+        return
+    if not rows:
+        typer.echo("no runs yet; record one with `reprocas run -- COMMAND`")
+    for h, s in rows:
+        when = dt.datetime.fromtimestamp(s["start_ns"] / 1e9, tz=dt.UTC).isoformat(
+            timespec="seconds"
+        )
+        params = " ".join(f"{k}={v}" for k, v in list(s["params"].items())[:4])
+        mets = " ".join(f"{k}={v:.4g}" for k, v in list(s["metrics"].items())[:4])
+        typer.echo(
+            f"{h.ref:<20} {h.id.short}  {when}  {s['status']:<6} "
+            f"exit {s['exit_code']:<3} {params}  {mets}".rstrip()
+        )
+
+
+def lineage(
+    ref: Annotated[
+        str, typer.Argument(help="A run (NAME, NAME#N, id prefix) or a version (NAME@vN).")
+    ],
+    up: Annotated[bool, typer.Option("--up", help="Only upstream: what produced it.")] = False,
+    down: Annotated[bool, typer.Option("--down", help="Only downstream: what used it.")] = False,
+    as_json: Annotated[bool, JsonOpt] = False,
+    dot: Annotated[bool, typer.Option("--dot", help="Print Graphviz DOT.")] = False,
+) -> None:
+    """Upstream (what produced it) and downstream (what used it) of a run, a dataset
+    version or an environment snapshot."""
+    from reprocas.provenance.lineage import lineage as walk
+
+    both = not up and not down
+    with open_repo() as repo:
+        g = walk(repo.store, ref, up=up or both, down=down or both)
+    if dot:
+        sys.stdout.write(g.dot())
+        return
+    if as_json:
+        emit_json(g.to_json())
+        return
+    typer.echo(g.nodes[g.root]["label"])
+    for e in g.edges:
+        typer.echo(f"  {g.nodes[e['from']]['label']} --{e['kind']}--> {g.nodes[e['to']]['label']}")
+    if not g.edges:
+        typer.echo("  (no recorded provenance)")
+
+
+def diff_if_runs(ref_a: str, ref_b: str, as_json: bool) -> bool:
+    """`reprocas diff` on two runs: print the run diff and return True; False when the
+    refs are not both runs (the caller diffs dataset versions)."""
+    from reprocas.provenance.names import is_run_ref
+    from reprocas.provenance.rundiff import diff_runs, render
+
+    with open_repo() as repo:
+        with repo.store.index.read() as txn:
+            both = is_run_ref(repo.store, txn, ref_a) and is_run_ref(repo.store, txn, ref_b)
+        if not both:
+            return False
+        d = diff_runs(repo.store, ref_a, ref_b)
+    if as_json:
+        emit_json(d)
+    else:
+        for ln in render(d):
+            typer.echo(ln)
+    return True
