@@ -156,14 +156,15 @@ class StoreFile(io.RawIOBase):
         last = bisect.bisect_right(self._starts, end - 1) - 1
         wanted = self._chunks[first : last + 1]
         self._load_frames(wanted)
-        parts = []
+        parts: list[memoryview] = []
         for c in wanted:
             frame = self._cache.get(c.loc.frame_key)
             if frame is None:  # evicted by a huge read: decode again
                 self._load_frames([c])
                 frame = self._cache.get(c.loc.frame_key)
                 assert frame is not None
-            chunk = frame[c.loc.offset : c.loc.offset + c.length]
+            # Views, not copies: the only copy is the final join.
+            chunk = memoryview(frame)[c.loc.offset : c.loc.offset + c.length]
             if c.digest not in self._cache.verified:
                 if core.blake3_digest(chunk) != c.digest:
                     raise CorruptDataError(

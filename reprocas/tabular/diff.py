@@ -9,6 +9,7 @@ is therefore about the keys plus two columns, not two whole tables.
 
 from __future__ import annotations
 
+import bisect
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -182,9 +183,31 @@ class _Side:
                     writer.write_batch(batch)
             self.dataset = ds.dataset(target, format="parquet")
         self.schema = self.dataset.schema
+        fragments = list(self.dataset.get_fragments())
+        self._fragment: Any = None
+        self._starts: list[int] = []
+        if len(fragments) == 1 and isinstance(fragments[0], ds.ParquetFileFragment):
+            frag = fragments[0]
+            md = frag.metadata
+            starts, total = [], 0
+            for i in range(md.num_row_groups):
+                starts.append(total)
+                total += md.row_group(i).num_rows
+            self._fragment, self._starts, self._rows = frag, starts, total
 
     def columns(self, names: list[str]) -> pa.Table:
         return self.dataset.to_table(columns=names)
+
+    def rows(self, col: str, lo: int, hi: int) -> tuple[pa.ChunkedArray, int]:
+        """Column ``col`` for at least rows ``[lo, hi)``, read by Parquet row groups (so a
+        slice of a large table costs a slice of memory); returns it and its first row."""
+        if self._fragment is None or hi <= lo:
+            return self.columns([col])[col], 0
+        first = max(0, bisect.bisect_right(self._starts, lo) - 1)
+        last = max(first, bisect.bisect_right(self._starts, hi - 1) - 1)
+        groups = list(range(first, last + 1))
+        part = self._fragment.subset(row_group_ids=groups).to_table(columns=[col])
+        return part[col], self._starts[first]
 
 
 def _check_key(side: _Side, key: list[str]) -> pa.Table:
@@ -269,16 +292,25 @@ def diff_rows(
         any_changed: pa.ChunkedArray | pa.Array = pa.array([False] * matched.num_rows)
         columns: dict[str, int] = {}
         changed_cols: dict[str, pa.Array] = {}
-        step = 1 << 20  # matched rows compared per slice: bounds the copies `take` makes
+        # Matched rows are compared a slice at a time, each side reading only the Parquet
+        # row groups its slice needs: memory follows the slice, not the table (rows that
+        # kept their order between versions — the usual case — need few row groups).
+        step = 1 << 20
+        pool = pa.default_memory_pool()
         for col in common:
-            col_a = a.columns([col])[col]
-            col_b = b.columns([col])[col]
             parts = []
             for lo in range(0, matched.num_rows, step):
-                ca = col_a.take(mia.slice(lo, step))
-                cb = col_b.take(mib.slice(lo, step))
+                ia_s = mia.slice(lo, step)
+                ib_s = mib.slice(lo, step)
+                a0, a1 = pc.min_max(ia_s).values()
+                b0, b1 = pc.min_max(ib_s).values()
+                col_a, base_a = a.rows(col, a0.as_py(), a1.as_py() + 1)
+                col_b, base_b = b.rows(col, b0.as_py(), b1.as_py() + 1)
+                ca = col_a.take(pc.subtract(ia_s, base_a))
+                cb = col_b.take(pc.subtract(ib_s, base_b))
+                del col_a, col_b
                 parts.append(_changed(ca, cb))
-            del col_a, col_b
+            pool.release_unused()
             changed = (
                 pa.chunked_array(parts, pa.bool_()) if parts else pa.chunked_array([], pa.bool_())
             )
