@@ -39,7 +39,7 @@ from tests.integration._helpers import (
     tmp_files,
     verify_ok,
 )
-from tests.integration.conftest import Cli
+from tests.integration.conftest import Cli, _skip_outside_ci
 from tests.integration.trees import describe, diff
 
 # --- a repository with one good version, to check nothing gets damaged ----------------
@@ -85,7 +85,7 @@ def _without_root_override() -> list[str]:
         return []
     setpriv = shutil.which("setpriv")
     if setpriv is None:
-        pytest.skip("running as root without setpriv: cannot make a file unreadable to root")
+        _skip_outside_ci("running as root without setpriv: cannot make a file unreadable")
     caps = "-dac_override,-dac_read_search"
     return [setpriv, f"--inh-caps={caps}", f"--bounding-set={caps}"]
 
