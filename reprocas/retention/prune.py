@@ -21,7 +21,6 @@ indexed, or a temporary file, is garbage that the next prune (or gc) removes.
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,8 +34,9 @@ from reprocas.retention.budget import (
     all_roots,
     build_model,
 )
+from reprocas.store.gc import drop_pack
 from reprocas.store.index import ChunkLoc, ObjectLoc, pack, unpack
-from reprocas.store.packs import FrameInfo, PackWriter, fsync_dir, read_blob, read_trailer
+from reprocas.store.packs import FrameInfo, PackWriter, read_blob
 from reprocas.store.repository import Repository
 
 
@@ -235,36 +235,6 @@ def _repack_one(repo: Repository, plan: PrunePlan, step: PackStep) -> tuple[byte
             db=index.db["packs"],
         )
     return sealed.id.raw, sealed.size
-
-
-def drop_pack(repo: Repository, pid: bytes) -> int:
-    """Remove a pack: its index entries (those still pointing at it) in one
-    transaction, then the file. Returns the bytes freed."""
-    path = repo.pack_path(pid)
-    index = repo.index
-    try:
-        trailer = read_trailer(path)
-    except Exception:
-        trailer = None
-    with index.write() as txn:
-        raw = txn.get(pid, db=index.db["packs"])
-        size = int(unpack(raw).get("size", 0)) if raw is not None else 0
-        if trailer is not None:
-            for f in trailer.frames:
-                for d, _, _ in f.chunks:
-                    loc = index.get_chunk(txn, d)
-                    if loc is not None and loc.pack == pid:
-                        txn.delete(d, db=index.db["chunks"])
-            for o in trailer.objects:
-                oloc = index.get_object(txn, o.id)
-                if oloc is not None and oloc.pack == pid:
-                    txn.delete(o.id, db=index.db["objects"])
-        txn.delete(pid, db=index.db["packs"])
-    with contextlib.suppress(FileNotFoundError):
-        size = size or path.stat().st_size
-        os.unlink(path)
-        fsync_dir(path.parent)
-    return size
 
 
 def _needed_packs(repo: Repository, txn: lmdb.Transaction, roots: set[bytes]) -> set[bytes]:

@@ -6,13 +6,14 @@ decides; a pack is deleted only when no version reaches anything in it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reprocas.store.index import unpack
-from reprocas.store.packs import read_trailer
+from reprocas.store.packs import fsync_dir, read_trailer
 from reprocas.store.reachability import Reach, all_versions, reach_runs, reach_snapshot
 from reprocas.store.repository import Repository
 
@@ -72,20 +73,36 @@ def gc(repo: Repository, *, dry_run: bool = False) -> GcReport:
             path = on_disk[pid]
             report.removed_packs.append(str(path))
             report.freed_bytes += path.stat().st_size
-            if dry_run:
-                continue
-            if pid in indexed:
-                trailer = read_trailer(path)
-                with index.write() as txn:
-                    for f in trailer.frames:
-                        for d, _, _ in f.chunks:
-                            loc = index.get_chunk(txn, d)
-                            if loc is not None and loc.pack == pid:
-                                txn.delete(d, db=index.db["chunks"])
-                    for o in trailer.objects:
-                        oloc = index.get_object(txn, o.id)
-                        if oloc is not None and oloc.pack == pid:
-                            txn.delete(o.id, db=index.db["objects"])
-                    txn.delete(pid, db=index.db["packs"])
-            os.unlink(path)
+            if not dry_run:
+                drop_pack(repo, pid)
     return report
+
+
+def drop_pack(repo: Repository, pid: bytes) -> int:
+    """Remove a pack: its index entries (those still pointing at it) in one
+    transaction, then the file. Returns the bytes freed."""
+    path = repo.pack_path(pid)
+    index = repo.index
+    try:
+        trailer = read_trailer(path)
+    except Exception:
+        trailer = None
+    with index.write() as txn:
+        raw = txn.get(pid, db=index.db["packs"])
+        size = int(unpack(raw).get("size", 0)) if raw is not None else 0
+        if trailer is not None:
+            for f in trailer.frames:
+                for d, _, _ in f.chunks:
+                    loc = index.get_chunk(txn, d)
+                    if loc is not None and loc.pack == pid:
+                        txn.delete(d, db=index.db["chunks"])
+            for o in trailer.objects:
+                oloc = index.get_object(txn, o.id)
+                if oloc is not None and oloc.pack == pid:
+                    txn.delete(o.id, db=index.db["objects"])
+        txn.delete(pid, db=index.db["packs"])
+    with contextlib.suppress(FileNotFoundError):
+        size = size or path.stat().st_size
+        os.unlink(path)
+        fsync_dir(path.parent)
+    return size

@@ -18,8 +18,6 @@ class Reach:
 
     objects: set[bytes] = field(default_factory=set)
     chunks: dict[bytes, int] = field(default_factory=dict)  # digest -> length
-    logical_bytes: int = 0
-    files: int = 0
 
 
 def all_versions(repo: Repository, txn: lmdb.Transaction) -> Iterator[tuple[str, int, ObjectId]]:
@@ -43,34 +41,9 @@ def reach_snapshot(
     env = snap.extra.get("environment")
     if isinstance(env, bytes):
         r.objects.add(env)  # an environment snapshot's facts object
-    stack = [snap.root.raw]
-    while stack:
-        tid = stack.pop()
-        if tid in r.objects and tid != snap.root.raw:
-            continue
-        r.objects.add(tid)
-        tree = repo.load(txn, ObjectId(tid))
-        if not isinstance(tree, Tree):
-            continue
-        for e in tree.entries:
-            if e.kind == "dir":
-                stack.append(e.target)
-            elif e.kind == "file":
-                r.files += 1
-                r.logical_bytes += e.size
-                if e.meta is not None:
-                    r.objects.add(e.meta)  # the file's table record
-                if e.target in r.objects:
-                    continue
-                r.objects.add(e.target)
-                m = manifest_cache.get(e.target) if manifest_cache is not None else None
-                if m is None:
-                    m = repo.load_manifest(txn, ObjectId(e.target))
-                    if manifest_cache is not None:
-                        manifest_cache[e.target] = m
-                for d, n in m.chunks:
-                    r.chunks[d] = n
-    return r
+    # The root is walked even when another snapshot already reached it, so that a
+    # fresh Reach always holds all of this snapshot's chunks.
+    return reach_tree(repo, txn, snap.root.raw, r, manifest_cache=manifest_cache, force=True)
 
 
 def reach_runs(repo: Repository, txn: lmdb.Transaction, into: Reach) -> Reach:
@@ -92,12 +65,21 @@ def reach_runs(repo: Repository, txn: lmdb.Transaction, into: Reach) -> Reach:
     return into
 
 
-def reach_tree(repo: Repository, txn: lmdb.Transaction, tid: bytes, into: Reach) -> Reach:
-    """A tree, its subtrees, manifests, table records and chunks (added to ``into``)."""
+def reach_tree(
+    repo: Repository,
+    txn: lmdb.Transaction,
+    tid: bytes,
+    into: Reach,
+    *,
+    manifest_cache: dict[bytes, FileManifest] | None = None,
+    force: bool = False,
+) -> Reach:
+    """A tree, its subtrees, manifests, table records and chunks (added to ``into``);
+    with ``force`` the root is walked even if ``into`` already holds it."""
     stack = [tid]
     while stack:
         t = stack.pop()
-        if t in into.objects:
+        if t in into.objects and not (force and t == tid):
             continue
         into.objects.add(t)
         tree = repo.load(txn, ObjectId(t))
@@ -108,10 +90,15 @@ def reach_tree(repo: Repository, txn: lmdb.Transaction, tid: bytes, into: Reach)
                 stack.append(e.target)
             elif e.kind == "file":
                 if e.meta is not None:
-                    into.objects.add(e.meta)
+                    into.objects.add(e.meta)  # the file's table record
                 if e.target in into.objects:
                     continue
                 into.objects.add(e.target)
-                for d, n in repo.load_manifest(txn, ObjectId(e.target)).chunks:
+                m = manifest_cache.get(e.target) if manifest_cache is not None else None
+                if m is None:
+                    m = repo.load_manifest(txn, ObjectId(e.target))
+                    if manifest_cache is not None:
+                        manifest_cache[e.target] = m
+                for d, n in m.chunks:
                     into.chunks[d] = n
     return into
