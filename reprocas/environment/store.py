@@ -26,7 +26,6 @@ import os
 import re
 import socket
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,15 +43,13 @@ from reprocas.native import core
 from reprocas.progress import Progress
 from reprocas.store import checkout as checkout_mod
 from reprocas.store import codec
-from reprocas.store.commit import add_tag, commit
-from reprocas.store.index import pack, unpack
+from reprocas.store.commit import commit, finish_snapshot
+from reprocas.store.index import unpack
 from reprocas.store.repository import (
     Repository,
     Version,
     check_dataset_name,
     check_tag_name,
-    tag_ref,
-    version_ref,
 )
 from reprocas.store.writer import Writer
 
@@ -311,47 +308,26 @@ def _finish(
     tags: tuple[str, ...],
     author: str,
 ) -> tuple[bool, int, ObjectId]:
-    """Write the snapshot and move the refs, as ``store.commit._finish`` does; retried
-    if another writer moved them first. Returns (created, number, snapshot id)."""
-    index = repo.index
-    while True:
-        with index.read() as txn:
-            latest = repo.latest(txn, name)
-            if latest is not None:
-                snap = repo.load_snapshot(txn, latest[1])
-                if snap.root == root and snap.extra.get("environment") == fid.raw:
-                    writer.seal()
-                    for t in tags:
-                        add_tag(repo, name, latest[1], t)
-                    return False, latest[0], latest[1]
-        number = latest[0] + 1 if latest else 1
-        snap = Snapshot(
-            kind=ENV_KIND,
-            name=name,
-            root=root,
-            parent=latest[1] if latest else None,
-            time_ns=time.time_ns(),
-            author=author,
-            message=message,
-            step=None,
-            source="dir",
-            files=files,
-            logical_bytes=logical,
-            extra={"version": number, "tags": list(tags), "environment": fid.raw, **extra},
-        )
-        sid = writer.add_object(snap.to_wire())
-        writer.seal()
-        refs = [(version_ref(name, number), sid)] + [(tag_ref(name, t), sid) for t in tags]
-        with index.write() as txn:
-            if repo.latest(txn, name) != latest:
-                continue  # another snapshot of this name won the race: redo on top of it
-            repo.append_reflog(
-                [{"time_ns": snap.time_ns, "ref": r, "id": i.hex, "op": "set"} for r, i in refs]
-            )
-            for r, i in refs:
-                txn.put(r.encode(), i.raw, db=index.db["refs"])
-            txn.put(sid.raw, pack([ENV_KIND, name, number]), db=index.db["snapshots"])
-        return True, number, sid
+    """Write the snapshot and move the refs through the store's own last step; an
+    environment equals the latest only if both its facts and its tree do.
+    Returns (created, number, snapshot id)."""
+    created, number, sid, _ = finish_snapshot(
+        repo,
+        writer,
+        name=name,
+        root=root,
+        kind=ENV_KIND,
+        source="dir",
+        message=message,
+        tags=tags,
+        step=None,
+        author=author,
+        files=files,
+        logical_bytes=logical,
+        extra={"environment": fid.raw, **extra},
+        same=lambda snap: snap.root == root and snap.extra.get("environment") == fid.raw,
+    )
+    return created, number, sid
 
 
 # -- reading ----------------------------------------------------------------------------------

@@ -335,6 +335,71 @@ def commit(
         return result
 
 
+def finish_snapshot(
+    repo: Repository,
+    writer: Writer,
+    *,
+    name: str,
+    root: ObjectId,
+    kind: str,
+    source: str,
+    message: str,
+    tags: tuple[str, ...],
+    step: str | None,
+    author: str,
+    files: int,
+    logical_bytes: int,
+    extra: dict[str, object] | None = None,
+    same: Callable[[Snapshot], bool] | None = None,
+) -> tuple[bool, int, ObjectId, Snapshot]:
+    """Write the snapshot and move the refs — the last step of every write.
+
+    When the latest version of ``name`` is the same (by default: the same root tree; a
+    caller may judge by more with ``same``), no version is made and the tags move to it.
+    Retried if another writer moved the refs first. Returns (created, number, id, the
+    snapshot that ``name``'s latest version now is).
+    """
+    index = repo.index
+    is_same = same or (lambda snap: snap.root == root)
+    while True:
+        with index.read() as txn:
+            latest = repo.latest(txn, name)
+            if latest is not None:
+                latest_snap = repo.load_snapshot(txn, latest[1])
+                if is_same(latest_snap):
+                    writer.seal()
+                    _tag(repo, name, latest[1], tags)
+                    return False, latest[0], latest[1], latest_snap
+        number = latest[0] + 1 if latest else 1
+        snap = Snapshot(
+            kind=kind,
+            name=name,
+            root=root,
+            parent=latest[1] if latest else None,
+            time_ns=time.time_ns(),
+            author=author,
+            message=message,
+            step=step,
+            source=source,
+            files=files,
+            logical_bytes=logical_bytes,
+            extra={"version": number, "tags": list(tags), **(extra or {})},
+        )
+        sid = writer.add_object(snap.to_wire())
+        writer.seal()
+        refs = [(version_ref(name, number), sid)] + [(tag_ref(name, t), sid) for t in tags]
+        raced = False
+        with repo.ref_transaction() as rt:
+            if repo.latest(rt.txn, name) != latest:
+                raced = True  # another writer of this name won: redo on top of it
+            else:
+                # Logged inside the write transaction: the log's order is the commit order.
+                rt.set(refs)
+                rt.txn.put(sid.raw, pack([kind, name, number]), db=index.db["snapshots"])
+        if not raced:
+            return True, number, sid, snap
+
+
 def _finish(
     repo: Repository,
     writer: Writer,
@@ -348,66 +413,31 @@ def _finish(
     author: str,
     kind: str,
 ) -> CommitResult:
-    """Write the snapshot and move the refs; retried if another writer moved them first."""
-    index = repo.index
-    while True:
-        with index.read() as txn:
-            latest = repo.latest(txn, name)
-            if latest is not None:
-                latest_snap = repo.load_snapshot(txn, latest[1])
-                if latest_snap.root == root:
-                    writer.seal()
-                    _tag(repo, name, latest[1], tags)
-                    return CommitResult(
-                        ref=f"{name}@v{latest[0]}",
-                        id=latest[1],
-                        name=name,
-                        number=latest[0],
-                        files=latest_snap.files,
-                        logical_bytes=latest_snap.logical_bytes,
-                        new_bytes=writer.new_bytes,
-                        created=False,
-                        skipped=tuple(c.stats.skipped),
-                    )
-        number = latest[0] + 1 if latest else 1
-        snap = Snapshot(
-            kind=kind,
-            name=name,
-            root=root,
-            parent=latest[1] if latest else None,
-            time_ns=time.time_ns(),
-            author=author,
-            message=message,
-            step=step,
-            source=source,
-            files=c.stats.files,
-            logical_bytes=c.stats.logical_bytes,
-            extra={"version": number, "tags": list(tags)},
-        )
-        sid = writer.add_object(snap.to_wire())
-        writer.seal()
-        refs = [(version_ref(name, number), sid)] + [(tag_ref(name, t), sid) for t in tags]
-        raced = False
-        with repo.ref_transaction() as rt:
-            if repo.latest(rt.txn, name) != latest:
-                raced = True  # another commit of this dataset won: redo on top of it
-            else:
-                # Logged inside the write transaction: the log's order is the commit order.
-                rt.set(refs)
-                rt.txn.put(sid.raw, pack([kind, name, number]), db=index.db["snapshots"])
-        if raced:
-            continue
-        return CommitResult(
-            ref=f"{name}@v{number}",
-            id=sid,
-            name=name,
-            number=number,
-            files=c.stats.files,
-            logical_bytes=c.stats.logical_bytes,
-            new_bytes=writer.new_bytes,
-            created=True,
-            skipped=tuple(c.stats.skipped),
-        )
+    created, number, sid, snap = finish_snapshot(
+        repo,
+        writer,
+        name=name,
+        root=root,
+        kind=kind,
+        source=source,
+        message=message,
+        tags=tags,
+        step=step,
+        author=author,
+        files=c.stats.files,
+        logical_bytes=c.stats.logical_bytes,
+    )
+    return CommitResult(
+        ref=f"{name}@v{number}",
+        id=sid,
+        name=name,
+        number=number,
+        files=snap.files,
+        logical_bytes=snap.logical_bytes,
+        new_bytes=writer.new_bytes,
+        created=created,
+        skipped=tuple(c.stats.skipped),
+    )
 
 
 def _tag(repo: Repository, name: str, sid: ObjectId, tags: tuple[str, ...]) -> None:
