@@ -26,6 +26,7 @@ import reprocas
 from reprocas.retention.budget import build_model
 from reprocas.retention.forget import apply_decision, records
 from reprocas.retention.policy import Policy, Rules, apply_policy
+from reprocas.store import accounting, refcounts
 
 FILES = 50
 CHANGED = 2
@@ -64,6 +65,25 @@ def main() -> None:
             f"built {args.versions} versions, {logical / 1e9:.2f} GB logical, "
             f"{before / 1e6:.1f} MB in packs, in {t_build:.1f} s"
         )
+        # du: exclusive bytes from the reference counts kept by every commit, vs the walk
+        # of every version (the reference); and the one-off recount an old repo needs.
+        t_du = time.perf_counter()
+        du_inc = accounting.du(store)
+        t_du_inc = time.perf_counter() - t_du
+        du_walk = accounting.du(store, recompute=True)
+        t_du_walk = time.perf_counter() - t_du - t_du_inc
+        t_du = time.perf_counter()
+        with store.index.write() as wtxn:
+            refcounts.recompute(store, wtxn)
+        t_recount = time.perf_counter() - t_du
+        same = [v.to_json() for v in du_inc.versions] == [v.to_json() for v in du_walk.versions]
+        print(
+            f"du of {len(du_inc.versions)} versions: incremental {t_du_inc:.3f} s, walk "
+            f"{t_du_walk:.3f} s ({'EQUAL' if same else 'DIFFERENT'}); one-off recount "
+            f"{t_recount:.3f} s"
+        )
+        if not same:
+            raise SystemExit("du from the reference counts differs from the walk")
         # Versions were committed seconds apart; spread them over days for the rules.
         t1 = time.perf_counter()
         with store.index.read() as txn:

@@ -11,7 +11,7 @@ once per chunk. Errors are raised as ``reprocas.errors`` exceptions:
 calling thread.
 """
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from os import PathLike
 from typing import final
 
@@ -113,6 +113,27 @@ class ChunkBatch:
         returned raw with ``CODEC_RAW``.
         """
 
+    def compress_delta(
+        self, groups: Sequence[tuple[int, int, Sequence[Buffer]]], level: int = 3
+    ) -> list[Frame]:
+        """Compress groups ``(first, count, [base, ...])`` of consecutive chunks against
+        their bases' bytes, concatenated ("patch-from"): codec 2 when clearly smaller
+        than compressing the group alone, else an ordinary frame."""
+
+    def compress_delta_stored(
+        self,
+        packs: Sequence[str | PathLike[str]],
+        frames: Sequence[tuple[int, int, int, int, int]],
+        chunks: Sequence[tuple[int, int, int, bytes]],
+        groups: Sequence[tuple[int, int, Sequence[int]]],
+        level: int = 3,
+        bases: Mapping[int, Sequence[tuple[int, int, int]]] | None = None,
+        key: bytes | None = None,
+    ) -> list[Frame]:
+        """``compress_delta`` with the bases read (and verified) from the store in the
+        same call: ``packs``/``frames``/``chunks``/``bases`` are a read plan of the base
+        chunks; each group is ``(first, count, [index into chunks, ...])``."""
+
 @final
 class FileChunker(Iterator[ChunkBatch]):
     """Iterate over a file's chunks in batches, reading the file exactly once.
@@ -153,14 +174,35 @@ def compress_chunks(
 ) -> list[tuple[int, bytes]]:
     """Compress each buffer on its own, in parallel: ``[(codec, payload), ...]``."""
 
-def decompress_chunks(items: Iterable[tuple[int, Buffer, int]], threads: int = 0) -> list[bytes]:
-    """Decode ``[(codec, payload, raw_len), ...]`` in parallel; ``CorruptDataError`` when
-    a payload does not decode to exactly ``raw_len`` bytes."""
+def compress_delta_many(
+    items: Sequence[tuple[Buffer, Sequence[Buffer]]], level: int = 3, threads: int = 0
+) -> list[tuple[int, bytes]]:
+    """Compress each ``(data, [base, ...])`` against its bases, concatenated, in
+    parallel: codec 2 when clearly smaller than ``data`` alone, else codec 0/1."""
+
+def decompress_chunks(
+    items: Iterable[tuple[int, Buffer, int] | tuple[int, Buffer, int, Buffer | None]],
+    threads: int = 0,
+) -> list[bytes]:
+    """Decode ``[(codec, payload, raw_len[, prefix]), ...]`` in parallel; a delta frame
+    (codec 2) needs its prefix (its bases' bytes, concatenated). ``CorruptDataError``
+    when a payload does not decode to exactly ``raw_len`` bytes."""
 
 def cut_buffer(data: Buffer, params: ChunkerParams, threads: int = 0) -> list[int]:
     """Cut only, no hashing: the end offset of every chunk of ``data``."""
 
 # --- reading back (rust_ext/src/restore.rs) -----------------------------------------
+
+def read_chunks(
+    packs: Sequence[str | PathLike[str]],
+    frames: Sequence[tuple[int, int, int, int, int]],
+    chunks: Sequence[tuple[int, int, int, bytes]],
+    key: bytes | None = None,
+    threads: int = 0,
+    bases: Mapping[int, Sequence[tuple[int, int, int]]] | None = None,
+) -> list[bytes]:
+    """The verified bytes of ``chunks`` (a read plan like ``assemble_file``'s), in
+    order; frames and delta bases decoded once each, in parallel."""
 
 def assemble_file(
     fd: int,
@@ -169,6 +211,7 @@ def assemble_file(
     chunks: Sequence[tuple[int, int, int, bytes]],
     key: bytes | None = None,
     threads: int = 0,
+    bases: Mapping[int, Sequence[tuple[int, int, int]]] | None = None,
 ) -> int:
     """Write a file's chunks, in order, to the open descriptor ``fd``; returns bytes written.
 

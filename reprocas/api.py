@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from reprocas.errors import PathNotInVersionError, ReprocasError
-from reprocas.model.chunking import ChunkingConfig, CompressionConfig
+from reprocas.model.chunking import ChunkingConfig, CompressionConfig, DeltaConfig
 from reprocas.model.ids import ObjectId
 from reprocas.progress import Progress
 from reprocas.store import accounting
@@ -139,10 +139,12 @@ class Repo:
         chunking: ChunkingConfig | None = None,
         compression: CompressionConfig | None = None,
         pack_size: int = DEFAULT_PACK_SIZE,
+        deltas: DeltaConfig | None = None,
     ) -> Repo:
-        """Create a repository: at ``path``, or in ``./.reprocas`` without one."""
+        """Create a repository: at ``path``, or in ``./.reprocas`` without one.
+        ``deltas`` sets delta chunks (on by default; docs/FORMAT.md)."""
         root = Path(path) if path is not None else Path.cwd() / DOT_DIR
-        return cls(Repository.init(root, chunking, compression, pack_size))
+        return cls(Repository.init(root, chunking, compression, pack_size, deltas))
 
     @classmethod
     def open_repo(
@@ -457,3 +459,24 @@ class Repo:
         from reprocas.retention.forget import list_forgotten
 
         return list_forgotten(self.store)
+
+    # -- runs ---------------------------------------------------------------------------
+
+    def replay(
+        self,
+        run: str,
+        *,
+        workdir: str | os.PathLike[str] | None = None,
+        tolerance: float | None = None,
+    ) -> Any:
+        """Replay run ``run`` (``NAME``, ``NAME#N`` or an id prefix) in a fresh working
+        directory and record the replay; returns a ``ReplayResult`` (``.verdict``,
+        ``.differences``, ``.to_json()``). See docs/RUNS.md, "Replay"."""
+        from reprocas.provenance.replay import DEFAULT_TOLERANCE, replay
+
+        return replay(
+            self.store,
+            run,
+            workdir=Path(workdir) if workdir is not None else None,
+            tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
+        )

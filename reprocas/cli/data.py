@@ -83,10 +83,24 @@ def commit(
 
 
 def log(
-    dataset: Annotated[str | None, typer.Argument(help="Dataset (default: all).")] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Argument(help="Dataset (default: all); with --timeline, a dataset or run name."),
+    ] = None,
+    timeline: Annotated[
+        bool,
+        typer.Option(
+            "--timeline",
+            help="One time-ordered stream of versions, environment, code and parameter "
+            "changes, and run results (oldest first).",
+        ),
+    ] = False,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
-    """List versions, newest first."""
+    """List versions, newest first; with --timeline, everything that happened, in order."""
+    if timeline:
+        _timeline(dataset, as_json)
+        return
     with open_repo() as repo:
         entries = repo.log(dataset)
     damaged = [e.ref for e in entries if e.damaged]
@@ -104,6 +118,18 @@ def log(
         if e.step:
             typer.echo(f"    step: {e.step}")
     _fail_if_damaged(damaged)
+
+
+def _timeline(name: str | None, as_json: bool) -> None:
+    from reprocas.provenance.timeline import render, timeline
+
+    with open_repo() as repo:
+        events = timeline(repo.store, name)
+    if as_json:
+        emit_json([e.to_json() for e in events])
+        return
+    for line in render(events):
+        typer.echo(line)
 
 
 def _fail_if_damaged(refs: list[str]) -> None:

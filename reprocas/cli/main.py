@@ -54,8 +54,10 @@ COMMANDS: list[Callable[..., None]] = [
     maintenance.verify,
     maintenance.du,
     maintenance.gc,
+    maintenance.repack,
     retention_cli.forget,
     retention_cli.prune,
+    runs_cli.replay,
     runs_cli.runs,
     runs_cli.lineage,
 ]

@@ -94,28 +94,81 @@ def gc(
     )
 
 
+def repack(
+    deltas: Annotated[
+        bool,
+        typer.Option(
+            "--deltas",
+            help="Re-encode chunks of each dataset's history as deltas against the "
+            "previous version's chunks (upgrades a format 1 repository to format 2).",
+        ),
+    ] = False,
+    dataset: Annotated[
+        list[str] | None,
+        typer.Option("--dataset", "-d", help="Only this dataset (repeatable); default all."),
+    ] = None,
+    as_json: Annotated[bool, JsonOpt] = False,
+) -> None:
+    """Re-encode stored data. With --deltas, chunks written before delta chunks existed
+    (or whose deltas were lost) are stored again as deltas; `reprocas prune` then
+    reclaims their old copies."""
+    from reprocas.cli.common import progress_bar
+    from reprocas.errors import InvalidParameterError, RefNotFoundError
+    from reprocas.store.repack import repack_deltas
+
+    if not deltas:
+        raise InvalidParameterError("nothing to do: say what to re-encode, e.g. `--deltas`")
+    with open_repo() as repo, progress_bar("re-encoding", not as_json) as bar:
+        with repo.store.index.read() as txn:
+            known = set(repo.store.datasets(txn))
+        for d in dataset or []:
+            if d not in known:
+                raise RefNotFoundError(
+                    f"no dataset named {d!r}; datasets: {', '.join(sorted(known)) or 'none'}",
+                    ref=d,
+                )
+        r = repack_deltas(repo.store, list(dataset or []) or None, progress=bar)
+    if as_json:
+        emit_json(r.to_json())
+        return
+    if r.upgraded:
+        typer.echo("upgraded the repository to format 2 (delta chunks)")
+    typer.echo(
+        f"re-encoded {r.chunks_reencoded} of {r.chunks_examined} candidate chunks as deltas "
+        f"in {len(r.datasets)} datasets: {human_bytes(r.bytes_before)} -> "
+        f"{human_bytes(r.bytes_after)}; run `reprocas prune` to reclaim the old copies"
+    )
+
+
 @index_app.command("rebuild")
 def index_rebuild(as_json: Annotated[bool, JsonOpt] = False) -> None:
-    """Rebuild the LMDB index from the packs and the ref log."""
+    """Rebuild the LMDB index from the packs and the ref log: chunks, objects, refs,
+    the forgotten list, run summaries and provenance edges."""
     with open_repo(rebuilding=True) as repo:
         r = repo.rebuild_index()
     if as_json:
         emit_json(r.to_json())
-        _rebuild_failed(r.skipped_packs, r.missing_snapshots)
+        _rebuild_failed(r.skipped_packs, r.missing_snapshots, r.missing_runs)
         return
     typer.echo(
-        f"rebuilt index: {r.packs} packs, {r.chunks} chunks, {r.objects} objects, {r.refs} refs"
+        f"rebuilt index: {r.packs} packs, {r.chunks} chunks, {r.objects} objects, {r.refs} refs, "
+        f"{r.runs} runs"
     )
     for p in r.skipped_packs:
         typer.echo(f"PROBLEM damaged pack kept as is (its contents are unreadable): {p}")
     for v in r.missing_snapshots:
         typer.echo(f"PROBLEM {v}: its snapshot is in no readable pack")
-    _rebuild_failed(r.skipped_packs, r.missing_snapshots)
+    for run in r.missing_runs:
+        typer.echo(f"PROBLEM run {run}: its record is in no readable pack")
+    _rebuild_failed(r.skipped_packs, r.missing_snapshots, r.missing_runs)
 
 
-def _rebuild_failed(skipped: tuple[str, ...], missing: tuple[str, ...]) -> None:
-    if skipped or missing:
+def _rebuild_failed(
+    skipped: tuple[str, ...], missing: tuple[str, ...], missing_runs: tuple[str, ...] = ()
+) -> None:
+    if skipped or missing or missing_runs:
+        runs = f", {len(missing_runs)} run(s) lost their record" if missing_runs else ""
         raise IntegrityError(
             f"the index was rebuilt, but {len(skipped)} pack(s) are damaged and "
-            f"{len(missing)} version(s) lost their snapshot; run `reprocas verify`"
+            f"{len(missing)} version(s) lost their snapshot{runs}; run `reprocas verify`"
         )

@@ -51,7 +51,8 @@ def forget(
     """Decide which versions to keep, and forget the others (their bytes go at prune).
 
     Always kept: the latest version of each dataset, versions tagged `published` (or a
-    --keep-tag), versions a kept run uses. Without rule options, the policy stored with
+    --keep-tag), versions a recorded run used, produced or ran in (the reason names the
+    run). Without rule options, the policy stored with
     `reprocas config set retention.…` applies. Exit code 9 when the budget cannot be met.
     """
     from reprocas.retention import config as cfg

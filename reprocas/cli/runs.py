@@ -1,4 +1,4 @@
-"""Run and provenance commands: run, runs, lineage, and the run side of diff."""
+"""Run and provenance commands: run, replay, runs, lineage, and the run side of diff."""
 
 from __future__ import annotations
 
@@ -98,6 +98,62 @@ def run(
         raise typer.Exit(r.run.exit_code)
 
 
+def replay(
+    ref: Annotated[
+        str,
+        typer.Argument(
+            metavar="RUN", help="The run: NAME (its latest run), NAME#N or an id prefix."
+        ),
+    ],
+    workdir: Annotated[
+        Path | None,
+        typer.Option(
+            "--workdir",
+            help="Replay here (must be empty or absent; default: a new temporary directory, "
+            "kept and printed).",
+        ),
+    ] = None,
+    tolerance: Annotated[
+        float,
+        typer.Option(
+            "--tolerance",
+            help="Relative tolerance for metrics: |a-b| <= REL*max(|a|,|b|) (default 1e-6).",
+        ),
+    ] = 1e-6,
+    as_json: Annotated[bool, JsonOpt] = False,
+) -> None:
+    """Replay a recorded run in a fresh directory: its code (git commit + stored diff),
+    exact inputs and command; report the environment drift; compare every output by
+    digest and every metric by value. The replay is recorded as a run linked to the
+    original, with its verdict: identical, within-tolerance or diverged (exit 10).
+    """
+    from reprocas.provenance.replay import describe
+    from reprocas.provenance.replay import replay as do_replay
+
+    out_sink = sys.stderr.buffer if as_json else sys.stdout.buffer
+    with open_repo() as repo:
+        r = do_replay(
+            repo.store,
+            ref,
+            workdir=workdir,
+            tolerance=tolerance,
+            say=_say,
+            stdout_to=out_sink,
+            stderr_to=sys.stderr.buffer,
+        )
+    if as_json:
+        emit_json(r.to_json())
+    else:
+        for d in r.differences:
+            _say(f"  {describe(d, r.tolerance)}")
+        _say(
+            f"verdict: {r.verdict} — replay of {r.original.ref} recorded as {r.handle.ref} "
+            f"({r.handle.id.short}), workdir {r.workdir}"
+        )
+    if r.exit_code:
+        raise typer.Exit(r.exit_code)
+
+
 def runs(
     name: Annotated[
         str | None, typer.Option("--name", "-n", help="Only runs of this name.")
@@ -150,9 +206,10 @@ def runs(
         )
         params = " ".join(f"{k}={v}" for k, v in list(s["params"].items())[:4])
         mets = " ".join(f"{k}={v:.4g}" for k, v in list(s["metrics"].items())[:4])
+        replayed = f"  replay: {s['verdict']}" if s.get("verdict") else ""
         typer.echo(
             f"{h.ref:<20} {h.id.short}  {when}  {s['status']:<6} "
-            f"exit {s['exit_code']:<3} {params}  {mets}".rstrip()
+            f"exit {s['exit_code']:<3} {params}  {mets}{replayed}".rstrip()
         )
 
 

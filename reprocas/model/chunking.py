@@ -34,3 +34,20 @@ class CompressionConfig:
 
     level: int = DEFAULT_LEVEL
     frame_size: int = DEFAULT_FRAME_SIZE
+
+
+# Delta chunks (docs/FORMAT.md, format 2): a chain never gets deeper than this, so
+# reading a chunk decodes at most this many frames below it.
+DEFAULT_MAX_DEPTH = 4
+# A delta frame holds at most this many raw bytes of consecutive new chunks.
+DEFAULT_DELTA_FRAME = 256 * KiB
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaConfig:
+    """Whether new chunks of a changed file are stored as deltas against the parent
+    version's chunks, and how deep a chain of deltas may get."""
+
+    enabled: bool = True
+    max_depth: int = DEFAULT_MAX_DEPTH
+    frame_size: int = DEFAULT_DELTA_FRAME

@@ -129,8 +129,9 @@ def in_edges(
 
 
 def protected_ids(repo: Repository) -> frozenset[str]:
-    """Snapshot ids (hex) that a recorded run used, generated or ran in: the retention
-    hook (``Policy.protected_ids``) so that forgetting never takes a run's versions."""
+    """Snapshot ids (hex) that a recorded run used, generated or ran in (one scan of
+    ``edges_in``), for ``Policy.protected_ids``. ``forget`` itself looks each version
+    up instead (``reprocas.retention.forget.run_reasons``), to name the runs."""
     out: set[str] = set()
     with repo.index.read() as txn:
         cur = txn.cursor(db=repo.index.db["edges_in"])
@@ -141,17 +142,26 @@ def protected_ids(repo: Repository) -> frozenset[str]:
     return frozenset(out)
 
 
-def reindex(repo: Repository) -> int:
-    """Recreate the ``runs`` summaries and every run's edges from the run objects (after
-    ``reprocas index rebuild``, which restores the refs but not these); returns the
-    number of runs indexed."""
+def reindex(repo: Repository, txn: lmdb.Transaction | None = None) -> tuple[int, list[str]]:
+    """Recreate the ``runs`` summaries and every run's edges from the run objects (the
+    last step of ``reprocas index rebuild``, inside its write transaction when ``txn``
+    is given). Returns the number of runs indexed and the runs (``NAME#N``) whose
+    object could not be read (they keep their ref, so the damage stays visible)."""
+    from reprocas.errors import ReprocasError
     from reprocas.provenance.names import iter_runs, load_run, put_summary
 
+    if txn is None:
+        with repo.index.write() as own:
+            return reindex(repo, own)
     n = 0
-    with repo.index.write() as txn:
-        for h in list(iter_runs(repo, txn)):
+    missing: list[str] = []
+    for h in list(iter_runs(repo, txn)):
+        try:
             run = load_run(repo, txn, h.id)
-            put_summary(repo, txn, h.id, run)
-            put_edges(repo, txn, run_edges(h.id, run))
-            n += 1
-    return n
+        except ReprocasError:
+            missing.append(h.ref)
+            continue
+        put_summary(repo, txn, h.id, run)
+        put_edges(repo, txn, run_edges(h.id, run))
+        n += 1
+    return n, missing

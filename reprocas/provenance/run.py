@@ -56,6 +56,8 @@ STDERR_FILE = "stderr.txt"
 PATCH_FILE = "code/diff.patch"
 METRICS_FILE = "metrics.json"
 OUTPUT_KIND = "run-output"
+METRICS_PATH_KEY = "metrics_file"
+"""The ``extra`` key holding the ``--metrics`` path as given (``reprocas replay`` reads it)."""
 
 Say = Callable[[str], None]
 
@@ -695,6 +697,8 @@ def record(
         exit_code=outcome.exit_code,
         extra=dict(spec.extra),
     )
+    if spec.metrics:  # where the command writes its metrics, so that a replay reads them back
+        draft.extra.setdefault(METRICS_PATH_KEY, spec.metrics)
     draft.files[STDOUT_FILE] = outcome.stdout
     draft.files[STDERR_FILE] = outcome.stderr
     if env.patch:

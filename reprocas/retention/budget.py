@@ -37,6 +37,7 @@ from reprocas.model.objects import FileManifest, Run, Snapshot, Tree
 from reprocas.store.index import unpack
 from reprocas.store.packs import FOOTER, PACK_MAGIC, FrameInfo, ObjectInfo, PackTrailer
 from reprocas.store.packs import read_trailer as _read_trailer
+from reprocas.store.reachability import BaseResolver
 from reprocas.store.repository import Repository
 
 DEFAULT_MAX_UNUSED = 0.10
@@ -56,7 +57,9 @@ def layout(blobs: Sequence[Blob]) -> tuple[PackTrailer, list[int], int]:
     for b in blobs:
         offsets.append(pos)
         if isinstance(b, FrameInfo):
-            frames.append(FrameInfo(pos, b.stored_len, b.codec, b.raw_len, b.chunks))
+            frames.append(
+                FrameInfo(pos, b.stored_len, b.codec, b.raw_len, b.chunks, b.bases, b.depth)
+            )
         else:
             objects.append(ObjectInfo(b.id, pos, b.stored_len, b.codec, b.raw_len))
         pos += b.stored_len
@@ -88,6 +91,7 @@ class Walker(Generic[K]):
         self.tolerant = tolerant
         self._trees: dict[bytes, frozenset[K]] = {}
         self._manifests: dict[bytes, frozenset[K]] = {}
+        self.bases = BaseResolver(repo, txn)
 
     def _obj(self, oid: bytes, out: set[K]) -> None:
         k = self.object_key(oid)
@@ -111,6 +115,10 @@ class Walker(Generic[K]):
                 k = self.chunk_key(d)
                 if k is not None:
                     out.add(k)
+                for b in self.bases.closure(d):  # what a delta chunk decodes against
+                    kb = self.chunk_key(b)
+                    if kb is not None:
+                        out.add(kb)
         res = frozenset(out)
         self._manifests[mid] = res
         return res

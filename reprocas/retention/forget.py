@@ -2,9 +2,13 @@
 
 Applying is one ref transaction: each forgotten version loses its version ref and the
 tags that named it, leaves the ``snapshots`` table, and is recorded in ``forgotten``
-(its metadata stays listed; its bytes go at the next prune). The decision is re-checked
-inside that transaction, so a tag added or a ref moved since the decision wins: such a
-version is kept and reported as ``skipped``.
+(its metadata stays listed; its bytes go at the next prune) and, durably, in the ref log
+(an ``"op": "forget"`` line, so that ``index rebuild`` restores the list). The decision
+is re-checked inside that transaction, so a tag added, a ref moved or a run recorded
+since the decision wins: such a version is kept and reported as ``skipped``.
+
+Versions that a kept run used, produced or ran in are protected, with the run named in
+the reason (:func:`run_reasons`, from the provenance edges).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import lmdb
 
 from reprocas.errors import RefNotFoundError, ReprocasError
 from reprocas.model.ids import ObjectId
+from reprocas.provenance import graph
+from reprocas.provenance.names import get_summary, run_ref
 from reprocas.retention.budget import DEFAULT_MAX_UNUSED, build_model
 from reprocas.retention.policy import Decision, Policy, SnapshotRecord, apply_policy
 from reprocas.store.index import pack, unpack
@@ -75,6 +81,7 @@ def records(
             continue
         if name not in tags_cache:
             tags_cache[name] = repo.tags_of(txn, name)
+        by_runs = run_reasons(repo, txn, sid.raw)
         out.append(
             SnapshotRecord(
                 ref=f"{name}@v{number}",
@@ -84,9 +91,46 @@ def records(
                 kind=snap.kind,
                 time_ns=snap.time_ns,
                 tags=tuple(sorted(tags_cache[name].get(sid.raw, []))),
+                protected_by_run=bool(by_runs),
+                run_reasons=by_runs,
             )
         )
     return out
+
+
+_RUN_EDGES = (
+    (graph.USED, "used by"),
+    (graph.GENERATED, "produced by"),
+    (graph.ENVIRONMENT, "environment of"),
+)
+
+
+def run_reasons(
+    repo: Repository, txn: lmdb.Transaction, sid: bytes, *, shown: int = 3
+) -> tuple[str, ...]:
+    """Why kept runs protect a version: ``used by run train#3``, ``produced by run
+    train#4``, ``environment of runs a#1, b#2 and 3 more``. One prefix scan of
+    ``edges_in`` per edge kind, never a scan of all runs. A run is kept while its ref
+    names it (no command forgets runs yet, so every recorded run is kept)."""
+    out: list[str] = []
+    for kind, verb in _RUN_EDGES:
+        refs: list[tuple[str, int]] = []
+        for e in graph.in_edges(repo, txn, sid, kind):
+            try:
+                s = get_summary(repo, txn, ObjectId(e.src))
+            except ReprocasError:
+                refs.append((e.src.hex()[:12], 0))  # its record is unreadable: still kept
+                continue
+            name, number = str(s["name"]), int(s["number"])
+            if repo.index.get_ref(txn, run_ref(name, number)) == e.src:
+                refs.append((name, number))
+        if not refs:
+            continue
+        refs.sort()
+        names = [f"{n}#{k}" if k else n for n, k in refs[:shown]]
+        more = f" and {len(refs) - shown} more" if len(refs) > shown else ""
+        out.append(f"{verb} run{'s' if len(refs) > 1 else ''} {', '.join(names)}{more}")
+    return tuple(out)
 
 
 def decide(
@@ -118,6 +162,8 @@ def apply_decision(
     now = time.time_ns()
     with repo.ref_transaction() as rt:
         txn = rt.txn
+        deletes: list[tuple[str, ObjectId]] = []
+        logged: list[dict[str, Any]] = []
         for r in decision.remove:
             sid = ObjectId(bytes.fromhex(r.id))
             vref = version_ref(r.dataset, r.number)
@@ -130,6 +176,7 @@ def apply_decision(
                 or latest[1] == sid
                 or protecting & set(tags)
                 or r.id in policy.protected_ids
+                or run_reasons(repo, txn, sid.raw)  # a run used it since the decision
             ):
                 skipped.append(r.ref)  # changed since the decision: keep it
                 continue
@@ -137,27 +184,31 @@ def apply_decision(
             logical = 0
             with contextlib.suppress(ReprocasError):
                 logical = repo.load_snapshot(txn, sid).logical_bytes
-            rt.delete([(vref, sid)] + [(tag_ref(r.dataset, t), sid) for t in tags])
+            deletes += [(vref, sid)] + [(tag_ref(r.dataset, t), sid) for t in tags]
             if raw is not None:
                 txn.delete(sid.raw, db=index.db["snapshots"])
-            txn.put(
-                sid.raw,
-                pack(
-                    {
-                        "ref": r.ref,
-                        "name": r.dataset,
-                        "number": r.number,
-                        "kind": r.kind,
-                        "time_ns": r.time_ns,
-                        "logical_bytes": logical,
-                        "forgotten_ns": now,
-                        "reasons": list(decision.reasons[r.id]),
-                        "tags": list(tags),
-                    }
-                ),
-                db=index.db["forgotten"],
+            record = {
+                "ref": r.ref,
+                "name": r.dataset,
+                "number": r.number,
+                "kind": r.kind,
+                "time_ns": r.time_ns,
+                "logical_bytes": logical,
+                "forgotten_ns": now,
+                "reasons": list(decision.reasons[r.id]),
+                "tags": list(tags),
+            }
+            txn.put(sid.raw, pack(record), db=index.db["forgotten"])
+            logged.append(
+                {"op": "forget", "id": sid.hex, "txn": rt.id, "time_ns": now, "forgotten": record}
             )
             done.append(r.ref)
+        if deletes:
+            # Both logged (fsynced) before LMDB commits, in this ref transaction: the ref
+            # deletes, and the forgotten records, which `index rebuild` restores from the
+            # ref log (docs/FORMAT.md).
+            rt.delete(deletes)
+            repo.append_reflog(logged)
     return done, skipped
 
 

@@ -9,7 +9,9 @@ it, so the decision can be printed, tested against golden files, and explained.
 Rules, in order (docs/RETENTION.md):
 
 1. Protected, never forgotten: a protecting tag (``published`` plus ``--keep-tag``),
-   the latest version of each dataset, and versions a kept run protects.
+   the latest version of each dataset, and versions a kept run used, produced or ran
+   in (``SnapshotRecord.run_reasons``, filled by ``forget.records`` from the
+   provenance edges).
 2. ``keep-last``, ``keep-hourly`` … ``keep-yearly`` and ``keep-within`` keep versions;
    anything no rule keeps is forgotten.
 3. ``budget``: while the store after pruning would exceed the budget, the oldest version
@@ -44,7 +46,8 @@ class SnapshotRecord:
     kind: str  # "dataset" | "environment" | "run-output"
     time_ns: int
     tags: tuple[str, ...] = ()
-    protected_by_run: bool = False  # hook: set for inputs/outputs of a kept run
+    protected_by_run: bool = False  # an input, output or environment of a kept run
+    run_reasons: tuple[str, ...] = ()  # which runs: "used by run train#3", ...
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -56,6 +59,7 @@ class SnapshotRecord:
             "time_ns": self.time_ns,
             "tags": list(self.tags),
             "protected_by_run": self.protected_by_run,
+            "run_reasons": list(self.run_reasons),
         }
 
     @classmethod
@@ -69,6 +73,7 @@ class SnapshotRecord:
             time_ns=int(d["time_ns"]),
             tags=tuple(d.get("tags") or ()),
             protected_by_run=bool(d.get("protected_by_run", False)),
+            run_reasons=tuple(d.get("run_reasons") or ()),
         )
 
 
@@ -115,7 +120,7 @@ class Policy:
     rules: Rules = Rules()
     per_dataset: tuple[tuple[str, Rules], ...] = ()
     protecting_tags: tuple[str, ...] = DEFAULT_PROTECTING_TAGS
-    protected_ids: frozenset[str] = frozenset()  # hook for runs: snapshot ids (hex)
+    protected_ids: frozenset[str] = frozenset()  # more snapshot ids (hex) to protect
     budget: int | None = None
 
     def rules_for(self, dataset: str) -> Rules:
@@ -265,7 +270,9 @@ def apply_policy(
             if r is latest:
                 why.append("latest")
             why.extend(f"tag {t}" for t in sorted(set(r.tags) & tags_here))
-            if r.protected_by_run or r.id in policy.protected_ids:
+            if r.run_reasons:
+                why.extend(r.run_reasons)
+            elif r.protected_by_run or r.id in policy.protected_ids:
                 why.append("used by a kept run")
             if why:
                 protected.add(r.id)

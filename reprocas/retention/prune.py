@@ -35,7 +35,7 @@ from reprocas.retention.budget import (
     build_model,
 )
 from reprocas.store.gc import drop_pack
-from reprocas.store.index import ChunkLoc, ObjectLoc, pack, unpack
+from reprocas.store.index import ChunkLoc, ObjectLoc, delta_key, pack, unpack
 from reprocas.store.packs import FrameInfo, PackWriter, read_blob
 from reprocas.store.repository import Repository
 
@@ -182,7 +182,7 @@ def _repack_one(repo: Repository, plan: PrunePlan, step: PackStep) -> tuple[byte
         for b in blobs:
             payload = read_blob(old, b.offset, b.stored_len)
             if isinstance(b, FrameInfo):
-                pw.add_frame(b.codec, payload, b.raw_len, list(b.chunks))
+                pw.add_frame(b.codec, payload, b.raw_len, list(b.chunks), b.bases, b.depth)
             else:
                 pw.add_object(b.id, b.codec, payload, b.raw_len)
         sealed = pw.seal()
@@ -197,6 +197,13 @@ def _repack_one(repo: Repository, plan: PrunePlan, step: PackStep) -> tuple[byte
         for b in blobs:
             if isinstance(b, FrameInfo):
                 nf = next(new_frames)
+                if b.bases:
+                    txn.delete(delta_key(step.pack, b.offset), db=index.db["deltas"])
+                    txn.put(
+                        delta_key(sealed.id.raw, nf.offset),
+                        pack([nf.depth, list(nf.bases)]),
+                        db=index.db["deltas"],
+                    )
                 for d, off, length in b.chunks:
                     n_chunks += 1
                     loc = index.get_chunk(txn, d)

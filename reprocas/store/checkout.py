@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import lmdb
@@ -21,27 +22,89 @@ from reprocas.model.ids import ObjectId
 from reprocas.model.objects import FileManifest, TreeEntry
 from reprocas.native import core
 from reprocas.progress import Progress
+from reprocas.store.index import ChunkLoc
+from reprocas.store.packs import CODEC_DELTA
 from reprocas.store.repository import Repository, Version
 
 
 @dataclass(frozen=True, slots=True)
 class ReadPlan:
-    """Everything the native core needs to assemble one file."""
+    """Everything the native core needs to assemble one file: packs, frames, the
+    file's chunks as slices of frames, and for delta frames their bases (slices of
+    other frames of the plan, decoded first)."""
 
     packs: list[Path]
     frames: list[tuple[int, int, int, int, int]]
     chunks: list[tuple[int, int, int, bytes]]
+    bases: dict[int, list[tuple[int, int, int]]] = field(default_factory=dict)
 
 
 def read_plan(
     repo: Repository, txn: lmdb.Transaction, manifest: FileManifest, label: str
 ) -> ReadPlan:
+    return chunks_plan(repo, txn, manifest.chunks, label)
+
+
+def read_chunks(
+    repo: Repository, txn: lmdb.Transaction, chunks: Sequence[tuple[bytes, int]], label: str
+) -> list[bytes]:
+    """The verified bytes of stored chunks, in order, decoded natively (delta frames
+    after their bases, every frame once)."""
+    if not chunks:
+        return []
+    plan = chunks_plan(repo, txn, chunks, label)
+    try:
+        return core.read_chunks(plan.packs, plan.frames, plan.chunks, bases=plan.bases)
+    except CorruptDataError as exc:
+        raise CorruptDataError(
+            f"{label}: stored data is damaged ({exc}); run `reprocas verify --read-data`"
+        ) from exc
+
+
+def chunks_plan(
+    repo: Repository, txn: lmdb.Transaction, chunk_list: Sequence[tuple[bytes, int]], label: str
+) -> ReadPlan:
+    """The read plan of any chunks (a file's, or bases for a delta)."""
     packs: list[Path] = []
     pack_ix: dict[bytes, int] = {}
     frames: list[tuple[int, int, int, int, int]] = []
     frame_ix: dict[tuple[bytes, int], int] = {}
     chunks: list[tuple[int, int, int, bytes]] = []
-    for n, (digest, length) in enumerate(manifest.chunks):
+    bases: dict[int, list[tuple[int, int, int]]] = {}
+
+    def frame_of(loc: ChunkLoc) -> int:
+        fkey = loc.frame_key
+        fi = frame_ix.get(fkey)
+        if fi is not None:
+            return fi
+        pi = pack_ix.get(loc.pack)
+        if pi is None:
+            pi = pack_ix[loc.pack] = len(packs)
+            packs.append(repo.pack_path(loc.pack))
+        fi = frame_ix[fkey] = len(frames)
+        frames.append((pi, loc.frame_offset, loc.stored_len, loc.codec, loc.raw_len))
+        if loc.codec == CODEC_DELTA:
+            info = repo.index.get_delta(txn, loc)
+            if info is None:
+                raise IntegrityError(
+                    f"{label}: a delta frame in pack {repo.pack_path(loc.pack)} has no "
+                    "record of its bases; run `reprocas index rebuild`",
+                    pack=str(repo.pack_path(loc.pack)),
+                )
+            refs: list[tuple[int, int, int]] = []
+            for b in info.bases:
+                bl = repo.index.get_chunk(txn, b)
+                if bl is None:
+                    raise IntegrityError(
+                        f"{label}: base chunk {b.hex()[:16]} of a delta frame is missing "
+                        "from the store (damaged repository); run `reprocas verify`",
+                        chunk=b.hex(),
+                    )
+                refs.append((frame_of(bl), bl.offset, bl.length))
+            bases[fi] = refs
+        return fi
+
+    for n, (digest, length) in enumerate(chunk_list):
         loc = repo.index.get_chunk(txn, digest)
         if loc is None:
             raise IntegrityError(
@@ -51,23 +114,14 @@ def read_plan(
             )
         if loc.length != length:
             raise IntegrityError(f"{label}: chunk {n} has the wrong length in the index")
-        fkey = loc.frame_key
-        fi = frame_ix.get(fkey)
-        if fi is None:
-            pi = pack_ix.get(loc.pack)
-            if pi is None:
-                pi = pack_ix[loc.pack] = len(packs)
-                packs.append(repo.pack_path(loc.pack))
-            fi = frame_ix[fkey] = len(frames)
-            frames.append((pi, loc.frame_offset, loc.stored_len, loc.codec, loc.raw_len))
-        chunks.append((fi, loc.offset, loc.length, digest))
-    return ReadPlan(packs, frames, chunks)
+        chunks.append((frame_of(loc), loc.offset, loc.length, digest))
+    return ReadPlan(packs, frames, chunks, bases)
 
 
 def write_file_to_fd(repo: Repository, plan: ReadPlan, fd: int, label: str) -> int:
     """Assemble into ``fd``; corruption is reported with its pack and offset."""
     try:
-        return core.assemble_file(fd, plan.packs, plan.frames, plan.chunks)
+        return core.assemble_file(fd, plan.packs, plan.frames, plan.chunks, bases=plan.bases)
     except CorruptDataError as exc:
         fi = getattr(exc, "frame_index", None)
         where = ""

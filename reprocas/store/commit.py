@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import lmdb
+
 from reprocas.errors import (
     ReprocasError,
     SourceError,
@@ -23,7 +25,9 @@ from reprocas.model.ids import ObjectId
 from reprocas.model.objects import FileManifest, Snapshot, TableRecord, Tree, TreeEntry
 from reprocas.native import core
 from reprocas.progress import Progress
+from reprocas.store.deltas import GIVE_UP_AFTER, DeltaEncoder, DeltaRun, FileDeltas
 from reprocas.store.index import pack, unpack
+from reprocas.store.packs import CODEC_DELTA
 from reprocas.store.repository import (
     Repository,
     check_dataset_name,
@@ -48,6 +52,9 @@ class CommitResult:
     created: bool
     skipped: tuple[str, ...] = ()
 
+
+# The key under which a single-file version's one file is found (see load_parent).
+SINGLE_FILE = ""
 
 Inspector = Callable[[Path], TableRecord | None]
 """Given a committed file, its table record (schema, rows) or None; see reprocas.tabular."""
@@ -104,6 +111,9 @@ class _Committer:
         self.cache_updates: list[tuple[bytes, list[object]]] = []
         self.level = repo.config.compression.level
         self.frame_size = repo.config.compression.frame_size
+        self.deltas: DeltaEncoder | None = None
+        self.parent_files: dict[str, bytes] = {}
+        self.parent_source = ""
         # The repository itself is never part of what it stores (`commit .` in a project
         # whose .reprocas/ lives inside it).
         rst = os.stat(repo.root)
@@ -134,7 +144,108 @@ class _Committer:
 
     # -- the data ------------------------------------------------------------------------
 
-    def ingest_file(self, path: Path, st: os.stat_result) -> tuple[bytes, int, bytes | None]:
+    def _file_deltas(self, rel: str) -> FileDeltas | None:
+        """The aligner against the parent version's copy of this file, if any."""
+        if self.deltas is None:
+            return None
+        mid = self.parent_files.get(rel)
+        if mid is None:
+            return None
+        with self.repo.index.read() as txn:
+            try:
+                parent = self.repo.load_manifest(txn, ObjectId(mid))
+            except ReprocasError:
+                return None  # the parent's data is gone or damaged: store plainly
+        return self.deltas.for_file(parent)
+
+    def _deltas(
+        self,
+        txn: lmdb.Transaction,
+        batch: core.ChunkBatch,
+        fd: FileDeltas,
+        runs: list[DeltaRun],
+    ) -> list[int]:
+        """Store runs of new chunks as delta frames where that pays; returns the
+        chunks left to compress plainly. A file's first runs go in small slices, so
+        that a file deltas do not help (fd.paying) stops trying early."""
+        assert self.deltas is not None
+        rest: list[int] = []
+        at = 0
+        while at < len(runs):
+            if not fd.paying:
+                rest += [i for r in runs[at:] for i in range(r.first, r.first + r.count)]
+                break
+            # Small slices while a file's deltas are unproven, then growing ones.
+            part = runs[at : at + max(GIVE_UP_AFTER, fd.tried)]
+            at += len(part)
+            found = self.deltas.groups(txn, fd, part)
+            rest += found.plain
+            if found.plan is None:
+                continue
+            p = found.plan
+            frames = batch.compress_delta_stored(
+                p.packs,
+                p.frames,
+                p.chunks,
+                [(g.first, g.count, j) for g, j in zip(found.groups, found.joins, strict=True)],
+                self.level,
+                bases=p.bases,
+            )
+            for g, frame in zip(found.groups, frames, strict=True):
+                self._add_frame(batch.digests, batch.lengths, *frame, bases=g.bases, depth=g.depth)
+            fd.record(frames)
+        return rest
+
+    def _add_frame(
+        self,
+        digests: list[bytes],
+        lengths: list[int],
+        codec_id: int,
+        payload: bytes,
+        first: int,
+        count: int,
+        raw_len: int,
+        bases: tuple[bytes, ...] = (),
+        depth: int = 0,
+    ) -> None:
+        entries = []
+        off = 0
+        for i in range(first, first + count):
+            entries.append((digests[i], off, lengths[i]))
+            off += lengths[i]
+        if codec_id == CODEC_DELTA:
+            self.writer.add_frame(codec_id, payload, raw_len, entries, bases, depth)
+        else:
+            self.writer.add_frame(codec_id, payload, raw_len, entries)
+
+    def load_parent(self, parent: ObjectId | None) -> None:
+        """Remember which manifest each path had in the parent version (delta bases)."""
+        if parent is None or not self.repo.config.deltas.enabled:
+            return
+        self.deltas = DeltaEncoder(self.repo)
+        with self.repo.index.read() as txn:
+            try:
+                snap = self.repo.load_snapshot(txn, parent)
+                self.parent_source = snap.source
+                self._walk_parent(txn, snap.root.raw, "")
+            except ReprocasError:
+                self.parent_files.clear()
+
+    def _walk_parent(self, txn: lmdb.Transaction, tid: bytes, prefix: str) -> None:
+        tree = self.repo.load_tree(txn, ObjectId(tid))
+        for e in tree.entries:
+            if e.kind == "dir":
+                self._walk_parent(txn, e.target, f"{prefix}{e.name}/")
+            elif e.kind == "file":
+                self.parent_files[prefix + e.name] = e.target
+        if prefix == "" and self.parent_source == "file" and len(tree.entries) == 1:
+            # A single-file version: its one file is the parent of whatever file is
+            # committed next under this name, renamed or not.
+            self.parent_files[SINGLE_FILE] = tree.entries[0].target
+
+    def ingest_file(
+        self, path: Path, st: os.stat_result, rel: str = SINGLE_FILE
+    ) -> tuple[bytes, int, bytes | None]:
         """Store the file's new chunks; returns its manifest id and the size read (which
         is what the version holds, even if the file changed since it was listed)."""
         cached = self.cached_manifest(path, st)
@@ -142,6 +253,7 @@ class _Committer:
             return cached
         index = self.repo.index
         chunks: list[tuple[bytes, int]] = []
+        fd = self._file_deltas(rel)
         try:
             fc = core.FileChunker(path, self.repo.params)
             for batch in fc:
@@ -155,16 +267,14 @@ class _Committer:
                             continue
                         seen.add(d)
                         new.append(i)
+                    if new and fd is not None and fd.paying:
+                        runs, plain = fd.plan(digests, lengths, new)
+                        new = sorted(plain + self._deltas(txn, batch, fd, runs))
+                    elif fd is not None:
+                        fd.plan(digests, lengths, [])
                 if new:
-                    for codec_id, payload, first, count, raw_len in batch.compress(
-                        new, self.level, self.frame_size
-                    ):
-                        entries = []
-                        off = 0
-                        for i in range(first, first + count):
-                            entries.append((digests[i], off, lengths[i]))
-                            off += lengths[i]
-                        self.writer.add_frame(codec_id, payload, raw_len, entries)
+                    for frame in batch.compress(new, self.level, self.frame_size):
+                        self._add_frame(digests, lengths, *frame)
                 chunks.extend(zip(digests, lengths, strict=True))
                 self.progress.advance(batch.size)
         except SourceIsDirectoryError:
@@ -226,7 +336,7 @@ class _Committer:
     def to_read(self, files: list[_Source]) -> int:
         return sum(s.st.st_size for s in files if self.cached_manifest(s.path, s.st) is None)
 
-    def commit_dir(self, d: Path) -> bytes:
+    def commit_dir(self, d: Path, rel: str = "") -> bytes:
         entries: list[TreeEntry] = []
         try:
             with os.scandir(d) as it:
@@ -246,10 +356,10 @@ class _Committer:
             elif stat.S_ISDIR(st.st_mode):
                 if (st.st_dev, st.st_ino) == self.own:
                     continue
-                sub = self.commit_dir(Path(de.path))
+                sub = self.commit_dir(Path(de.path), f"{rel}{name}/")
                 entries.append(TreeEntry(name, "dir", mode, sub))
             elif stat.S_ISREG(st.st_mode):
-                mid, size, meta = self.ingest_file(Path(de.path), st)
+                mid, size, meta = self.ingest_file(Path(de.path), st, rel + name)
                 entries.append(TreeEntry(name, "file", mode, mid, size, meta))
                 self.stats.files += 1
                 self.stats.logical_bytes += size
@@ -311,6 +421,9 @@ def commit(
         writer = Writer(repo)
         c = _Committer(repo, writer, progress, inspect)
         try:
+            with repo.index.read() as txn:
+                latest = repo.latest(txn, name)
+            c.load_parent(latest[1] if latest else None)
             if stat.S_ISDIR(st.st_mode):
                 files = c.scan(src)
                 c.progress.start(c.to_read(files), len(files))

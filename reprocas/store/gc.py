@@ -14,7 +14,13 @@ from typing import Any
 
 from reprocas.store.index import unpack
 from reprocas.store.packs import fsync_dir, read_trailer
-from reprocas.store.reachability import Reach, all_versions, reach_runs, reach_snapshot
+from reprocas.store.reachability import (
+    Reach,
+    add_bases,
+    all_versions,
+    reach_runs,
+    reach_snapshot,
+)
 from reprocas.store.repository import Repository
 
 
@@ -46,6 +52,7 @@ def gc(repo: Repository, *, dry_run: bool = False) -> GcReport:
             for _, _, sid in all_versions(repo, txn):
                 reach_snapshot(repo, txn, sid, reach)
             reach_runs(repo, txn, reach)  # run records and what they name
+            add_bases(repo, txn, reach)  # what delta chunks decode against
             indexed = {bytes(k): unpack(v) for k, v in txn.cursor(db=index.db["packs"])}
         on_disk: dict[bytes, Path] = {}
         if repo.packs_dir.exists():

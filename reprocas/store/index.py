@@ -21,6 +21,7 @@ forgotten  snapshot id (32 bytes)       {"ref", "name", "number", "kind", "time_
 runs       run id (32 bytes)            summary {"name", "number", "start_ns", ...}
 edges_out  from id + kind byte + to id  {"path", ...} (provenance, docs/RUNS.md)
 edges_in   to id + kind byte + from id  same value as in edges_out
+deltas     pack id + frame offset u64be [depth, [base chunk digest, ...]] (codec-2 frames)
 ========== ============================ ===============================================
 """
 
@@ -52,6 +53,8 @@ DB_NAMES = (
     "runs",
     "edges_out",
     "edges_in",
+    "refcounts",
+    "deltas",
 )
 MAP_SIZE = 1 << 40  # address space only: the file grows as data is written
 
@@ -97,6 +100,45 @@ class ChunkLoc:
     @property
     def frame_key(self) -> tuple[bytes, int]:
         return (self.pack, self.frame_offset)
+
+
+def delta_key(pack_id: bytes, frame_offset: int) -> bytes:
+    """The ``deltas`` key of a frame: pack id and frame offset (u64, big-endian)."""
+    return bytes(pack_id) + frame_offset.to_bytes(8, "big")
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaInfo:
+    """A delta frame's chain depth and its base chunks (prefix order)."""
+
+    depth: int
+    bases: tuple[bytes, ...]
+
+
+def put_frames(
+    txn: lmdb.Transaction,
+    db: dict[str, Any],
+    pack_id: bytes,
+    frames: Any,
+    *,
+    overwrite: bool = False,
+) -> int:
+    """Index a sealed pack's frames (``FrameInfo``s): every chunk's location and, for
+    delta frames, the frame's bases. An existing chunk entry is kept (the first copy
+    wins) unless ``overwrite``. Returns the number of chunks."""
+    n = 0
+    for f in frames:
+        for digest, off, length in f.chunks:
+            loc = ChunkLoc(pack_id, f.offset, f.stored_len, f.codec, f.raw_len, off, length)
+            txn.put(digest, loc.to_value(), db=db["chunks"], overwrite=overwrite)
+            n += 1
+        if f.bases:
+            txn.put(
+                delta_key(pack_id, f.offset),
+                pack([f.depth, list(f.bases)]),
+                db=db["deltas"],
+            )
+    return n
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +265,24 @@ class Index:
     def get_chunk(self, txn: lmdb.Transaction, digest: bytes) -> ChunkLoc | None:
         raw = txn.get(digest, db=self.db["chunks"])
         return None if raw is None else ChunkLoc.from_value(raw)
+
+    def get_delta(self, txn: lmdb.Transaction, loc: ChunkLoc) -> DeltaInfo | None:
+        """The bases of a chunk's frame, when it is a delta frame (codec 2)."""
+        raw = txn.get(delta_key(loc.pack, loc.frame_offset), db=self.db["deltas"])
+        if raw is None:
+            return None
+        depth, bases = unpack(raw)
+        return DeltaInfo(int(depth), tuple(bytes(b) for b in bases))
+
+    def chunk_depth(self, txn: lmdb.Transaction, digest: bytes) -> int | None:
+        """A stored chunk's delta chain depth (0: decodes on its own); None if unknown."""
+        loc = self.get_chunk(txn, digest)
+        if loc is None:
+            return None
+        if loc.codec != 2:
+            return 0
+        info = self.get_delta(txn, loc)
+        return info.depth if info is not None else None
 
     def has_chunk(self, txn: lmdb.Transaction, digest: bytes) -> bool:
         return txn.get(digest, db=self.db["chunks"]) is not None

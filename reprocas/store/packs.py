@@ -32,36 +32,59 @@ PACK_MAGIC = b"RPCPACK\x01"
 FOOTER_MAGIC = b"RPCEND\x00\x01"
 FOOTER = struct.Struct("<QQ32s8s")
 PACK_VERSION = 1
+# Trailers of packs holding delta frames (whose entries carry bases and depth) say 2.
+PACK_VERSION_DELTA = 2
+PACK_VERSIONS = (PACK_VERSION, PACK_VERSION_DELTA)
+CODEC_RAW = 0
+CODEC_ZSTD = 1
+CODEC_DELTA = 2
 
 
 @dataclass(frozen=True, slots=True)
 class FrameInfo:
-    """A stored frame and the chunks inside it: (digest, offset in frame, length)."""
+    """A stored frame and the chunks inside it: (digest, offset in frame, length).
+
+    A delta frame (codec 2) also names its ``bases`` — the chunks whose bytes,
+    concatenated in this order, were its zstd reference prefix — and its chain
+    ``depth`` (1 + the deepest base's depth; a chunk in an ordinary frame has depth 0).
+    """
 
     offset: int
     stored_len: int
     codec: int
     raw_len: int
     chunks: tuple[tuple[bytes, int, int], ...]
+    bases: tuple[bytes, ...] = ()
+    depth: int = 0
 
     def to_wire(self) -> list[Any]:
-        return [
+        w: list[Any] = [
             self.offset,
             self.stored_len,
             self.codec,
             self.raw_len,
             [[d, o, n] for d, o, n in self.chunks],
         ]
+        if self.codec == CODEC_DELTA:
+            w += [list(self.bases), self.depth]
+        return w
 
     @classmethod
     def from_wire(cls, w: list[Any]) -> FrameInfo:
-        off, slen, cdc, rlen, chunks = w
+        off, slen, cdc, rlen, chunks = w[:5]
+        bases: tuple[bytes, ...] = ()
+        depth = 0
+        if int(cdc) == CODEC_DELTA:
+            bases = tuple(bytes(b) for b in w[5])
+            depth = int(w[6])
         return cls(
             int(off),
             int(slen),
             int(cdc),
             int(rlen),
             tuple((bytes(d), int(o), int(n)) for d, o, n in chunks),
+            bases,
+            depth,
         )
 
 
@@ -92,7 +115,9 @@ class PackTrailer:
     def encode(self) -> bytes:
         return codec.encode(
             {
-                "version": PACK_VERSION,
+                "version": PACK_VERSION_DELTA
+                if any(f.codec == CODEC_DELTA for f in self.frames)
+                else PACK_VERSION,
                 "frames": [f.to_wire() for f in self.frames],
                 "objects": [o.to_wire() for o in self.objects],
             }
@@ -171,10 +196,16 @@ class PackWriter:
         return not self._frames and not self._objects
 
     def add_frame(
-        self, codec_id: int, payload: bytes, raw_len: int, chunks: list[tuple[bytes, int, int]]
+        self,
+        codec_id: int,
+        payload: bytes,
+        raw_len: int,
+        chunks: list[tuple[bytes, int, int]],
+        bases: tuple[bytes, ...] = (),
+        depth: int = 0,
     ) -> FrameInfo:
         offset = self._write(payload)
-        info = FrameInfo(offset, len(payload), codec_id, raw_len, tuple(chunks))
+        info = FrameInfo(offset, len(payload), codec_id, raw_len, tuple(chunks), bases, depth)
         self._frames.append(info)
         return info
 
@@ -243,7 +274,7 @@ def read_trailer(path: Path) -> PackTrailer:
             offset=t_off,
         )
     w = codec.decode(blob)
-    if not isinstance(w, dict) or w.get("version") != PACK_VERSION:
+    if not isinstance(w, dict) or w.get("version") not in PACK_VERSIONS:
         raise IntegrityError(f"pack {path}: unknown trailer version", pack=str(path))
     return PackTrailer(
         tuple(FrameInfo.from_wire(x) for x in w["frames"]),

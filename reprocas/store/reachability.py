@@ -9,6 +9,7 @@ import lmdb
 
 from reprocas.model.ids import ObjectId
 from reprocas.model.objects import FileManifest, Tree
+from reprocas.store.index import delta_key
 from reprocas.store.repository import Repository
 
 
@@ -101,4 +102,50 @@ def reach_tree(
                         manifest_cache[e.target] = m
                 for d, n in m.chunks:
                     into.chunks[d] = n
+    return into
+
+
+class BaseResolver:
+    """The chunks a stored chunk needs besides itself: for a chunk in a delta frame,
+    the frame's bases and, transitively, theirs (bounded by the chain depth). Whatever
+    keeps a chunk alive keeps these alive too."""
+
+    def __init__(self, repo: Repository, txn: lmdb.Transaction) -> None:
+        self.repo = repo
+        self.txn = txn
+        self.active = txn.stat(repo.index.db["deltas"])["entries"] > 0
+        self._frames: dict[bytes, tuple[bytes, ...]] = {}
+
+    def closure(self, digest: bytes) -> tuple[bytes, ...]:
+        if not self.active:
+            return ()
+        index = self.repo.index
+        loc = index.get_chunk(self.txn, digest)
+        if loc is None or loc.codec != 2:
+            return ()
+        key = delta_key(loc.pack, loc.frame_offset)
+        got = self._frames.get(key)
+        if got is None:
+            info = index.get_delta(self.txn, loc)
+            out: list[bytes] = []
+            for b in info.bases if info is not None else ():
+                out.append(b)
+                out.extend(self.closure(b))
+            got = tuple(dict.fromkeys(out))
+            self._frames[key] = got
+        return got
+
+
+def add_bases(repo: Repository, txn: lmdb.Transaction, into: Reach) -> Reach:
+    """Add to ``into`` the base chunks its delta chunks decode against."""
+    res = BaseResolver(repo, txn)
+    if not res.active:
+        return into
+    extra: dict[bytes, int] = {}
+    for d in list(into.chunks):
+        for b in res.closure(d):
+            if b not in into.chunks and b not in extra:
+                loc = repo.index.get_chunk(txn, b)
+                extra[b] = loc.length if loc is not None else 0
+    into.chunks.update(extra)
     return into

@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import bisect
 import io
-from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from reprocas.errors import CorruptDataError, IntegrityError, ReprocasError
+from reprocas.errors import CorruptDataError, IntegrityError
 from reprocas.model.objects import FileManifest
-from reprocas.native import core
+from reprocas.store.frames import FrameCache as FrameCache
+from reprocas.store.frames import FrameDecoder
 from reprocas.store.index import ChunkLoc
-from reprocas.store.packs import read_blob
 from reprocas.store.repository import Repository
-
-DEFAULT_CACHE_BYTES = 64 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,31 +51,6 @@ def chunk_table(repo: Repository, manifest: FileManifest, name: str) -> ChunkTab
     return chunks, [c.offset for c in chunks]
 
 
-class FrameCache:
-    """Decoded frames by (pack, frame offset), least recently used out first."""
-
-    def __init__(self, budget: int = DEFAULT_CACHE_BYTES) -> None:
-        self.budget = budget
-        self.used = 0
-        self._frames: OrderedDict[tuple[bytes, int], bytes] = OrderedDict()
-        self.verified: set[bytes] = set()
-
-    def get(self, key: tuple[bytes, int]) -> bytes | None:
-        data = self._frames.get(key)
-        if data is not None:
-            self._frames.move_to_end(key)
-        return data
-
-    def put(self, key: tuple[bytes, int], data: bytes) -> None:
-        if key in self._frames:
-            return
-        self._frames[key] = data
-        self.used += len(data)
-        while self.used > self.budget and len(self._frames) > 1:
-            _, old = self._frames.popitem(last=False)
-            self.used -= len(old)
-
-
 class StoreFile(io.RawIOBase):
     """A read-only, seekable file over a stored file's chunks."""
 
@@ -97,6 +68,7 @@ class StoreFile(io.RawIOBase):
         self.size = manifest.size
         self._pos = 0
         self._cache = cache or FrameCache()
+        self._decoder = FrameDecoder(repo, self._cache)
         self._chunks, self._starts = table or chunk_table(repo, manifest, name)
 
     # -- io.RawIOBase ---------------------------------------------------------------------
@@ -155,51 +127,22 @@ class StoreFile(io.RawIOBase):
         first = bisect.bisect_right(self._starts, offset) - 1
         last = bisect.bisect_right(self._starts, end - 1) - 1
         wanted = self._chunks[first : last + 1]
-        self._load_frames(wanted)
+        frames = self._decoder.load(None, [c.loc for c in wanted])
         parts: list[memoryview] = []
         for c in wanted:
-            frame = self._cache.get(c.loc.frame_key)
-            if frame is None:  # evicted by a huge read: decode again
-                self._load_frames([c])
-                frame = self._cache.get(c.loc.frame_key)
-                assert frame is not None
-            # Views, not copies: the only copy is the final join.
-            chunk = memoryview(frame)[c.loc.offset : c.loc.offset + c.length]
-            if c.digest not in self._cache.verified:
-                if core.blake3_digest(chunk) != c.digest:
-                    raise CorruptDataError(
-                        f"{self.name}: chunk at file offset {c.offset} (pack "
-                        f"{self._repo.pack_path(c.loc.pack)}, offset {c.loc.frame_offset}) "
-                        "does not match its digest; run `reprocas verify --read-data`",
-                        pack=str(self._repo.pack_path(c.loc.pack)),
-                        offset=c.loc.frame_offset,
-                    )
-                self._cache.verified.add(c.digest)
+            frame = frames[c.loc.frame_key]
+            try:
+                # Views, not copies: the only copy is the final join.
+                chunk = self._decoder.verified_chunk(frame, c.loc, c.digest)
+            except CorruptDataError as exc:
+                raise CorruptDataError(
+                    f"{self.name}: chunk at file offset {c.offset} (pack "
+                    f"{self._repo.pack_path(c.loc.pack)}, offset {c.loc.frame_offset}) "
+                    "does not match its digest; run `reprocas verify --read-data`",
+                    pack=str(self._repo.pack_path(c.loc.pack)),
+                    offset=c.loc.frame_offset,
+                ) from exc
             lo = max(offset, c.offset) - c.offset
             hi = min(end, c.offset + c.length) - c.offset
             parts.append(chunk[lo:hi] if (lo, hi) != (0, c.length) else chunk)
         return b"".join(parts)
-
-    def _load_frames(self, chunks: list[_Chunk]) -> None:
-        missing: dict[tuple[bytes, int], ChunkLoc] = {}
-        for c in chunks:
-            key = c.loc.frame_key
-            if key not in missing and self._cache.get(key) is None:
-                missing[key] = c.loc
-        if not missing:
-            return
-        items = []
-        for loc in missing.values():
-            path: Path = self._repo.pack_path(loc.pack)
-            items.append(
-                (loc.codec, read_blob(path, loc.frame_offset, loc.stored_len), loc.raw_len)
-            )
-        try:
-            decoded = core.decompress_chunks(items)
-        except ReprocasError as exc:
-            raise CorruptDataError(
-                f"{self.name}: a stored frame does not decode ({exc}); "
-                "run `reprocas verify --read-data`"
-            ) from exc
-        for key, data in zip(missing, decoded, strict=True):
-            self._cache.put(key, data)

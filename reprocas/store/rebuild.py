@@ -20,8 +20,8 @@ from typing import Any
 from reprocas.errors import IntegrityError, ReprocasError
 from reprocas.model.objects import Snapshot, object_from_wire
 from reprocas.native import core
-from reprocas.store import codec
-from reprocas.store.index import DB_NAMES, ChunkLoc, ObjectLoc, pack
+from reprocas.store import codec, refcounts
+from reprocas.store.index import DB_NAMES, ObjectLoc, pack, put_frames
 from reprocas.store.packs import read_blob, read_trailer
 from reprocas.store.repository import Repository, parse_ref_key, version_ref
 
@@ -34,10 +34,12 @@ class RebuildReport:
     refs: int
     skipped_packs: tuple[str, ...]
     missing_snapshots: tuple[str, ...]
+    runs: int = 0
+    missing_runs: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return not self.skipped_packs and not self.missing_snapshots
+        return not self.skipped_packs and not self.missing_snapshots and not self.missing_runs
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -48,11 +50,15 @@ class RebuildReport:
             "refs": self.refs,
             "skipped_packs": list(self.skipped_packs),
             "missing_snapshots": list(self.missing_snapshots),
+            "runs": self.runs,
+            "missing_runs": list(self.missing_runs),
         }
 
 
-def _replay_reflog(repo: Repository) -> dict[str, bytes] | None:
-    """Refs from the ref log, applying only committed transactions; None without a log."""
+def _reflog_entries(repo: Repository) -> list[dict[str, Any]] | None:
+    """The ref log's change lines of committed transactions, in order; None without a
+    log or without any change line. A line without a ``txn`` (written before the
+    two-phase log) counts as committed."""
     if not repo.reflog_path.exists():
         return None
     entries: list[dict[str, Any]] = []
@@ -70,11 +76,17 @@ def _replay_reflog(repo: Repository) -> dict[str, bytes] | None:
             entries.append(e)
     if not entries:
         return None
+    # Only transactions that committed: the process may have died before the index
+    # moved these refs.
+    return [e for e in entries if e.get("txn") is None or e.get("txn") in committed]
+
+
+def _replay_reflog(entries: list[dict[str, Any]] | None) -> dict[str, bytes] | None:
+    """Refs from the ref log's committed changes; None without a ref log."""
+    if entries is None:
+        return None
     refs: dict[str, bytes] = {}
     for e in entries:
-        txn = e.get("txn")
-        if txn is not None and txn not in committed:
-            continue  # the process died before the index moved this ref
         try:
             if e.get("op") == "delete":
                 refs.pop(str(e["ref"]), None)
@@ -83,6 +95,50 @@ def _replay_reflog(repo: Repository) -> dict[str, bytes] | None:
         except (KeyError, ValueError):
             continue
     return refs
+
+
+def _replay_forgotten(
+    entries: list[dict[str, Any]] | None,
+    refs: dict[str, bytes],
+    snapshots: dict[bytes, Snapshot],
+) -> dict[bytes, dict[str, Any]]:
+    """The ``forgotten`` table: the records ``forget`` logged (``"op": "forget"``
+    lines). A version ref deleted by an older reprocas, which logged no record (only
+    ``forget`` deletes refs), gets one from its snapshot when that is still stored
+    (no reasons: they were not logged)."""
+    out: dict[bytes, dict[str, Any]] = {}
+    deleted: dict[bytes, tuple[str, int, int]] = {}
+    tags: dict[bytes, list[str]] = {}
+    for e in entries or ():
+        op = e.get("op")
+        try:
+            if op == "forget" and isinstance(e.get("forgotten"), dict):
+                out[bytes.fromhex(str(e["id"]))] = dict(e["forgotten"])
+            elif op == "delete":
+                parsed = parse_ref_key(str(e["ref"]))
+                sid = bytes.fromhex(str(e["id"]))
+                if parsed is not None and parsed[1] == "v" and parsed[2].isdigit():
+                    deleted[sid] = (parsed[0], int(parsed[2]), int(e.get("time_ns") or 0))
+                elif parsed is not None and parsed[1] == "tag":
+                    tags.setdefault(sid, []).append(parsed[2])
+        except (KeyError, ValueError, TypeError):
+            continue
+    for sid, (name, number, when) in deleted.items():
+        if sid in out or refs.get(version_ref(name, number)) == sid:
+            continue
+        snap = snapshots.get(sid)
+        out[sid] = {
+            "ref": f"{name}@v{number}",
+            "name": name,
+            "number": number,
+            "kind": snap.kind if snap is not None else "unknown",
+            "time_ns": snap.time_ns if snap is not None else 0,
+            "logical_bytes": snap.logical_bytes if snap is not None else 0,
+            "forgotten_ns": when,
+            "reasons": [],
+            "tags": sorted(set(tags.get(sid, []))),
+        }
+    return out
 
 
 def rebuild(repo: Repository) -> RebuildReport:
@@ -110,13 +166,9 @@ def rebuild(repo: Repository) -> RebuildReport:
                     db=index.db["packs"],
                 )
                 continue
-            chunk_count = 0
-            for f in trailer.frames:
-                for d, off, length in f.chunks:
-                    loc = ChunkLoc(pid, f.offset, f.stored_len, f.codec, f.raw_len, off, length)
-                    if txn.put(d, loc.to_value(), db=index.db["chunks"], overwrite=False):
-                        n_chunks += 1
-                    chunk_count += 1
+            before = txn.stat(index.db["chunks"])["entries"]
+            chunk_count = put_frames(txn, index.db, pid, trailer.frames)
+            n_chunks += txn.stat(index.db["chunks"])["entries"] - before
             for o in trailer.objects:
                 try:
                     blob = read_blob(path, o.offset, o.stored_len)
@@ -146,7 +198,8 @@ def rebuild(repo: Repository) -> RebuildReport:
                 ),
                 db=index.db["packs"],
             )
-        refs = _replay_reflog(repo)
+        logged = _reflog_entries(repo)
+        refs = _replay_reflog(logged)
         if refs is None:
             # No ref log (lost): the versions the snapshots say they were.
             refs = {}
@@ -170,11 +223,20 @@ def rebuild(repo: Repository) -> RebuildReport:
                 missing.append(f"{name}@v{int(digits)}")
             kind = found.kind if found is not None else "unknown"
             txn.put(v, pack([kind, name, int(digits)]), db=index.db["snapshots"])
+        for sid, record in _replay_forgotten(logged, refs, snapshots).items():
+            txn.put(sid, pack(record), db=index.db["forgotten"])
+        # Run summaries and provenance edges are caches of the run objects: recreate
+        # them from the run refs just restored (lazily imported: the store layer does
+        # not depend on provenance).
+        from reprocas.provenance import graph
+
+        n_runs, missing_runs = graph.reindex(repo, txn)
         # The marker file is the source of truth for the repository's settings.
         index.put_meta(txn, "format_version", repo.marker["version"])
         index.put_meta(txn, "chunking", repo.marker["chunking"])
         index.put_meta(txn, "compression", repo.marker["compression"])
         index.put_meta(txn, "repo_id", repo.marker["repo_id"])
+        refcounts.recompute(repo, txn)  # what keeps each chunk alive, for du
     return RebuildReport(
         packs=len(packs) - len(skipped),
         chunks=n_chunks,
@@ -182,4 +244,6 @@ def rebuild(repo: Repository) -> RebuildReport:
         refs=len(refs),
         skipped_packs=tuple(skipped),
         missing_snapshots=tuple(sorted(missing)),
+        runs=n_runs,
+        missing_runs=tuple(sorted(missing_runs)),
     )

@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +22,14 @@ from reprocas.errors import (
     FormatVersionError,
     IntegrityError,
     InvalidNameError,
+    InvalidParameterError,
     RefNotFoundError,
     RepositoryExistsError,
     RepositoryNotFoundError,
     ReprocasError,
     StorageIOError,
 )
-from reprocas.model.chunking import ChunkingConfig, CompressionConfig
+from reprocas.model.chunking import ChunkingConfig, CompressionConfig, DeltaConfig
 from reprocas.model.ids import ObjectId, is_hex_prefix, prefix_range
 from reprocas.model.objects import AnyObject, FileManifest, Snapshot, Tree, object_from_wire
 from reprocas.native import core
@@ -37,7 +38,10 @@ from reprocas.store.index import Index, unpack
 from reprocas.store.packs import pack_path
 
 FORMAT_NAME = "reprocas"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Format 1 repositories (no delta frames) are read and written as they are; they get
+# delta chunks only once `reprocas repack --deltas` upgrades them to format 2.
+FORMAT_VERSION_NO_DELTAS = 1
 MARKER = "reprocas.json"
 DOT_DIR = ".reprocas"
 DEFAULT_PACK_SIZE = 32 << 20
@@ -88,6 +92,7 @@ class RepoConfig:
     chunking: ChunkingConfig
     compression: CompressionConfig
     pack_size: int = DEFAULT_PACK_SIZE
+    deltas: DeltaConfig = field(default_factory=lambda: DeltaConfig(enabled=False))
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +144,28 @@ class RefTransaction:
     """Ref changes inside :meth:`Repository.ref_transaction`."""
 
     def __init__(self, repo: Repository, txid: str) -> None:
+        from reprocas.store.refcounts import Maintainer
+
         self.repo = repo
         self.id = txid
         self.txn: Any = None
         self.changed = False
+        self._counts: Maintainer | None = None
+
+    def _moved(self, name: bytes, new: bytes | None) -> None:
+        """Move one ref and keep the reference counts (reprocas.store.refcounts) exact:
+        the one place every ref change goes through."""
+        if self._counts is None:
+            from reprocas.store.refcounts import Maintainer
+
+            self._counts = Maintainer(self.repo, self.txn)
+        db = self.repo.index.db["refs"]
+        old = self.txn.get(name, db=db)
+        if new is None:
+            self.txn.delete(name, db=db)
+        else:
+            self.txn.put(name, new, db=db)
+        self._counts.moved(name, None if old is None else bytes(old), new)
 
     def set(self, refs: list[tuple[str, ObjectId]]) -> None:
         now = time.time_ns()
@@ -153,7 +176,7 @@ class RefTransaction:
             ]
         )
         for r, oid in refs:
-            self.txn.put(r.encode(), oid.raw, db=self.repo.index.db["refs"])
+            self._moved(r.encode(), oid.raw)
         self.changed = True
 
     def delete(self, refs: list[tuple[str, ObjectId]]) -> None:
@@ -166,7 +189,7 @@ class RefTransaction:
             ]
         )
         for r, _ in refs:
-            self.txn.delete(r.encode(), db=self.repo.index.db["refs"])
+            self._moved(r.encode(), None)
         self.changed = True
 
 
@@ -187,6 +210,9 @@ class Repository:
                 chunking=ChunkingConfig(**marker["chunking"]),
                 compression=CompressionConfig(**marker["compression"]),
                 pack_size=int(marker.get("pack_size", DEFAULT_PACK_SIZE)),
+                deltas=DeltaConfig(**marker["deltas"])
+                if marker.get("version", 1) >= 2 and "deltas" in marker
+                else DeltaConfig(enabled=False),
             )
             c = self.config.chunking
             self.params = core.ChunkerParams(c.min_size, c.avg_size, c.max_size, c.seed)
@@ -215,8 +241,14 @@ class Repository:
         chunking: ChunkingConfig | None = None,
         compression: CompressionConfig | None = None,
         pack_size: int = DEFAULT_PACK_SIZE,
+        deltas: DeltaConfig | None = None,
     ) -> Repository:
         chunking = chunking or ChunkingConfig()
+        deltas = deltas or DeltaConfig()
+        if not 1 <= deltas.max_depth <= 16:
+            raise InvalidParameterError(
+                f"delta chain depth must be between 1 and 16 (got {deltas.max_depth})"
+            )
         compression = compression or CompressionConfig()
         # Validate before touching the disk.
         core.ChunkerParams(chunking.min_size, chunking.avg_size, chunking.max_size, chunking.seed)
@@ -239,6 +271,7 @@ class Repository:
                 "chunking": asdict(chunking),
                 "compression": asdict(compression),
                 "pack_size": pack_size,
+                "deltas": asdict(deltas),
             }
             repo = cls(root, marker, new=True)
             with repo.index.write() as txn:

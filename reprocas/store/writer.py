@@ -21,7 +21,7 @@ import lmdb
 from reprocas.model.ids import ObjectId
 from reprocas.native import core
 from reprocas.store import codec
-from reprocas.store.index import ChunkLoc, ObjectLoc, pack
+from reprocas.store.index import ObjectLoc, pack, put_frames
 from reprocas.store.packs import PackWriter, SealedPack
 from reprocas.store.repository import Repository
 
@@ -40,6 +40,9 @@ class Writer:
     """Accumulates new chunks and objects of one operation into packs."""
 
     repo: Repository
+    # Re-encoding chunks that are stored already (repack): the new copies win in the
+    # index, so their old frames become unused.
+    relocate: bool = False
     pack_writer: PackWriter | None = None
     open_chunks: set[bytes] = field(default_factory=set)
     open_objects: dict[bytes, bytes] = field(default_factory=dict)
@@ -74,9 +77,15 @@ class Writer:
             return self.repo.index.has_object(txn, oid)
 
     def add_frame(
-        self, codec_id: int, payload: bytes, raw_len: int, chunks: list[tuple[bytes, int, int]]
+        self,
+        codec_id: int,
+        payload: bytes,
+        raw_len: int,
+        chunks: list[tuple[bytes, int, int]],
+        bases: tuple[bytes, ...] = (),
+        depth: int = 0,
     ) -> None:
-        self._pack().add_frame(codec_id, payload, raw_len, chunks)
+        self._pack().add_frame(codec_id, payload, raw_len, chunks, bases, depth)
         for digest, _, _ in chunks:
             self.open_chunks.add(digest)
         self._maybe_rotate()
@@ -132,15 +141,16 @@ class Writer:
     def _seal_and_index(self, pw: PackWriter, objects: dict[bytes, bytes]) -> SealedPack:
         sealed = pw.seal()
         index = self.repo.index
-        n_chunks = 0
         with index.write() as txn:
-            for f in sealed.trailer.frames:
-                for digest, off, length in f.chunks:
-                    loc = ChunkLoc(
-                        sealed.id.raw, f.offset, f.stored_len, f.codec, f.raw_len, off, length
-                    )
-                    txn.put(digest, loc.to_value(), db=index.db["chunks"], overwrite=False)
-                    n_chunks += 1
+            n_chunks = put_frames(
+                txn, index.db, sealed.id.raw, sealed.trailer.frames, overwrite=self.relocate
+            )
+            if self.relocate:
+                # Live chunks now decode against other bases: the reference counts
+                # (which count bases as holders) are recounted at the next `du`.
+                from reprocas.store import refcounts
+
+                refcounts.invalidate(self.repo, txn)
             for o in sealed.trailer.objects:
                 oloc = ObjectLoc(
                     sealed.id.raw, o.offset, o.stored_len, o.codec, o.raw_len, objects[o.id]

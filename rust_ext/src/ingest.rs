@@ -16,7 +16,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use rayon::prelude::*;
 
 use crate::chunker::{cut_parallel_with, ChunkerParams};
-use crate::compress::{check_level, compress};
+use crate::compress::{check_level, compress, delta_or_plain};
 use crate::error::{CoreError, CoreResult};
 use crate::hashing::{Digest, HashKey};
 use crate::pool::{pool, run_sized};
@@ -129,6 +129,44 @@ pub fn compress_indices(
                 count,
                 raw_len: raw.len(),
             })
+        })
+        .collect()
+}
+
+/// Compress each group of consecutive chunks `(first, count, prefix)` against its
+/// prefix (the base chunks' bytes, concatenated): a delta frame (codec 2) when that is
+/// clearly smaller than compressing the chunks alone, else an ordinary frame
+/// (`compress::delta_or_plain`).
+pub fn compress_groups_delta(
+    block: &Block,
+    groups: &[(usize, usize, &[u8])],
+    level: i32,
+) -> CoreResult<Vec<Frame>> {
+    check_level(level)?;
+    for &(first, count, _) in groups {
+        if count == 0 || first + count > block.len() {
+            return Err(CoreError::InvalidArgument(format!(
+                "chunks {first}..{} out of range for a batch of {} chunks",
+                first + count,
+                block.len()
+            )));
+        }
+    }
+    groups
+        .par_iter()
+        .map(|&(first, count, prefix)| {
+            let start = block.range(first).start;
+            let end = block.range(first + count - 1).end;
+            let raw = &block.bytes()[start..end];
+            let frame = |codec, payload| Frame {
+                codec,
+                payload,
+                first,
+                count,
+                raw_len: raw.len(),
+            };
+            let (codec, payload) = delta_or_plain(raw, prefix, level)?;
+            Ok(frame(codec, payload))
         })
         .collect()
 }

@@ -36,12 +36,14 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(default_threads, m)?)?;
     m.add_function(wrap_pyfunction!(hashing::blake3_digest, m)?)?;
     m.add_function(wrap_pyfunction!(compress::compress_chunks, m)?)?;
+    m.add_function(wrap_pyfunction!(compress::compress_delta_many, m)?)?;
     m.add_function(wrap_pyfunction!(compress::decompress_chunks, m)?)?;
     m.add_function(wrap_pyfunction!(py_ingest::chunk_buffer, m)?)?;
     m.add_function(wrap_pyfunction!(py_ingest::chunk_file, m)?)?;
     m.add_function(wrap_pyfunction!(py_ingest::cut_buffer, m)?)?;
     m.add_function(wrap_pyfunction!(csv::count_csv_records, m)?)?;
     m.add_function(wrap_pyfunction!(py_restore::assemble_file, m)?)?;
+    m.add_function(wrap_pyfunction!(py_restore::read_chunks, m)?)?;
     m.add_function(wrap_pyfunction!(py_restore::verify_frames, m)?)?;
     m.add_class::<py_ingest::PyChunkerParams>()?;
     m.add_class::<py_ingest::ChunkTable>()?;

@@ -11,10 +11,12 @@ use crate::chunker::ChunkerParams;
 use crate::error::CoreError;
 use crate::hashing::{Digest, HashKey};
 use crate::ingest::{
-    chunk_buffer_all, chunk_file_all, compress_indices, Block, FileChunkerCore, Message,
-    StreamCore, DEFAULT_BLOCK,
+    chunk_buffer_all, chunk_file_all, compress_groups_delta, compress_indices, Block,
+    FileChunkerCore, Frame, Message, StreamCore, DEFAULT_BLOCK,
 };
 use crate::pool::{run_in, run_sized};
+use crate::py_restore::{parse_plan, BasesMap, ChunkTuple, FrameTuple};
+use crate::restore::read_joined;
 
 /// FastCDC parameters: sizes in bytes and a seed for the gear table.
 #[pyclass(name = "ChunkerParams", module = "reprocas._core", frozen, eq)]
@@ -299,23 +301,114 @@ impl ChunkBatch {
                 compress_indices(&block, &indices, level, frame_size)
             })
         })?;
-        let items = frames
-            .iter()
-            .map(|f| {
-                PyTuple::new(
-                    py,
-                    [
-                        f.codec.into_pyobject(py)?.into_any(),
-                        PyBytes::new(py, &f.payload).into_any(),
-                        f.first.into_pyobject(py)?.into_any(),
-                        f.count.into_pyobject(py)?.into_any(),
-                        f.raw_len.into_pyobject(py)?.into_any(),
-                    ],
-                )
-            })
-            .collect::<PyResult<Vec<_>>>()?;
-        PyList::new(py, items)
+        frames_list(py, &frames)
     }
+
+    /// Compress groups of consecutive chunks against base bytes ("patch-from"):
+    /// `groups` is `[(first_index, count, [base_bytes, ...]), ...]`; the bases of a
+    /// group, concatenated, are its reference prefix. Each group becomes one frame: a
+    /// delta (codec 2) when that is clearly smaller than compressing it alone, else an
+    /// ordinary frame (codec 0/1). Returns `[(codec, payload, first, count, raw_len)]`.
+    #[pyo3(signature = (groups, level=3))]
+    fn compress_delta<'py>(
+        &self,
+        py: Python<'py>,
+        groups: Vec<(i64, i64, Vec<Bound<'py, PyAny>>)>,
+        level: i32,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let mut parsed: Vec<(usize, usize, Vec<u8>)> = Vec::with_capacity(groups.len());
+        for (first, count, bases) in groups {
+            let bad = || CoreError::InvalidArgument(format!("bad chunk range {first}+{count}"));
+            let first = usize::try_from(first).map_err(|_| bad())?;
+            let count = usize::try_from(count).map_err(|_| bad())?;
+            let mut prefix = Vec::new();
+            for b in &bases {
+                prefix.extend_from_slice(borrow_bytes(b)?.as_slice());
+            }
+            parsed.push((first, count, prefix));
+        }
+        let block = self.block.clone();
+        let work: usize = parsed
+            .iter()
+            .filter(|g| g.0 + g.1 <= block.len() && g.1 > 0)
+            .map(|g| {
+                block
+                    .range(g.0)
+                    .start
+                    .abs_diff(block.range(g.0 + g.1 - 1).end)
+                    + g.2.len()
+            })
+            .sum();
+        let frames: Vec<Frame> = py.detach(|| {
+            let views: Vec<(usize, usize, &[u8])> = parsed
+                .iter()
+                .map(|(f, c, p)| (*f, *c, p.as_slice()))
+                .collect();
+            run_sized(self.threads, work, || {
+                compress_groups_delta(&block, &views, level)
+            })
+        })?;
+        frames_list(py, &frames)
+    }
+
+    /// Like `compress_delta`, but the bases are read from the store in the same
+    /// GIL-free call: `packs`, `frames`, `chunks` and `bases` are a read plan (as for
+    /// `read_chunks`) of the base chunks, and each group is `(first, count,
+    /// [index into chunks, ...])`. Every base is verified against its digest.
+    #[pyo3(signature = (packs, frames, chunks, groups, level=3, bases=None, key=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn compress_delta_stored<'py>(
+        &self,
+        py: Python<'py>,
+        packs: Vec<PathBuf>,
+        frames: Vec<FrameTuple>,
+        chunks: Vec<ChunkTuple>,
+        groups: Vec<(usize, usize, Vec<usize>)>,
+        level: i32,
+        bases: Option<BasesMap>,
+        key: Option<&[u8]>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let key = HashKey::from_opt(key)?;
+        let (frames, deps, chunks) = parse_plan(frames, chunks, bases)?;
+        let block = self.block.clone();
+        let joins: Vec<Vec<usize>> = groups.iter().map(|g| g.2.clone()).collect();
+        let work: usize = block.bytes().len() + frames.iter().map(|f| f.raw_len).sum::<usize>();
+        let out: Vec<Frame> = py.detach(|| {
+            run_sized(
+                self.threads,
+                work,
+                || -> crate::error::CoreResult<Vec<Frame>> {
+                    let prefixes = read_joined(&packs, &frames, &deps, &chunks, &joins, key)?;
+                    let views: Vec<(usize, usize, &[u8])> = groups
+                        .iter()
+                        .zip(&prefixes)
+                        .map(|(g, p)| (g.0, g.1, p.as_slice()))
+                        .collect();
+                    compress_groups_delta(&block, &views, level)
+                },
+            )
+        })?;
+        frames_list(py, &out)
+    }
+}
+
+fn frames_list<'py>(py: Python<'py>, frames: &[Frame]) -> PyResult<Bound<'py, PyList>> {
+    let items = frames
+        .iter()
+        .map(|f| {
+            PyTuple::new(
+                py,
+                [
+                    f.codec.into_pyobject(py)?.into_any(),
+                    PyBytes::new(py, &f.payload).into_any(),
+                    f.first.into_pyobject(py)?.into_any(),
+                    f.count.into_pyobject(py)?.into_any(),
+                    f.raw_len.into_pyobject(py)?.into_any(),
+                ],
+            )
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    PyList::new(py, items)
 }
 
 /// Iterate over a file's chunks in batches; after the last batch, `file_digest` and

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::compress::decompress_into;
+use crate::compress::{decompress_into, decompress_with_prefix, CODEC_DELTA};
 use crate::error::{CoreError, CoreResult};
 use crate::hashing::{Digest, HashKey};
 
@@ -40,6 +40,18 @@ pub struct ChunkRef {
     pub digest: Digest,
 }
 
+/// A base of a delta frame: a slice `offset..offset + len` of another frame of the
+/// plan. A delta frame's bases, concatenated in order, are its zstd reference prefix.
+#[derive(Clone, Copy, Debug)]
+pub struct BaseRef {
+    pub frame: usize,
+    pub offset: usize,
+    pub len: usize,
+}
+
+/// Per frame of a plan, the bases it decodes against (empty for ordinary frames).
+pub type Deps = [Vec<BaseRef>];
+
 const WINDOW: usize = 32 << 20;
 
 /// Read and decode one frame into `out` (whose allocation is reused).
@@ -49,6 +61,7 @@ fn load_frame_into(
     idx: usize,
     scratch: &mut Vec<u8>,
     out: &mut Vec<u8>,
+    prefix: Option<&[u8]>,
 ) -> CoreResult<()> {
     let f = frames
         .get(idx)
@@ -69,13 +82,21 @@ fn load_frame_into(
             CoreError::from_io(e, path)
         }
     })?;
-    decompress_into(f.codec, scratch, f.raw_len, out).map_err(|e| e.at(Some(idx), None))
+    match prefix {
+        Some(p) if f.codec == CODEC_DELTA => {
+            out.clear();
+            out.resize(f.raw_len, 0);
+            decompress_with_prefix(scratch, p, out)
+        }
+        _ => decompress_into(f.codec, scratch, f.raw_len, out),
+    }
+    .map_err(|e| e.at(Some(idx), None))
 }
 
 fn load_frame(files: &[(PathBuf, File)], frames: &[FrameRef], idx: usize) -> CoreResult<Vec<u8>> {
     let mut scratch = Vec::new();
     let mut out = Vec::new();
-    load_frame_into(files, frames, idx, &mut scratch, &mut out)?;
+    load_frame_into(files, frames, idx, &mut scratch, &mut out, None)?;
     Ok(out)
 }
 
@@ -103,12 +124,45 @@ struct Window {
     decoded: HashMap<usize, Arc<Vec<u8>>>,
 }
 
+/// Every frame `roots` need: themselves and, for delta frames, their bases (transitively).
+fn with_bases(roots: &[usize], deps: &Deps) -> Vec<usize> {
+    let mut seen: std::collections::HashSet<usize> = roots.iter().copied().collect();
+    let mut stack: Vec<usize> = roots.to_vec();
+    while let Some(f) = stack.pop() {
+        for b in deps.get(f).map_or(&[][..], |v| v.as_slice()) {
+            if seen.insert(b.frame) {
+                stack.push(b.frame);
+            }
+        }
+    }
+    let mut out: Vec<usize> = seen.into_iter().collect();
+    out.sort_unstable();
+    out
+}
+
+/// A delta frame's reference prefix: its bases' bytes, concatenated.
+fn prefix_of(f: usize, deps: &Deps, decoded: &HashMap<usize, Arc<Vec<u8>>>) -> CoreResult<Vec<u8>> {
+    let mut prefix = Vec::new();
+    for b in &deps[f] {
+        let data = decoded
+            .get(&b.frame)
+            .ok_or_else(|| CoreError::InvalidArgument(format!("base frame {} missing", b.frame)))?;
+        let slice = data.get(b.offset..b.offset + b.len).ok_or_else(|| {
+            CoreError::corrupt("a base chunk lies outside its frame").at(Some(b.frame), None)
+        })?;
+        prefix.extend_from_slice(slice);
+    }
+    Ok(prefix)
+}
+
 /// Decode the frames of chunks `start..end` and verify every chunk, in parallel.
 /// Frame buffers come from (and go back to) `pool` so memory is reused, not refaulted.
+/// Delta frames are decoded after their bases, in rounds.
 #[allow(clippy::too_many_arguments)]
 fn decode_window(
     files: &[(PathBuf, File)],
     frames: &[FrameRef],
+    deps: &Deps,
     chunks: &[ChunkRef],
     start: usize,
     end: usize,
@@ -117,26 +171,52 @@ fn decode_window(
     previous: Option<&HashMap<usize, Arc<Vec<u8>>>>,
 ) -> CoreResult<Window> {
     let window = &chunks[start..end];
-    let mut needed: Vec<usize> = window.iter().map(|c| c.frame).collect();
-    needed.sort_unstable();
-    needed.dedup();
+    let mut roots: Vec<usize> = window.iter().map(|c| c.frame).collect();
+    roots.sort_unstable();
+    roots.dedup();
+    let needed = with_bases(&roots, deps);
     let mut decoded: HashMap<usize, Arc<Vec<u8>>> = HashMap::new();
-    let mut bufs: Vec<(usize, Vec<u8>)> = Vec::new();
+    let mut todo: Vec<usize> = Vec::new();
     for &i in &needed {
         match previous.and_then(|p| p.get(&i)) {
             Some(d) => {
                 decoded.insert(i, d.clone());
             }
-            None => bufs.push((i, pool.pop().unwrap_or_default())),
+            None => todo.push(i),
         }
     }
-    let fresh: Vec<(usize, Vec<u8>)> = bufs
-        .into_par_iter()
-        .map_init(Vec::new, |scratch, (i, mut buf)| {
-            load_frame_into(files, frames, i, scratch, &mut buf).map(|_| (i, buf))
-        })
-        .collect::<CoreResult<_>>()?;
-    decoded.extend(fresh.into_iter().map(|(i, d)| (i, Arc::new(d))));
+    while !todo.is_empty() {
+        // Frames whose bases are all decoded go in this round.
+        let (ready, later): (Vec<usize>, Vec<usize>) = todo.iter().partition(|&&i| {
+            deps.get(i)
+                .is_none_or(|v| v.iter().all(|b| decoded.contains_key(&b.frame)))
+        });
+        if ready.is_empty() {
+            return Err(CoreError::corrupt(
+                "delta frames refer to each other in a cycle",
+            ));
+        }
+        let jobs: Vec<(usize, Vec<u8>, Option<Vec<u8>>)> = ready
+            .iter()
+            .map(|&i| {
+                let prefix = if deps.get(i).is_some_and(|v| !v.is_empty()) {
+                    Some(prefix_of(i, deps, &decoded)?)
+                } else {
+                    None
+                };
+                Ok((i, pool.pop().unwrap_or_default(), prefix))
+            })
+            .collect::<CoreResult<_>>()?;
+        let fresh: Vec<(usize, Vec<u8>)> = jobs
+            .into_par_iter()
+            .map_init(Vec::new, |scratch, (i, mut buf, prefix)| {
+                load_frame_into(files, frames, i, scratch, &mut buf, prefix.as_deref())
+                    .map(|_| (i, buf))
+            })
+            .collect::<CoreResult<_>>()?;
+        decoded.extend(fresh.into_iter().map(|(i, d)| (i, Arc::new(d))));
+        todo = later;
+    }
     window
         .par_iter()
         .enumerate()
@@ -199,15 +279,19 @@ fn write_window<W: Write>(
 /// The end of the window that starts at `start`: bounded both by the bytes it writes
 /// and by the decoded size of the frames it needs (a later version may draw a little
 /// from each of many frames, and every needed frame is decoded whole).
-fn window_end(frames: &[FrameRef], chunks: &[ChunkRef], start: usize) -> usize {
+fn window_end(frames: &[FrameRef], deps: &Deps, chunks: &[ChunkRef], start: usize) -> usize {
     let mut end = start;
     let mut raw = 0usize;
     let mut decoded = 0usize;
     let mut seen: std::collections::HashSet<usize> = std::collections::HashSet::new();
     while end < chunks.len() && ((raw < WINDOW && decoded < WINDOW) || end == start) {
         let c = &chunks[end];
-        if seen.insert(c.frame) {
-            decoded += frames.get(c.frame).map_or(0, |f| f.raw_len);
+        if !seen.contains(&c.frame) {
+            for f in with_bases(&[c.frame], deps) {
+                if seen.insert(f) {
+                    decoded += frames.get(f).map_or(0, |f| f.raw_len);
+                }
+            }
         }
         raw += c.len;
         end += 1;
@@ -222,6 +306,7 @@ pub fn assemble<W: Write + Send>(
     out_name: &Path,
     packs: &[PathBuf],
     frames: &[FrameRef],
+    deps: &Deps,
     chunks: &[ChunkRef],
     key: HashKey,
 ) -> CoreResult<u64> {
@@ -231,15 +316,17 @@ pub fn assemble<W: Write + Send>(
     if chunks.is_empty() {
         return Ok(0);
     }
-    let first_end = window_end(frames, chunks, 0);
-    let mut current = decode_window(&files, frames, chunks, 0, first_end, key, &mut pool, None)?;
+    let first_end = window_end(frames, deps, chunks, 0);
+    let mut current = decode_window(
+        &files, frames, deps, chunks, 0, first_end, key, &mut pool, None,
+    )?;
     loop {
         let next_start = current.end;
         if next_start >= chunks.len() {
             written += write_window(out, out_name, chunks, &current)?;
             break;
         }
-        let next_end = window_end(frames, chunks, next_start);
+        let next_end = window_end(frames, deps, chunks, next_start);
         let mut spare = std::mem::take(&mut pool);
         let prev = &current.decoded;
         let (w, next) = rayon::join(
@@ -248,6 +335,7 @@ pub fn assemble<W: Write + Send>(
                 decode_window(
                     &files,
                     frames,
+                    deps,
                     chunks,
                     next_start,
                     next_end,
@@ -279,6 +367,7 @@ pub fn assemble_fd(
     fd: i32,
     packs: &[PathBuf],
     frames: &[FrameRef],
+    deps: &Deps,
     chunks: &[ChunkRef],
     key: HashKey,
 ) -> CoreResult<u64> {
@@ -287,7 +376,65 @@ pub fn assemble_fd(
     let file = ManuallyDrop::new(unsafe { File::from_raw_fd(fd) });
     let mut writer: &File = &file;
     let name = PathBuf::from(format!("<fd {fd}>"));
-    assemble(&mut writer, &name, packs, frames, chunks, key)
+    assemble(&mut writer, &name, packs, frames, deps, chunks, key)
+}
+
+/// The bytes of `chunks` (any order, any files), each verified against its digest:
+/// their frames and, for delta frames, the bases are decoded once, in parallel.
+pub fn read_chunks(
+    packs: &[PathBuf],
+    frames: &[FrameRef],
+    deps: &Deps,
+    chunks: &[ChunkRef],
+    key: HashKey,
+) -> CoreResult<Vec<Vec<u8>>> {
+    let singles: Vec<Vec<usize>> = (0..chunks.len()).map(|i| vec![i]).collect();
+    read_joined(packs, frames, deps, chunks, &singles, key)
+}
+
+/// For each list of indices into `chunks`, those chunks' bytes concatenated (a delta's
+/// reference prefix), every chunk verified; frames decoded once each, in parallel.
+pub fn read_joined(
+    packs: &[PathBuf],
+    frames: &[FrameRef],
+    deps: &Deps,
+    chunks: &[ChunkRef],
+    joins: &[Vec<usize>],
+    key: HashKey,
+) -> CoreResult<Vec<Vec<u8>>> {
+    if chunks.is_empty() {
+        return Ok(joins.iter().map(|_| Vec::new()).collect());
+    }
+    let files = open_packs(packs)?;
+    let mut pool: Vec<Vec<u8>> = Vec::new();
+    let w = decode_window(
+        &files,
+        frames,
+        deps,
+        chunks,
+        0,
+        chunks.len(),
+        key,
+        &mut pool,
+        None,
+    )?;
+    joins
+        .iter()
+        .map(|idx| {
+            let mut out = Vec::with_capacity(
+                idx.iter()
+                    .map(|&i| chunks.get(i).map_or(0, |c| c.len))
+                    .sum(),
+            );
+            for &i in idx {
+                let c = chunks.get(i).ok_or_else(|| {
+                    CoreError::InvalidArgument(format!("chunk index {i} out of range"))
+                })?;
+                out.extend_from_slice(&w.decoded[&c.frame][c.offset..c.offset + c.len]);
+            }
+            Ok(out)
+        })
+        .collect()
 }
 
 /// A problem found by [`verify_frames`]: frame index, chunk index within the frame
