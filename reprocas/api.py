@@ -181,9 +181,26 @@ class Repo:
         tags: tuple[str, ...] | list[str] = (),
         step: str | None = None,
         progress: Progress | None = None,
+        derived_from: tuple[str, ...] | list[str] = (),
     ) -> CommitResult:
-        """Commit a directory or file as the next version of ``dataset``."""
+        """Commit a directory or file as the next version of ``dataset``.
+
+        ``derived_from`` are refs of the versions this one was made from (``step`` says
+        how): recorded in the snapshot and as ``derived-from`` edges of the provenance
+        graph (``reprocas lineage``)."""
+        from reprocas.provenance import graph
         from reprocas.tabular.inspect import inspect_file
+
+        with self.store.index.read() as txn:
+            sources = tuple(self.store.resolve(txn, r).id for r in derived_from)
+
+        def edges(txn: Any, sid: ObjectId) -> None:
+            snap_step = {"step": step}
+            graph.put_edges(
+                self.store,
+                txn,
+                [graph.Edge(sid.raw, graph.DERIVED, s.raw, snap_step) for s in sources],
+            )
 
         return commit(
             self.store,
@@ -194,6 +211,8 @@ class Repo:
             step=step,
             progress=progress,
             inspect=inspect_file,
+            derived_from=sources,
+            in_txn=edges if sources else None,
         )
 
     def tag(self, ref: str, tag: str) -> Version:

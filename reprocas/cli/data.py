@@ -46,6 +46,14 @@ def commit(
     step: Annotated[
         str | None, typer.Option(help="The transformation that produced this version.")
     ] = None,
+    from_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--from",
+            help="A version this one was derived from (repeatable): recorded as a "
+            "derived-from edge, shown by `reprocas lineage`.",
+        ),
+    ] = None,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """Commit SRC as the next version of a dataset (NAME@v1, @v2, ...).
@@ -55,7 +63,13 @@ def commit(
     """
     with open_repo() as repo, progress_bar("committing", not as_json) as bar:
         r = repo.commit(
-            src, dataset, message=message, tags=tuple(tag or ()), step=step, progress=bar
+            src,
+            dataset,
+            message=message,
+            tags=tuple(tag or ()),
+            step=step,
+            progress=bar,
+            derived_from=tuple(from_ or ()),
         )
     if as_json:
         emit_json(

@@ -16,8 +16,9 @@ from typing import Any
 import lmdb
 
 from reprocas.model.ids import ObjectId
-from reprocas.model.objects import Run
+from reprocas.model.objects import Run, Snapshot
 from reprocas.store.index import pack, unpack
+from reprocas.store.reachability import all_versions
 from reprocas.store.repository import Repository
 
 USED = b"u"  # run -> input snapshot
@@ -88,6 +89,16 @@ def run_edges(rid: ObjectId, run: Run) -> list[Edge]:
     of = run.extra.get("replay_of")
     if isinstance(of, bytes):
         out.append(Edge(r, REPLAYED, of, {"verdict": run.extra.get("verdict")}))
+    return out
+
+
+def derived_edges(sid: bytes, snap: Snapshot) -> list[Edge]:
+    """The ``derived-from`` edges of a version committed with ``--from`` (recorded in
+    its snapshot's ``extra.derived_from``, with ``step`` saying how)."""
+    out: list[Edge] = []
+    for src in snap.extra.get("derived_from") or ():
+        if isinstance(src, bytes) and len(src) == 32:
+            out.append(Edge(sid, DERIVED, src, {"step": snap.step}))
     return out
 
 
@@ -164,4 +175,10 @@ def reindex(repo: Repository, txn: lmdb.Transaction | None = None) -> tuple[int,
         put_summary(repo, txn, h.id, run)
         put_edges(repo, txn, run_edges(h.id, run))
         n += 1
+    for _, _, sid in all_versions(repo, txn):
+        try:
+            snap = repo.load_snapshot(txn, sid)
+        except ReprocasError:
+            continue  # rebuild reports versions whose snapshot is unreadable
+        put_edges(repo, txn, derived_edges(sid.raw, snap))
     return n, missing

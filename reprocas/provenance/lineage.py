@@ -85,6 +85,10 @@ def lineage(repo: Repository, ref: str, *, up: bool = True, down: bool = True) -
                     for e in graph.in_edges(repo, txn, node, graph.GENERATED):
                         add(e, "run", "version")
                         nxt.append((e.src, "run"))
+                    for e in graph.out_edges(repo, txn, node, graph.DERIVED):
+                        if "run" not in e.value:  # `commit --from` (runs are walked above)
+                            add(e, "version", "version")
+                            nxt.append((e.dst, "version"))
                 elif direction == "up" and nk == "run":
                     for e in graph.out_edges(repo, txn, node):
                         if e.kind in (graph.USED, graph.ENVIRONMENT):
@@ -100,6 +104,10 @@ def lineage(repo: Repository, ref: str, *, up: bool = True, down: bool = True) -
                         for e in graph.in_edges(repo, txn, node, k):
                             add(e, "run", "version")
                             nxt.append((e.src, "run"))
+                    for e in graph.in_edges(repo, txn, node, graph.DERIVED):
+                        if "run" not in e.value:
+                            add(e, "version", "version")
+                            nxt.append((e.src, "version"))
                 elif direction == "down" and nk == "run":
                     for e in graph.out_edges(repo, txn, node, graph.GENERATED):
                         add(e, "run", "version")

@@ -22,7 +22,7 @@ from reprocas.model.ids import ObjectId
 from reprocas.model.objects import FileManifest, TreeEntry
 from reprocas.native import core
 from reprocas.progress import Progress
-from reprocas.store.index import ChunkLoc
+from reprocas.store.index import ChunkLoc, DeltaInfo
 from reprocas.store.packs import CODEC_DELTA
 from reprocas.store.repository import Repository, Version
 
@@ -62,9 +62,26 @@ def read_chunks(
 
 
 def chunks_plan(
-    repo: Repository, txn: lmdb.Transaction, chunk_list: Sequence[tuple[bytes, int]], label: str
+    repo: Repository,
+    txn: lmdb.Transaction,
+    chunk_list: Sequence[tuple[bytes, int]],
+    label: str,
+    known: dict[bytes, ChunkLoc] | None = None,
+    deltas: dict[tuple[bytes, int], DeltaInfo] | None = None,
 ) -> ReadPlan:
-    """The read plan of any chunks (a file's, or bases for a delta)."""
+    """The read plan of any chunks (a file's, or bases for a delta). ``known`` and
+    ``deltas`` are caches of index look-ups a caller keeps across plans (filled here)."""
+    known = {} if known is None else known
+    deltas = {} if deltas is None else deltas
+
+    def loc_of(digest: bytes) -> ChunkLoc | None:
+        loc = known.get(digest)
+        if loc is None:
+            loc = repo.index.get_chunk(txn, digest)
+            if loc is not None:
+                known[digest] = loc
+        return loc
+
     packs: list[Path] = []
     pack_ix: dict[bytes, int] = {}
     frames: list[tuple[int, int, int, int, int]] = []
@@ -84,7 +101,11 @@ def chunks_plan(
         fi = frame_ix[fkey] = len(frames)
         frames.append((pi, loc.frame_offset, loc.stored_len, loc.codec, loc.raw_len))
         if loc.codec == CODEC_DELTA:
-            info = repo.index.get_delta(txn, loc)
+            info = deltas.get(fkey)
+            if info is None:
+                info = repo.index.get_delta(txn, loc)
+                if info is not None:
+                    deltas[fkey] = info
             if info is None:
                 raise IntegrityError(
                     f"{label}: a delta frame in pack {repo.pack_path(loc.pack)} has no "
@@ -93,7 +114,7 @@ def chunks_plan(
                 )
             refs: list[tuple[int, int, int]] = []
             for b in info.bases:
-                bl = repo.index.get_chunk(txn, b)
+                bl = loc_of(b)
                 if bl is None:
                     raise IntegrityError(
                         f"{label}: base chunk {b.hex()[:16]} of a delta frame is missing "
@@ -105,7 +126,7 @@ def chunks_plan(
         return fi
 
     for n, (digest, length) in enumerate(chunk_list):
-        loc = repo.index.get_chunk(txn, digest)
+        loc = loc_of(digest)
         if loc is None:
             raise IntegrityError(
                 f"{label}: chunk {n} ({digest.hex()[:16]}) is missing from the index; "

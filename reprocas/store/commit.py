@@ -397,8 +397,15 @@ def commit(
     kind: str = "dataset",
     progress: Progress | None = None,
     inspect: Inspector | None = None,
+    derived_from: tuple[ObjectId, ...] = (),
+    in_txn: Callable[[lmdb.Transaction, ObjectId], None] | None = None,
 ) -> CommitResult:
-    """Commit ``src`` (a directory or a file) as the next version of dataset ``name``."""
+    """Commit ``src`` (a directory or a file) as the next version of dataset ``name``.
+
+    ``derived_from`` names the versions this one was derived from (``--from``, with
+    ``step`` saying how); they are recorded in the snapshot. ``in_txn`` is called inside
+    the transaction that moves the refs, when a new version is made (the provenance
+    layer writes its edges there)."""
     check_dataset_name(name)
     for t in tags:
         check_tag_name(t)
@@ -434,7 +441,19 @@ def commit(
                 root = c.commit_file(src, st)
                 source = "file"
             result = _finish(
-                repo, writer, c, name, ObjectId(root), source, message, tags, step, author, kind
+                repo,
+                writer,
+                c,
+                name,
+                ObjectId(root),
+                source,
+                message,
+                tags,
+                step,
+                author,
+                kind,
+                derived_from,
+                in_txn,
             )
         except BaseException:
             writer.abort()
@@ -464,6 +483,7 @@ def finish_snapshot(
     logical_bytes: int,
     extra: dict[str, object] | None = None,
     same: Callable[[Snapshot], bool] | None = None,
+    in_txn: Callable[[lmdb.Transaction, ObjectId], None] | None = None,
 ) -> tuple[bool, int, ObjectId, Snapshot]:
     """Write the snapshot and move the refs — the last step of every write.
 
@@ -509,6 +529,8 @@ def finish_snapshot(
                 # Logged inside the write transaction: the log's order is the commit order.
                 rt.set(refs)
                 rt.txn.put(sid.raw, pack([kind, name, number]), db=index.db["snapshots"])
+                if in_txn is not None:
+                    in_txn(rt.txn, sid)
         if not raced:
             return True, number, sid, snap
 
@@ -525,7 +547,12 @@ def _finish(
     step: str | None,
     author: str,
     kind: str,
+    derived_from: tuple[ObjectId, ...] = (),
+    in_txn: Callable[[lmdb.Transaction, ObjectId], None] | None = None,
 ) -> CommitResult:
+    extra: dict[str, object] | None = None
+    if derived_from:
+        extra = {"derived_from": [d.raw for d in derived_from]}
     created, number, sid, snap = finish_snapshot(
         repo,
         writer,
@@ -539,6 +566,8 @@ def _finish(
         author=author,
         files=c.stats.files,
         logical_bytes=c.stats.logical_bytes,
+        extra=extra,
+        in_txn=in_txn,
     )
     return CommitResult(
         ref=f"{name}@v{number}",

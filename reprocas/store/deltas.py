@@ -26,6 +26,7 @@ from reprocas.model.objects import FileManifest
 from reprocas.native import core
 from reprocas.store.checkout import ReadPlan, chunks_plan
 from reprocas.store.frames import FrameCache, FrameDecoder
+from reprocas.store.index import ChunkLoc, DeltaInfo
 from reprocas.store.packs import CODEC_DELTA
 from reprocas.store.repository import Repository
 
@@ -56,6 +57,8 @@ class DeltaRun:
     lo: int  # mapped start in the parent file
     hi: int  # mapped end
     raw: int
+    exact_lo: bool = False  # lo is the end of the unchanged chunk just before the run
+    exact_hi: bool = False  # hi is the start of the unchanged chunk just after it
 
 
 @dataclass
@@ -110,11 +113,17 @@ class FileDeltas:
         plain: list[int] = []
         x = self.pos
         prev = -2
+        anchored = x == 0  # the previous chunk was unchanged (or this is the start)
         for i, (d, n) in enumerate(zip(digests, lengths, strict=True)):
             j = self.where.get(d)
             if j is not None:
                 self.new_off = x + n
                 self.par_off = self.offsets[j] + self.parent.chunks[j][1]
+                if runs and prev == i - 1:
+                    # The run just before ends where this unchanged chunk starts.
+                    runs[-1].hi = self.offsets[j]
+                    runs[-1].exact_hi = True
+                anchored = True
             elif i in is_new:
                 y = self.par_off + (x - self.new_off)
                 if y >= size or size == 0:
@@ -126,23 +135,27 @@ class FileDeltas:
                         r.hi = y + n
                         r.raw += n
                     else:
-                        runs.append(DeltaRun(i, 1, y, y + n, n))
+                        runs.append(DeltaRun(i, 1, y, y + n, n, exact_lo=anchored))
                     prev = i
+                anchored = False
+            else:
+                anchored = False
             x += n
         self.pos = x
         return runs, plain
 
     def bases_of(self, run: DeltaRun) -> list[bytes]:
-        """The parent chunks overlapping the run's mapped region, with slack."""
-        lo = max(0, run.lo - SLACK)
-        hi = min(self.parent.size, run.hi + SLACK)
+        """The parent chunks overlapping the run's mapped region: exactly the chunks
+        between the unchanged neighbours when the run has them, else with slack."""
+        lo = run.lo if run.exact_lo else max(0, run.lo - SLACK)
+        hi = run.hi if run.exact_hi else min(self.parent.size, run.hi + SLACK)
         j = max(0, bisect.bisect_right(self.offsets, lo) - 1)
         out: list[bytes] = []
         total = 0
         limit = run.raw + MAX_EXTRA_PREFIX
         while j < len(self.offsets) and self.offsets[j] < hi and total < limit:
             d, n = self.parent.chunks[j]
-            if d not in out:
+            if self.offsets[j] + n > lo and d not in out:
                 out.append(d)
                 total += n
             j += 1
@@ -158,7 +171,8 @@ class DeltaEncoder:
         self.frame_size = repo.config.deltas.frame_size
         self.decoder = FrameDecoder(repo, FrameCache(COMMIT_CACHE_BYTES))
         self._depth: dict[bytes, int | None] = {}
-        self._length: dict[bytes, int] = {}
+        self._loc: dict[bytes, ChunkLoc] = {}
+        self._frames: dict[tuple[bytes, int], DeltaInfo] = {}
 
     def for_file(self, parent: FileManifest) -> FileDeltas:
         return FileDeltas(parent, self.max_depth, self.frame_size)
@@ -186,7 +200,12 @@ class DeltaEncoder:
         where = {b: i for i, b in enumerate(wanted)}
         out.joins = [[where[b] for b in g.bases] for g in out.groups]
         out.plan = chunks_plan(
-            self.repo, txn, [(b, self._length[b]) for b in wanted], "delta bases"
+            self.repo,
+            txn,
+            [(b, self._loc[b].length) for b in wanted],
+            "delta bases",
+            self._loc,
+            self._frames,
         )
         return out
 
@@ -196,9 +215,13 @@ class DeltaEncoder:
             if loc is None:
                 self._depth[digest] = None
             else:
-                self._length[digest] = loc.length
+                self._loc[digest] = loc
                 if loc.codec == CODEC_DELTA:
-                    info = self.repo.index.get_delta(txn, loc)
+                    info = self._frames.get(loc.frame_key)
+                    if info is None:
+                        info = self.repo.index.get_delta(txn, loc)
+                        if info is not None:
+                            self._frames[loc.frame_key] = info
                     self._depth[digest] = info.depth if info is not None else None
                 else:
                     self._depth[digest] = 0
