@@ -44,7 +44,7 @@ from reprocas.errors import ReprocasError, StorageIOError
 from reprocas.model.ids import ID_BYTES, ObjectId
 from reprocas.model.objects import FILE, RUN, SNAPSHOT, TREE, Run
 from reprocas.store import codec
-from reprocas.store.index import pack, unpack
+from reprocas.store.index import ChunkLoc, delta_key, pack, unpack
 from reprocas.store.packs import CODEC_DELTA
 
 if TYPE_CHECKING:
@@ -114,12 +114,13 @@ class Children:
         self.tolerant = tolerant
         # Without delta frames no chunk has bases: skip the look-ups.
         self.deltas = txn.stat(repo.index.db["deltas"])["entries"] > 0
+        self._frames: dict[bytes, list[bytes]] = {}  # delta frame -> its bases' keys
 
     def __call__(self, key: bytes) -> list[bytes]:
         if key[:1] == CHUNK:
             if not self.deltas:
                 return []
-            return [chunk_key(b) for b in chunk_bases(self.repo, self.txn, key[1:])]
+            return self._chunk_children(key[1:])
         oid = key[1:]
         try:
             w = codec.decode(self.repo.load_raw(self.txn, ObjectId(oid)))
@@ -131,6 +132,25 @@ class Children:
             return _children_of_wire(w)
         except (KeyError, TypeError, ValueError, AttributeError):
             return []  # not an object kind that holds data (or one this version ignores)
+
+
+    def _chunk_children(self, digest: bytes) -> list[bytes]:
+        """A chunk's bases as keys; the chunks of one delta frame share them, so each
+        frame's record is read once."""
+        index = self.repo.index
+        raw = self.txn.get(digest, db=index.db["chunks"])
+        if raw is None:
+            return []
+        loc = ChunkLoc.from_value(raw)
+        if loc.codec != CODEC_DELTA:
+            return []
+        fkey = delta_key(loc.pack, loc.frame_offset)
+        got = self._frames.get(fkey)
+        if got is None:
+            info = index.get_delta(self.txn, loc)
+            got = [chunk_key(b) for b in info.bases] if info is not None else []
+            self._frames[fkey] = got
+        return got
 
 
 def _children_of_wire(w: Any) -> list[bytes]:
