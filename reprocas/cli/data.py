@@ -13,6 +13,7 @@ import typer
 from reprocas.cli.common import STATE, JsonOpt, open_repo, progress_bar
 from reprocas.cli.output import emit_json, human_bytes
 from reprocas.errors import IntegrityError, StorageIOError
+from reprocas.model.chunking import DEFAULT_MAX_DEPTH, DeltaConfig
 
 
 def init(
@@ -20,13 +21,25 @@ def init(
         Path | None,
         typer.Argument(help="Directory to make a repository (default: ./.reprocas)."),
     ] = None,
+    deltas: Annotated[
+        bool,
+        typer.Option(
+            "--deltas/--no-deltas",
+            help="Store new chunks of changed files as deltas against the previous "
+            "version's (docs/FORMAT.md, format 2).",
+        ),
+    ] = True,
+    max_depth: Annotated[
+        int,
+        typer.Option("--delta-depth", help="Longest chain of deltas a chunk may need (1-16)."),
+    ] = DEFAULT_MAX_DEPTH,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """Create a repository: PATH, or .reprocas/ in the current directory."""
     from reprocas.api import Repo
 
     target = path if path is not None else (Path(STATE.repo_path) if STATE.repo_path else None)
-    repo = Repo.init(target)
+    repo = Repo.init(target, deltas=DeltaConfig(enabled=deltas, max_depth=max_depth))
     try:
         if as_json:
             emit_json({"path": str(repo.root)})

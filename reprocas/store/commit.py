@@ -10,7 +10,7 @@ import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import lmdb
 
@@ -113,6 +113,7 @@ class _Committer:
         self.frame_size = repo.config.compression.frame_size
         self.deltas: DeltaEncoder | None = None
         self.parent_files: dict[str, bytes] = {}
+        self.parent_sizes: dict[str, int] = {}
         self.parent_source = ""
         # The repository itself is never part of what it stores (`commit .` in a project
         # whose .reprocas/ lives inside it).
@@ -218,6 +219,31 @@ class _Committer:
         else:
             self.writer.add_frame(codec_id, payload, raw_len, entries)
 
+    def match_moved(self, files: list[_Source]) -> None:
+        """A file that is new at its path but looks like one the parent version had and
+        this one lacks (renamed or moved: same suffix, size within 2x — the closest
+        size wins) takes that file as its parent, so its chunks can still be deltas."""
+        if not self.parent_files:
+            return
+        here = {f.rel for f in files}
+        gone = {p: self.parent_sizes.get(p, 0) for p in self.parent_files if p not in here}
+        for f in files:
+            if f.rel in self.parent_files or not gone:
+                continue
+            suffix = PurePosixPath(f.rel).suffix
+            size = f.st.st_size
+            best = min(
+                (
+                    (abs(n - size), p)
+                    for p, n in gone.items()
+                    if PurePosixPath(p).suffix == suffix and n and size and 0.5 <= size / n <= 2
+                ),
+                default=None,
+            )
+            if best is not None:
+                self.parent_files[f.rel] = self.parent_files[best[1]]
+                del gone[best[1]]
+
     def load_parent(self, parent: ObjectId | None) -> None:
         """Remember which manifest each path had in the parent version (delta bases)."""
         if parent is None or not self.repo.config.deltas.enabled:
@@ -238,6 +264,7 @@ class _Committer:
                 self._walk_parent(txn, e.target, f"{prefix}{e.name}/")
             elif e.kind == "file":
                 self.parent_files[prefix + e.name] = e.target
+                self.parent_sizes[prefix + e.name] = e.size
         if prefix == "" and self.parent_source == "file" and len(tree.entries) == 1:
             # A single-file version: its one file is the parent of whatever file is
             # committed next under this name, renamed or not.
@@ -433,6 +460,7 @@ def commit(
             c.load_parent(latest[1] if latest else None)
             if stat.S_ISDIR(st.st_mode):
                 files = c.scan(src)
+                c.match_moved(files)
                 c.progress.start(c.to_read(files), len(files))
                 root = c.commit_dir(src)
                 source = "dir"

@@ -133,7 +133,6 @@ class Children:
         except (KeyError, TypeError, ValueError, AttributeError):
             return []  # not an object kind that holds data (or one this version ignores)
 
-
     def _chunk_children(self, digest: bytes) -> list[bytes]:
         """A chunk's bases as keys; the chunks of one delta frame share them, so each
         frame's record is read once."""

@@ -296,3 +296,20 @@ def test_du_charges_bases_and_stays_exact_after_repack(tmp_path: Path) -> None:
     assert after == walked, (before, after, walked)
     # v1's chunks are now the bases of v2's deltas: forgetting v1 alone frees little
     assert after["enc@v1"] < before["enc@v1"] / 2, (before, after)
+
+
+def test_a_renamed_file_is_still_coded_against_its_old_self(tmp_path: Path) -> None:
+    lines = rows(21)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "sub").mkdir()
+    (src / "sub" / "enc_2026-10.csv").write_text("".join(lines))
+    (src / "notes.txt").write_text("x" * 5000)
+    with reprocas.Repo.init(tmp_path / "repo") as repo:
+        first = repo.commit(src, "enc").new_bytes
+        mutate(lines, random.Random(2), "edit")
+        (src / "sub" / "enc_2026-10.csv").unlink()
+        (src / "enc_2026-11.csv").write_text("".join(lines))  # moved and renamed
+        second = repo.commit(src, "enc").new_bytes
+        assert second < first * 0.2, (first, second)
+        assert repo.cat("enc@v2", "enc_2026-11.csv") == "".join(lines).encode()
