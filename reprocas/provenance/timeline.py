@@ -510,6 +510,7 @@ def _line(e: Event) -> str:
             f"{d['status']} exit {d['exit_code']}",
             " ".join(mets),
             f"inputs {inputs}" if inputs else "",
+            f"replay: {d['verdict']}" if d.get("replay_of") and d.get("verdict") else "",
         )
         if x
     )
