@@ -9,6 +9,7 @@ import socket
 import stat
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -25,7 +26,7 @@ from reprocas.model.ids import ObjectId
 from reprocas.model.objects import FileManifest, Snapshot, TableRecord, Tree, TreeEntry
 from reprocas.native import core
 from reprocas.progress import Progress
-from reprocas.store.deltas import GIVE_UP_AFTER, DeltaEncoder, DeltaRun, FileDeltas
+from reprocas.store.deltas import GIVE_UP_AFTER, DeltaBatch, DeltaEncoder, DeltaRun, FileDeltas
 from reprocas.store.index import pack, unpack
 from reprocas.store.packs import CODEC_DELTA
 from reprocas.store.repository import (
@@ -52,6 +53,16 @@ class CommitResult:
     created: bool
     skipped: tuple[str, ...] = ()
 
+
+Frame = tuple[int, bytes, int, int, int]  # (codec, payload, first, count, raw_len)
+
+# Bytes per batch read from a file (None: the native default, 16 MiB); tests make it
+# small to exercise many batches on small files.
+BLOCK_SIZE: int | None = None
+
+# After this many delta groups of a file, its deltas are compressed on a worker thread
+# while the next batch is planned.
+PIPELINE_AFTER = 48
 
 # The key under which a single-file version's one file is found (see load_parent).
 SINGLE_FILE = ""
@@ -112,6 +123,9 @@ class _Committer:
         self.level = repo.config.compression.level
         self.frame_size = repo.config.compression.frame_size
         self.deltas: DeltaEncoder | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._job: tuple[Future[list[Frame]], core.ChunkBatch, FileDeltas, DeltaBatch] | None = None
+        self._inflight: set[bytes] = set()  # chunks of the job in flight
         self.parent_files: dict[str, bytes] = {}
         self.parent_sizes: dict[str, int] = {}
         self.parent_source = ""
@@ -172,6 +186,14 @@ class _Committer:
         assert self.deltas is not None
         rest: list[int] = []
         at = 0
+        if fd.tried >= PIPELINE_AFTER and fd.paying:
+            # Proven to pay: this batch's deltas are compressed on a worker thread
+            # (GIL-free) while the next batch is read, looked up and planned.
+            found = self.deltas.groups(txn, fd, runs)
+            self._finish_job()
+            if found.plan is not None:
+                self._submit_job(batch, fd, found)
+            return found.plain
         while at < len(runs):
             if not fd.paying:
                 rest += [i for r in runs[at:] for i in range(r.first, r.first + r.count)]
@@ -196,6 +218,46 @@ class _Committer:
                 self._add_frame(batch.digests, batch.lengths, *frame, bases=g.bases, depth=g.depth)
             fd.record(frames)
         return rest
+
+    def _submit_job(self, batch: core.ChunkBatch, fd: FileDeltas, found: DeltaBatch) -> None:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="reprocas-delta")
+        p = found.plan
+        assert p is not None
+        future = self._executor.submit(
+            batch.compress_delta_stored,
+            p.packs,
+            p.frames,
+            p.chunks,
+            [(g.first, g.count, j) for g, j in zip(found.groups, found.joins, strict=True)],
+            self.level,
+            p.bases,
+        )
+        digests = batch.digests
+        for g in found.groups:
+            self._inflight.update(digests[g.first : g.first + g.count])
+        self._job = (future, batch, fd, found)
+
+    def _finish_job(self) -> None:
+        """Store the frames of the delta job in flight, if any (re-raising its error)."""
+        if self._job is None:
+            return
+        future, batch, fd, found = self._job
+        self._job = None
+        self._inflight.clear()
+        frames = future.result()
+        for g, frame in zip(found.groups, frames, strict=True):
+            self._add_frame(batch.digests, batch.lengths, *frame, bases=g.bases, depth=g.depth)
+        fd.record(frames)
+
+    def close(self) -> None:
+        """Wait for the delta job in flight (its result is not wanted after an error)."""
+        if self._job is not None:
+            self._job[0].exception()
+            self._job = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
 
     def _add_frame(
         self,
@@ -282,7 +344,11 @@ class _Committer:
         chunks: list[tuple[bytes, int]] = []
         fd = self._file_deltas(rel)
         try:
-            fc = core.FileChunker(path, self.repo.params)
+            fc = (
+                core.FileChunker(path, self.repo.params, block_size=BLOCK_SIZE)
+                if BLOCK_SIZE
+                else core.FileChunker(path, self.repo.params)
+            )
             for batch in fc:
                 digests = batch.digests
                 lengths = batch.lengths
@@ -290,7 +356,7 @@ class _Committer:
                 seen: set[bytes] = set()
                 with index.read() as txn:
                     for i, d in enumerate(digests):
-                        if d in seen or self.writer.is_known_chunk(txn, d):
+                        if d in seen or d in self._inflight or self.writer.is_known_chunk(txn, d):
                             continue
                         seen.add(d)
                         new.append(i)
@@ -304,6 +370,7 @@ class _Committer:
                         self._add_frame(digests, lengths, *frame)
                 chunks.extend(zip(digests, lengths, strict=True))
                 self.progress.advance(batch.size)
+            self._finish_job()
         except SourceIsDirectoryError:
             raise
         except (SourceNotFoundError, SourcePermissionError) as exc:
@@ -484,9 +551,11 @@ def commit(
                 in_txn,
             )
         except BaseException:
+            c.close()
             writer.abort()
             raise
         finally:
+            c.close()
             writer.close()
         # The version exists now; the files cache is only an optimisation, so failing to
         # save it (a full disk, say) is no reason to report the commit as failed.

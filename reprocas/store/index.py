@@ -21,7 +21,8 @@ forgotten  snapshot id (32 bytes)       {"ref", "name", "number", "kind", "time_
 runs       run id (32 bytes)            summary {"name", "number", "start_ns", ...}
 edges_out  from id + kind byte + to id  {"path", ...} (provenance, docs/RUNS.md)
 edges_in   to id + kind byte + from id  same value as in edges_out
-deltas     pack id + frame offset u64be [depth, [base chunk digest, ...]] (codec-2 frames)
+deltas     pack id + frame offset u64be [depth, [base chunk digest, ...]] (codec-2 frames);
+           b"b" + BLAKE3(bases)         [base chunk digest, ...] (a base set, see refcounts)
 ========== ============================ ===============================================
 """
 
@@ -107,6 +108,15 @@ def delta_key(pack_id: bytes, frame_offset: int) -> bytes:
     return bytes(pack_id) + frame_offset.to_bytes(8, "big")
 
 
+def baseset_key(bases: tuple[bytes, ...] | list[bytes]) -> bytes:
+    """The ``deltas`` key of a list of bases (``b"b"`` + BLAKE3 of the digests in
+    order): the reference counts' node for "these bases, held by the chunks of delta
+    frames coded against them"."""
+    from reprocas.native import core
+
+    return b"b" + core.blake3_digest(b"".join(bases))
+
+
 @dataclass(frozen=True, slots=True)
 class DeltaInfo:
     """A delta frame's chain depth and its base chunks (prefix order)."""
@@ -138,6 +148,7 @@ def put_frames(
                 pack([f.depth, list(f.bases)]),
                 db=db["deltas"],
             )
+            txn.put(baseset_key(f.bases), pack(list(f.bases)), db=db["deltas"])
     return n
 
 
@@ -273,6 +284,11 @@ class Index:
             return None
         depth, bases = unpack(raw)
         return DeltaInfo(int(depth), tuple(bytes(b) for b in bases))
+
+    def get_baseset(self, txn: lmdb.Transaction, key: bytes) -> tuple[bytes, ...] | None:
+        """The bases named by a :func:`baseset_key`."""
+        raw = txn.get(key, db=self.db["deltas"])
+        return None if raw is None else tuple(bytes(b) for b in unpack(raw))
 
     def chunk_depth(self, txn: lmdb.Transaction, digest: bytes) -> int | None:
         """A stored chunk's delta chain depth (0: decodes on its own); None if unknown."""

@@ -3,11 +3,14 @@
 The store is a graph of *holders*: a ref holds the object it names (a snapshot or a run);
 a run holds its own tree and every snapshot it names (inputs, outputs, environment); a
 snapshot holds its root tree; a tree holds each distinct subtree and file manifest it
-lists; a manifest holds each distinct chunk; a chunk of a delta frame holds the chunks
-it decodes against (:func:`chunk_bases`). The ``refcounts`` sub-database keeps, for
-every *live* node, how many live holders it has:
+lists; a manifest holds each distinct chunk; a chunk of a delta frame holds the *base
+set* of its frame (the list of chunks it decodes against, :func:`chunk_baseset`), and a
+base set holds each of its chunks — so the ~16 chunks of one delta frame add one
+holder to one node, not to each of ~16 bases. The ``refcounts`` sub-database keeps,
+for every *live* node, how many live holders it has:
 
-* key ``b"o" + object id`` or ``b"c" + chunk digest``, value the count (msgpack int);
+* key ``b"o" + object id``, ``b"c" + chunk digest`` or ``b"b" + base-set hash`` (the
+  ``deltas`` sub-database names its chunks), value the count (msgpack int);
 * a node is live while its count is above zero; dead nodes have no entry.
 
 Counts change only when a ref moves (:class:`Maintainer`, called by
@@ -44,7 +47,7 @@ from reprocas.errors import ReprocasError, StorageIOError
 from reprocas.model.ids import ID_BYTES, ObjectId
 from reprocas.model.objects import FILE, RUN, SNAPSHOT, TREE, Run
 from reprocas.store import codec
-from reprocas.store.index import ChunkLoc, delta_key, pack, unpack
+from reprocas.store.index import ChunkLoc, baseset_key, delta_key, pack, unpack
 from reprocas.store.packs import CODEC_DELTA
 
 if TYPE_CHECKING:
@@ -52,9 +55,10 @@ if TYPE_CHECKING:
 
 DB = "refcounts"
 META = "refcounts"
-VERSION = 1
+VERSION = 2  # 2: delta chunks hold their frame's base set, not each base
 CHUNK = b"c"
 OBJECT = b"o"
+BASESET = b"b"
 
 
 class StaleCountsError(ReprocasError):
@@ -70,19 +74,19 @@ def object_key(oid: bytes) -> bytes:
     return OBJECT + oid
 
 
-def chunk_bases(repo: Repository, txn: lmdb.Transaction, digest: bytes) -> tuple[bytes, ...]:
-    """The chunks a chunk keeps alive besides itself: for a chunk of a delta frame
-    (codec 2), the frame's bases, which it decodes against (their own bases follow as
-    their children). The answer must not change while the chunk is live: the first
-    stored copy of a chunk is the one indexed, and repacking copies a frame with its
-    bases; an operation that re-encodes a live chunk against other bases must call
+def chunk_baseset(repo: Repository, txn: lmdb.Transaction, digest: bytes) -> bytes | None:
+    """The base-set node a chunk holds besides itself: for a chunk of a delta frame
+    (codec 2), the key of its frame's bases (which it decodes against; the set holds
+    them in turn). The answer must not change while the chunk is live: the first stored
+    copy of a chunk is the one indexed, and repacking copies a frame with its bases; an
+    operation that re-encodes a live chunk against other bases must call
     :func:`invalidate` in its transaction."""
     index = repo.index
     loc = index.get_chunk(txn, digest)
     if loc is None or loc.codec != CODEC_DELTA:
-        return ()
+        return None
     info = index.get_delta(txn, loc)
-    return info.bases if info is not None else ()
+    return baseset_key(info.bases) if info is not None and info.bases else None
 
 
 def _fingerprint_of(name: bytes, value: bytes) -> int:
@@ -121,6 +125,13 @@ class Children:
             if not self.deltas:
                 return []
             return self._chunk_children(key[1:])
+        if key[:1] == BASESET:
+            bases = self.repo.index.get_baseset(self.txn, key)
+            if bases is None:
+                if self.tolerant:
+                    return []
+                raise StaleCountsError(f"base set {key.hex()} has no record")
+            return [chunk_key(b) for b in bases]
         oid = key[1:]
         try:
             w = codec.decode(self.repo.load_raw(self.txn, ObjectId(oid)))
@@ -134,8 +145,8 @@ class Children:
             return []  # not an object kind that holds data (or one this version ignores)
 
     def _chunk_children(self, digest: bytes) -> list[bytes]:
-        """A chunk's bases as keys; the chunks of one delta frame share them, so each
-        frame's record is read once."""
+        """A delta chunk's base-set node; the chunks of one delta frame share it, so
+        each frame's record is read once."""
         index = self.repo.index
         raw = self.txn.get(digest, db=index.db["chunks"])
         if raw is None:
@@ -147,7 +158,7 @@ class Children:
         got = self._frames.get(fkey)
         if got is None:
             info = index.get_delta(self.txn, loc)
-            got = [chunk_key(b) for b in info.bases] if info is not None else []
+            got = [baseset_key(info.bases)] if info is not None and info.bases else []
             self._frames[fkey] = got
         return got
 
