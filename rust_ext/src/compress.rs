@@ -311,20 +311,7 @@ pub fn compress_chunks<'py>(
                 .collect()
         })
     });
-    let results = results?;
-    let items = results
-        .iter()
-        .map(|(codec, payload)| {
-            PyTuple::new(
-                py,
-                [
-                    codec.into_pyobject(py)?.into_any(),
-                    PyBytes::new(py, payload).into_any(),
-                ],
-            )
-        })
-        .collect::<PyResult<Vec<_>>>()?;
-    PyList::new(py, items)
+    codec_payload_list(py, &results?)
 }
 
 /// Compress each `(data, [base, ...])` against its bases, concatenated, in parallel:
@@ -359,7 +346,15 @@ pub fn compress_delta_many<'py>(
                 .collect()
         })
     });
-    let items = results?
+    codec_payload_list(py, &results?)
+}
+
+/// `[(codec, payload), ...]` as a Python list of tuples.
+fn codec_payload_list<'py>(
+    py: Python<'py>,
+    results: &[(u8, Vec<u8>)],
+) -> PyResult<Bound<'py, PyList>> {
+    let items = results
         .iter()
         .map(|(codec, payload)| {
             PyTuple::new(
