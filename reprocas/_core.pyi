@@ -113,13 +113,6 @@ class ChunkBatch:
         returned raw with ``CODEC_RAW``.
         """
 
-    def compress_delta(
-        self, groups: Sequence[tuple[int, int, Sequence[Buffer]]], level: int = 3
-    ) -> list[Frame]:
-        """Compress groups ``(first, count, [base, ...])`` of consecutive chunks against
-        their bases' bytes, concatenated ("patch-from"): codec 2 when clearly smaller
-        than compressing the group alone, else an ordinary frame."""
-
     def compress_delta_stored(
         self,
         packs: Sequence[str | PathLike[str]],
@@ -130,9 +123,11 @@ class ChunkBatch:
         bases: Mapping[int, Sequence[tuple[int, int, int]]] | None = None,
         key: bytes | None = None,
     ) -> list[Frame]:
-        """``compress_delta`` with the bases read (and verified) from the store in the
-        same call: ``packs``/``frames``/``chunks``/``bases`` are a read plan of the base
-        chunks; each group is ``(first, count, [index into chunks, ...])``."""
+        """Compress groups of consecutive chunks against their bases' bytes,
+        concatenated ("patch-from"), reading (and verifying) the bases from the store in
+        the same call: ``packs``/``frames``/``chunks``/``bases`` are a read plan of the
+        base chunks; each group is ``(first, count, [index into chunks, ...])``. Codec 2
+        when clearly smaller than compressing the group alone, else an ordinary frame."""
 
 @final
 class FileChunker(Iterator[ChunkBatch]):

@@ -35,7 +35,7 @@ from reprocas.retention.budget import (
     build_model,
 )
 from reprocas.store.gc import drop_pack
-from reprocas.store.index import ChunkLoc, ObjectLoc, baseset_key, delta_key, pack, unpack
+from reprocas.store.index import ChunkLoc, ObjectLoc, delta_key, pack, put_delta, unpack
 from reprocas.store.packs import FrameInfo, PackWriter, read_blob
 from reprocas.store.repository import Repository
 
@@ -199,12 +199,7 @@ def _repack_one(repo: Repository, plan: PrunePlan, step: PackStep) -> tuple[byte
                 nf = next(new_frames)
                 if b.bases:
                     txn.delete(delta_key(step.pack, b.offset), db=index.db["deltas"])
-                    txn.put(
-                        delta_key(sealed.id.raw, nf.offset),
-                        pack([nf.depth, list(nf.bases)]),
-                        db=index.db["deltas"],
-                    )
-                    txn.put(baseset_key(nf.bases), pack(list(nf.bases)), db=index.db["deltas"])
+                    put_delta(txn, index.db, sealed.id.raw, nf)
                 for d, off, length in b.chunks:
                     n_chunks += 1
                     loc = index.get_chunk(txn, d)

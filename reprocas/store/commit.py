@@ -190,7 +190,6 @@ class _Committer:
             # Proven to pay: this batch's deltas are compressed on a worker thread
             # (GIL-free) while the next batch is read, looked up and planned.
             found = self.deltas.groups(txn, fd, runs)
-            self._finish_job()
             if found.plan is not None:
                 self._submit_job(batch, fd, found)
             return found.plain
@@ -203,23 +202,15 @@ class _Committer:
             at += len(part)
             found = self.deltas.groups(txn, fd, part)
             rest += found.plain
-            if found.plan is None:
-                continue
-            p = found.plan
-            frames = batch.compress_delta_stored(
-                p.packs,
-                p.frames,
-                p.chunks,
-                [(g.first, g.count, j) for g, j in zip(found.groups, found.joins, strict=True)],
-                self.level,
-                bases=p.bases,
-            )
-            for g, frame in zip(found.groups, frames, strict=True):
-                self._add_frame(batch.digests, batch.lengths, *frame, bases=g.bases, depth=g.depth)
-            fd.record(frames)
+            if found.plan is not None:
+                self._submit_job(batch, fd, found)
+                self._finish_job()  # its outcome decides whether to go on
         return rest
 
     def _submit_job(self, batch: core.ChunkBatch, fd: FileDeltas, found: DeltaBatch) -> None:
+        """Compress a batch's delta groups on the worker thread (after storing the
+        frames of the job before it)."""
+        self._finish_job()
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="reprocas-delta")
         p = found.plan

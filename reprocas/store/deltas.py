@@ -25,7 +25,6 @@ import lmdb
 from reprocas.model.objects import FileManifest
 from reprocas.native import core
 from reprocas.store.checkout import ReadPlan, chunks_plan
-from reprocas.store.frames import FrameCache, FrameDecoder
 from reprocas.store.index import ChunkLoc, DeltaInfo
 from reprocas.store.packs import CODEC_DELTA
 from reprocas.store.repository import Repository
@@ -34,7 +33,6 @@ from reprocas.store.repository import Repository
 SLACK = 4096
 # A run's prefix holds at most this much more than the run itself.
 MAX_EXTRA_PREFIX = 128 << 10
-COMMIT_CACHE_BYTES = 256 << 20
 # Delta groups are tried in slices of this many; after a slice that did not pay, the
 # rest of the file is compressed plainly.
 GIVE_UP_AFTER = 16
@@ -163,13 +161,13 @@ class FileDeltas:
 
 
 class DeltaEncoder:
-    """Per commit: which chunks may serve as bases (depth), and their verified bytes."""
+    """Per commit: which chunks may serve as bases (their depth), and the read plans
+    of the bases a batch's delta groups need (look-ups cached across batches)."""
 
     def __init__(self, repo: Repository) -> None:
         self.repo = repo
         self.max_depth = repo.config.deltas.max_depth
         self.frame_size = repo.config.deltas.frame_size
-        self.decoder = FrameDecoder(repo, FrameCache(COMMIT_CACHE_BYTES))
         self._depth: dict[bytes, int | None] = {}
         self._loc: dict[bytes, ChunkLoc] = {}
         self._frames: dict[tuple[bytes, int], DeltaInfo] = {}

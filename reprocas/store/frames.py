@@ -69,24 +69,20 @@ class FrameDecoder:
         self._fds: dict[bytes, int] = {}
 
     def _read(self, loc: ChunkLoc) -> bytes:
-        """A frame's stored bytes (pack files stay open for the decoder's lifetime)."""
-        fd = self._fds.get(loc.pack)
-        if fd is None:
-            if len(self._fds) >= MAX_OPEN_PACKS:
-                self.close()
-            try:
-                fd = os.open(self.repo.pack_path(loc.pack), os.O_RDONLY)
-            except OSError:
-                # missing or unreadable: read_blob says which, clearly
-                return read_blob(self.repo.pack_path(loc.pack), loc.frame_offset, loc.stored_len)
-            self._fds[loc.pack] = fd
+        """A frame's stored bytes (pack files stay open for the decoder's lifetime);
+        any trouble is left to ``read_blob``, which names it clearly."""
         try:
+            fd = self._fds.get(loc.pack)
+            if fd is None:
+                if len(self._fds) >= MAX_OPEN_PACKS:
+                    self.close()
+                fd = self._fds[loc.pack] = os.open(self.repo.pack_path(loc.pack), os.O_RDONLY)
             data = os.pread(fd, loc.stored_len, loc.frame_offset)
+            if len(data) == loc.stored_len:
+                return data
         except OSError:
-            return read_blob(self.repo.pack_path(loc.pack), loc.frame_offset, loc.stored_len)
-        if len(data) != loc.stored_len:
-            return read_blob(self.repo.pack_path(loc.pack), loc.frame_offset, loc.stored_len)
-        return data
+            pass
+        return read_blob(self.repo.pack_path(loc.pack), loc.frame_offset, loc.stored_len)
 
     def close(self) -> None:
         for fd in self._fds.values():
@@ -200,18 +196,3 @@ class FrameDecoder:
                 self.cache.put(k, data)
                 del todo[k]
         return pinned
-
-    def chunks(self, txn: lmdb.Transaction, digests: list[bytes]) -> list[memoryview]:
-        """The verified bytes of stored chunks, in order."""
-        index = self.repo.index
-        locs: list[ChunkLoc] = []
-        for d in digests:
-            loc = index.get_chunk(txn, d)
-            if loc is None:
-                raise IntegrityError(f"chunk {_short(d)} is missing from the index", chunk=d.hex())
-            locs.append(loc)
-        frames = self.load(txn, locs)
-        return [
-            self.verified_chunk(frames[loc.frame_key], loc, d)
-            for d, loc in zip(digests, locs, strict=True)
-        ]

@@ -143,13 +143,15 @@ def put_frames(
             txn.put(digest, loc.to_value(), db=db["chunks"], overwrite=overwrite)
             n += 1
         if f.bases:
-            txn.put(
-                delta_key(pack_id, f.offset),
-                pack([f.depth, list(f.bases)]),
-                db=db["deltas"],
-            )
-            txn.put(baseset_key(f.bases), pack(list(f.bases)), db=db["deltas"])
+            put_delta(txn, db, pack_id, f)
     return n
+
+
+def put_delta(txn: lmdb.Transaction, db: dict[str, Any], pack_id: bytes, f: Any) -> None:
+    """Index a delta frame (a ``FrameInfo`` with bases): its depth and bases by
+    location, and its base set (for the reference counts)."""
+    txn.put(delta_key(pack_id, f.offset), pack([f.depth, list(f.bases)]), db=db["deltas"])
+    txn.put(baseset_key(f.bases), pack(list(f.bases)), db=db["deltas"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,16 +291,6 @@ class Index:
         """The bases named by a :func:`baseset_key`."""
         raw = txn.get(key, db=self.db["deltas"])
         return None if raw is None else tuple(bytes(b) for b in unpack(raw))
-
-    def chunk_depth(self, txn: lmdb.Transaction, digest: bytes) -> int | None:
-        """A stored chunk's delta chain depth (0: decodes on its own); None if unknown."""
-        loc = self.get_chunk(txn, digest)
-        if loc is None:
-            return None
-        if loc.codec != 2:
-            return 0
-        info = self.get_delta(txn, loc)
-        return info.depth if info is not None else None
 
     def has_chunk(self, txn: lmdb.Transaction, digest: bytes) -> bool:
         return txn.get(digest, db=self.db["chunks"]) is not None

@@ -4,7 +4,7 @@ The store is a graph of *holders*: a ref holds the object it names (a snapshot o
 a run holds its own tree and every snapshot it names (inputs, outputs, environment); a
 snapshot holds its root tree; a tree holds each distinct subtree and file manifest it
 lists; a manifest holds each distinct chunk; a chunk of a delta frame holds the *base
-set* of its frame (the list of chunks it decodes against, :func:`chunk_baseset`), and a
+set* of its frame (the list of chunks it decodes against, ``Children``), and a
 base set holds each of its chunks — so the ~16 chunks of one delta frame add one
 holder to one node, not to each of ~16 bases. The ``refcounts`` sub-database keeps,
 for every *live* node, how many live holders it has:
@@ -74,21 +74,6 @@ def object_key(oid: bytes) -> bytes:
     return OBJECT + oid
 
 
-def chunk_baseset(repo: Repository, txn: lmdb.Transaction, digest: bytes) -> bytes | None:
-    """The base-set node a chunk holds besides itself: for a chunk of a delta frame
-    (codec 2), the key of its frame's bases (which it decodes against; the set holds
-    them in turn). The answer must not change while the chunk is live: the first stored
-    copy of a chunk is the one indexed, and repacking copies a frame with its bases; an
-    operation that re-encodes a live chunk against other bases must call
-    :func:`invalidate` in its transaction."""
-    index = repo.index
-    loc = index.get_chunk(txn, digest)
-    if loc is None or loc.codec != CODEC_DELTA:
-        return None
-    info = index.get_delta(txn, loc)
-    return baseset_key(info.bases) if info is not None and info.bases else None
-
-
 def _fingerprint_of(name: bytes, value: bytes) -> int:
     return int.from_bytes(hashlib.blake2b(name + b"\0" + value, digest_size=16).digest(), "big")
 
@@ -146,7 +131,10 @@ class Children:
 
     def _chunk_children(self, digest: bytes) -> list[bytes]:
         """A delta chunk's base-set node; the chunks of one delta frame share it, so
-        each frame's record is read once."""
+        each frame's record is read once. The answer must not change while the chunk
+        is live: the first stored copy of a chunk is the one indexed, and repacking
+        copies a frame with its bases; an operation that re-encodes a live chunk
+        against other bases must call :func:`invalidate` in its transaction."""
         index = self.repo.index
         raw = self.txn.get(digest, db=index.db["chunks"])
         if raw is None:

@@ -25,6 +25,7 @@ from reprocas.model.ids import ObjectId
 from reprocas.model.objects import FileManifest, Tree
 from reprocas.native import core
 from reprocas.progress import Progress
+from reprocas.store.checkout import read_chunks
 from reprocas.store.deltas import DeltaEncoder
 from reprocas.store.packs import CODEC_DELTA, fsync_dir
 from reprocas.store.reachability import BaseResolver
@@ -187,30 +188,32 @@ def _reencode(
     ]
     if not groups:
         return
-    members = [digests[g.first : g.first + g.count] for g, _ in groups]
-    data = enc.decoder.chunks(txn, [d for ds in members for d in ds])
+    spans = [range(g.first, g.first + g.count) for g, _ in groups]
+    data = read_chunks(
+        repo, txn, [(digests[i], lengths[i]) for span in spans for i in span], "repack"
+    )
     items = []
     at = 0
-    for (_, views), ds in zip(groups, members, strict=True):
-        items.append((b"".join(data[at : at + len(ds)]), views))
-        at += len(ds)
-    for (g, _), ds, (codec_id, payload), (raw, _) in zip(
-        groups, members, core.compress_delta_many(items, level), items, strict=True
+    for (_, views), span in zip(groups, spans, strict=True):
+        items.append((b"".join(data[at : at + len(span)]), views))
+        at += len(span)
+    for (g, _), span, (codec_id, payload), (raw, _) in zip(
+        groups, spans, core.compress_delta_many(items, level), items, strict=True
     ):
         if codec_id != CODEC_DELTA:
             continue  # no gain: the chunks stay where they are
         entries = []
         off = 0
         old = 0.0
-        for d in ds:
-            n = lengths[digests.index(d)]
+        for i in span:
+            d, n = digests[i], lengths[i]
             entries.append((d, off, n))
             off += n
             loc = index.get_chunk(txn, d)
             if loc is not None and loc.raw_len:
                 old += loc.stored_len * loc.length / loc.raw_len
         writer.add_frame(codec_id, payload, len(raw), entries, g.bases, g.depth)
-        done.update(ds)
-        report.chunks_reencoded += len(ds)
+        done.update(digests[i] for i in span)
+        report.chunks_reencoded += len(span)
         report.bytes_before += round(old)
         report.bytes_after += len(payload)

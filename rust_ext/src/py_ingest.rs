@@ -304,57 +304,13 @@ impl ChunkBatch {
         frames_list(py, &frames)
     }
 
-    /// Compress groups of consecutive chunks against base bytes ("patch-from"):
-    /// `groups` is `[(first_index, count, [base_bytes, ...]), ...]`; the bases of a
-    /// group, concatenated, are its reference prefix. Each group becomes one frame: a
-    /// delta (codec 2) when that is clearly smaller than compressing it alone, else an
-    /// ordinary frame (codec 0/1). Returns `[(codec, payload, first, count, raw_len)]`.
-    #[pyo3(signature = (groups, level=3))]
-    fn compress_delta<'py>(
-        &self,
-        py: Python<'py>,
-        groups: Vec<(i64, i64, Vec<Bound<'py, PyAny>>)>,
-        level: i32,
-    ) -> PyResult<Bound<'py, PyList>> {
-        let mut parsed: Vec<(usize, usize, Vec<u8>)> = Vec::with_capacity(groups.len());
-        for (first, count, bases) in groups {
-            let bad = || CoreError::InvalidArgument(format!("bad chunk range {first}+{count}"));
-            let first = usize::try_from(first).map_err(|_| bad())?;
-            let count = usize::try_from(count).map_err(|_| bad())?;
-            let mut prefix = Vec::new();
-            for b in &bases {
-                prefix.extend_from_slice(borrow_bytes(b)?.as_slice());
-            }
-            parsed.push((first, count, prefix));
-        }
-        let block = self.block.clone();
-        let work: usize = parsed
-            .iter()
-            .filter(|g| g.0 + g.1 <= block.len() && g.1 > 0)
-            .map(|g| {
-                block
-                    .range(g.0)
-                    .start
-                    .abs_diff(block.range(g.0 + g.1 - 1).end)
-                    + g.2.len()
-            })
-            .sum();
-        let frames: Vec<Frame> = py.detach(|| {
-            let views: Vec<(usize, usize, &[u8])> = parsed
-                .iter()
-                .map(|(f, c, p)| (*f, *c, p.as_slice()))
-                .collect();
-            run_sized(self.threads, work, || {
-                compress_groups_delta(&block, &views, level)
-            })
-        })?;
-        frames_list(py, &frames)
-    }
-
-    /// Like `compress_delta`, but the bases are read from the store in the same
-    /// GIL-free call: `packs`, `frames`, `chunks` and `bases` are a read plan (as for
-    /// `read_chunks`) of the base chunks, and each group is `(first, count,
-    /// [index into chunks, ...])`. Every base is verified against its digest.
+    /// Compress groups of consecutive chunks against base chunks ("patch-from"), the
+    /// bases read from the store in the same GIL-free call: `packs`, `frames`, `chunks`
+    /// and `bases` are a read plan (as for `read_chunks`) of the base chunks, and each
+    /// group is `(first, count, [index into chunks, ...])`; a group's bases,
+    /// concatenated, are its reference prefix. Every base is verified against its
+    /// digest. Each group becomes one frame: a delta (codec 2) when that is clearly
+    /// smaller than compressing it alone, else an ordinary frame (codec 0/1).
     #[pyo3(signature = (packs, frames, chunks, groups, level=3, bases=None, key=None))]
     #[allow(clippy::too_many_arguments)]
     fn compress_delta_stored<'py>(
