@@ -487,10 +487,14 @@ class Repo:
         *,
         workdir: str | os.PathLike[str] | None = None,
         tolerance: float | None = None,
+        allow_differ: list[str] | tuple[str, ...] = (),
+        compare_table: list[str] | tuple[str, ...] = (),
+        table_tolerance: float | None = None,
     ) -> Any:
-        """Replay run ``run`` (``NAME``, ``NAME#N`` or an id prefix) in a fresh working
-        directory and record the replay; returns a ``ReplayResult`` (``.verdict``,
-        ``.differences``, ``.to_json()``). See docs/RUNS.md, "Replay"."""
+        """Replay run ``run`` (``NAME`` — its latest original run —, ``NAME#N`` or an id
+        prefix) in a fresh working directory and record the replay; returns a
+        ``ReplayResult`` (``.verdict``, ``.differences``, ``.to_json()``). The rules
+        are those of ``reprocas replay`` (docs/RUNS.md, "Replay")."""
         from reprocas.provenance.replay import DEFAULT_TOLERANCE, replay
 
         return replay(
@@ -498,4 +502,7 @@ class Repo:
             run,
             workdir=Path(workdir) if workdir is not None else None,
             tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
+            allow_differ=tuple(allow_differ),
+            compare_table=tuple(compare_table),
+            table_tolerance=table_tolerance,
         )

@@ -62,6 +62,15 @@ def run(
             "--env", help="Environment snapshot: light (default), full (site-packages too) or none."
         ),
     ] = "light",
+    allow_differ: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-differ",
+            metavar="GLOB",
+            help="Output files that may legitimately differ when the run is replayed "
+            "(logs, timestamps), e.g. 'logs/*'; recorded with the run (repeatable).",
+        ),
+    ] = None,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """Record a run of COMMAND: its exact inputs, environment, code, parameters, output
@@ -71,7 +80,9 @@ def run(
     A failed command is recorded too; reprocas then exits with the command's exit code.
     """
     from reprocas.provenance.run import Spec, parse_input, parse_params, record, run_json
+    from reprocas.provenance.verdict import ALLOW_DIFFER_KEY, check_glob
 
+    globs = [check_glob(g, "--allow-differ") for g in allow_differ or ()]
     spec = Spec(
         command=list(command),
         name=name,
@@ -80,6 +91,7 @@ def run(
         outputs=list(output or ()),
         metrics=metrics,
         env=env,
+        extra={ALLOW_DIFFER_KEY: globs} if globs else {},
     )
     out_sink = sys.stderr.buffer if as_json else sys.stdout.buffer
     with open_repo() as repo:
@@ -102,7 +114,9 @@ def replay(
     ref: Annotated[
         str,
         typer.Argument(
-            metavar="RUN", help="The run: NAME (its latest run), NAME#N or an id prefix."
+            metavar="RUN",
+            help="The run: NAME (its latest original run, not a replay), NAME#N (any run, "
+            "a replay too) or an id prefix.",
         ),
     ],
     workdir: Annotated[
@@ -120,12 +134,40 @@ def replay(
             help="Relative tolerance for metrics: |a-b| <= REL*max(|a|,|b|) (default 1e-6).",
         ),
     ] = 1e-6,
+    allow_differ: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-differ",
+            metavar="GLOB",
+            help="Output files that may differ (added or missing too), e.g. 'logs/*' "
+            "(repeatable; adds to the rules recorded with the run).",
+        ),
+    ] = None,
+    compare_table: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--compare-table",
+            metavar="GLOB",
+            help="Compare these table outputs (Parquet, CSV, Arrow IPC) by value: same "
+            "schema, same rows in order, numeric cells within --table-tolerance (repeatable).",
+        ),
+    ] = None,
+    table_tolerance: Annotated[
+        float | None,
+        typer.Option(
+            "--table-tolerance",
+            metavar="REL",
+            help="Relative tolerance for table cells (default: --tolerance); alone, it "
+            "compares every table output by value.",
+        ),
+    ] = None,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """Replay a recorded run in a fresh directory: its code (git commit + stored diff),
     exact inputs and command; report the environment drift; compare every output by
     digest and every metric by value. The replay is recorded as a run linked to the
-    original, with its verdict: identical, within-tolerance or diverged (exit 10).
+    original, with its verdict: identical (nothing differs), within-tolerance (an
+    explicit rule covers every difference) or diverged (exit 10).
     """
     from reprocas.provenance.replay import describe
     from reprocas.provenance.replay import replay as do_replay
@@ -137,6 +179,9 @@ def replay(
             ref,
             workdir=workdir,
             tolerance=tolerance,
+            allow_differ=list(allow_differ or ()),
+            compare_table=list(compare_table or ()),
+            table_tolerance=table_tolerance,
             say=_say,
             stdout_to=out_sink,
             stderr_to=sys.stderr.buffer,
@@ -161,7 +206,7 @@ def runs(
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """List recorded runs with their status, key parameters and metrics."""
-    from reprocas.provenance.names import get_summary, iter_runs
+    from reprocas.provenance.names import get_summary, iter_runs, replay_of_ref
 
     with open_repo() as repo:
         store = repo.store
@@ -173,6 +218,7 @@ def runs(
                 resolve_run(store, txn, name)  # a clear error for an unknown name
             for h in iter_runs(store, txn, name):
                 s = get_summary(store, txn, h.id)
+                s["replay_of_ref"] = replay_of_ref(store, txn, s.get("replay_of"))
                 rows.append((h, s))
     rows.sort(key=lambda hs: hs[1]["start_ns"])
     if as_json:
@@ -192,6 +238,7 @@ def runs(
                     "replay_of": s["replay_of"].hex()
                     if isinstance(s["replay_of"], bytes)
                     else None,
+                    "replay_of_ref": s["replay_of_ref"],
                     "verdict": s["verdict"],
                 }
                 for h, s in rows
@@ -206,7 +253,10 @@ def runs(
         )
         params = " ".join(f"{k}={v}" for k, v in list(s["params"].items())[:4])
         mets = " ".join(f"{k}={v:.4g}" for k, v in list(s["metrics"].items())[:4])
-        replayed = f"  replay: {s['verdict']}" if s.get("verdict") else ""
+        replayed = ""
+        if s.get("replay_of") is not None:
+            of = s["replay_of_ref"] or "a run no longer here"
+            replayed = f"  replay of {of}: {s.get('verdict') or '?'}"
         typer.echo(
             f"{h.ref:<20} {h.id.short}  {when}  {s['status']:<6} "
             f"exit {s['exit_code']:<3} {params}  {mets}{replayed}".rstrip()

@@ -1,5 +1,6 @@
 """Run names: refs ``run:<name>:<N>``, the ``runs`` summary index, and resolving
-``NAME`` (latest run of that name), ``NAME#N`` or an id prefix to a run."""
+``NAME`` (latest run of that name; for a replay, its latest original run), ``NAME#N``
+or an id prefix to a run."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import lmdb
 
-from reprocas.errors import AmbiguousRefError, IntegrityError, InvalidNameError
+from reprocas.errors import AmbiguousRefError, IntegrityError, InvalidNameError, ReprocasError
 from reprocas.model.ids import ObjectId, is_hex_prefix, prefix_range
 from reprocas.model.objects import Run
 from reprocas.provenance.errors import RunNotFoundError
@@ -110,6 +111,29 @@ def latest_run(repo: Repository, txn: lmdb.Transaction, name: str) -> RunHandle 
     return RunHandle(parsed[0], parsed[1], ObjectId(bytes(cur.value())))
 
 
+def latest_original_run(repo: Repository, txn: lmdb.Transaction, name: str) -> RunHandle | None:
+    """The latest run of ``name`` that is not a replay (None when it has no runs; its
+    latest run when, oddly, every run of it is a replay)."""
+    last = latest_run(repo, txn, name)
+    if last is None:
+        return None
+    for h in reversed(list(iter_runs(repo, txn, name))):
+        if get_summary(repo, txn, h.id).get("replay_of") is None:
+            return h
+    return last
+
+
+def replay_of_ref(repo: Repository, txn: lmdb.Transaction, of: Any) -> str | None:
+    """``NAME#N`` of the run a replay replayed (``extra["replay_of"]``), or None."""
+    if not isinstance(of, bytes) or len(of) != 32:
+        return None
+    try:
+        s = get_summary(repo, txn, ObjectId(of))
+    except ReprocasError:
+        return None
+    return f"{s['name']}#{s['number']}"
+
+
 def load_run(repo: Repository, txn: lmdb.Transaction, rid: ObjectId) -> Run:
     obj = repo.load(txn, rid)
     if not isinstance(obj, Run):
@@ -125,8 +149,11 @@ def _names(repo: Repository, txn: lmdb.Transaction) -> list[str]:
     return seen
 
 
-def resolve_run(repo: Repository, txn: lmdb.Transaction, ref: str) -> RunHandle:
-    """``NAME`` (its latest run), ``NAME#N``, or a run id prefix."""
+def resolve_run(
+    repo: Repository, txn: lmdb.Transaction, ref: str, *, original: bool = False
+) -> RunHandle:
+    """``NAME`` (its latest run; with ``original``, its latest run that is not a
+    replay), ``NAME#N``, or a run id prefix."""
     ref = ref.strip()
     name, sep, num = ref.partition("#")
     if sep:
@@ -141,7 +168,8 @@ def resolve_run(repo: Repository, txn: lmdb.Transaction, ref: str) -> RunHandle:
                 ref=ref,
             )
         return RunHandle(name, int(num), ObjectId(rid))
-    last = latest_run(repo, txn, ref) if "@" not in ref and ":" not in ref else None
+    find = latest_original_run if original else latest_run
+    last = find(repo, txn, ref) if "@" not in ref and ":" not in ref else None
     if last is not None:
         return last
     if is_hex_prefix(ref):

@@ -34,7 +34,7 @@ from reprocas.errors import DestinationError, InvalidParameterError, ReprocasErr
 from reprocas.model.ids import ObjectId
 from reprocas.model.objects import Run, Tree
 from reprocas.native import core
-from reprocas.provenance import graph
+from reprocas.provenance import graph, upstream
 from reprocas.provenance.errors import MetricsError, OutputMissingError, ParamsError
 from reprocas.provenance.names import (
     OUTPUT_PREFIX,
@@ -206,7 +206,12 @@ def resolve_inputs(
     out: list[dict[str, Any]] = []
     for ref, path in specs:
         v = repo.resolve(txn, ref)
-        rel = _safe_rel(path, "--input path") if path else f"inputs/{v.name}"
+        sub = upstream.output_root(repo, txn, v.id)  # a run's outputs: at their own path
+        rel = (
+            _safe_rel(path, "--input path")
+            if path
+            else upstream.default_path(v.name, sub is not None)
+        )
         out.append(
             {
                 "ref": ref,
@@ -216,6 +221,7 @@ def resolve_inputs(
                 "path": rel,
                 "default_path": path is None,
             }
+            | ({upstream.SUBPATH_KEY: sub} if sub else {})
         )
     return out
 
@@ -260,9 +266,10 @@ def checkout_inputs(repo: Repository, inputs: list[dict[str, Any]], cwd: Path, s
         dest = cwd / i["path"]
         sid = ObjectId(bytes(i["snapshot"]))
         label = f"{i['dataset']}@v{i['number']}"
+        sub = i.get(upstream.SUBPATH_KEY)
         if dest.exists() or dest.is_symlink():
             with repo.index.read() as txn:
-                root = repo.load_snapshot(txn, sid).root.raw
+                root = upstream.input_tree(repo, txn, sid, sub)
                 same = dest.is_dir() and not dest.is_symlink() and _matches(repo, txn, root, dest)
             if same:
                 say(f"input {label} at {i['path']}: already checked out (verified)")
@@ -277,7 +284,7 @@ def checkout_inputs(repo: Repository, inputs: list[dict[str, Any]], cwd: Path, s
             else:
                 dest.unlink()
         dest.parent.mkdir(parents=True, exist_ok=True)
-        checkout_mod.checkout(repo, sid.hex, dest)
+        checkout_mod.checkout(repo, sid.hex, dest, subpath=sub)
         say(f"input {label} -> {i['path']}")
 
 

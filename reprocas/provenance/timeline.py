@@ -29,7 +29,7 @@ from reprocas.errors import RefNotFoundError, ReprocasError
 from reprocas.model.ids import ObjectId
 from reprocas.model.objects import Run, Snapshot
 from reprocas.provenance import graph
-from reprocas.provenance.names import RunHandle, iter_runs, load_run
+from reprocas.provenance.names import RunHandle, iter_runs, load_run, replay_of_ref
 from reprocas.provenance.run import metric_values
 from reprocas.store.index import unpack
 from reprocas.store.repository import Repository
@@ -384,6 +384,7 @@ def _run_events(
             "replay_of": run.extra["replay_of"].hex()
             if isinstance(run.extra.get("replay_of"), bytes)
             else None,
+            "replay_of_ref": replay_of_ref(repo, txn, run.extra.get("replay_of")),
             "verdict": run.extra.get("verdict"),
         }
         if prev is not None and prev_h is not None:
@@ -510,7 +511,9 @@ def _line(e: Event) -> str:
             f"{d['status']} exit {d['exit_code']}",
             " ".join(mets),
             f"inputs {inputs}" if inputs else "",
-            f"replay: {d['verdict']}" if d.get("replay_of") and d.get("verdict") else "",
+            f"replay of {d.get('replay_of_ref') or d['replay_of'][:12]}: {d.get('verdict') or '?'}"
+            if d.get("replay_of")
+            else "",
         )
         if x
     )

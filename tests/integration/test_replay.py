@@ -182,7 +182,7 @@ def test_identical_after_the_working_copy_changed(
         ("train#1", None, None),
         ("train#2", orig["id"], "identical"),
     ]
-    assert "replay: identical" in assert_ok(cli("runs")).out
+    assert "replay of train#1: identical" in assert_ok(cli("runs")).out
     up = assert_ok(cli("lineage", "train#2", "--up", "--json")).json()
     labels = {n["id"]: n["label"] for n in up["nodes"]}
     replays = [
@@ -228,7 +228,13 @@ def test_noise_in_the_outputs_is_within_tolerance(cli: Cli, project: Path) -> No
     ml = project / "ml"
     args = ["-n", "noisy", "--env", "none", "-i", "clinical@v1", "-o", "out"]
     orig = _run(cli, ml, *args, "--metrics", "metrics.json", "--", PY, "noisy.py")
-    r = _replay(cli, "noisy")
+    # A metric within tolerance no longer vouches for changed bytes (issue 14, item 5):
+    # the random weights are a difference no rule covers until --allow-differ names them.
+    bare = _replay(cli, "noisy", code=DIVERGED)
+    assert [d["path"] for d in bare["differences"] if d["covered_by"] is None] == [
+        "out/weights.bin"
+    ]
+    r = _replay(cli, "noisy#1", "--allow-differ", "out/*.bin")
     assert r["verdict"] == "within-tolerance", r["differences"]
     outs = [d for d in r["differences"] if d["kind"] == "output"]
     assert [(d["path"], d["output"], d["status"]) for d in outs] == [
@@ -242,7 +248,7 @@ def test_noise_in_the_outputs_is_within_tolerance(cli: Cli, project: Path) -> No
     assert r["tolerance"] == 1e-6
     assert r["run"]["replay_of"] == orig["id"]
     # a tolerance tighter than the noise: the same replay diverges (when the metric moved)
-    tight = cli("replay", "noisy#1", "--json", "--tolerance", "0")
+    tight = cli("replay", "noisy#1", "--json", "--tolerance", "0", "--allow-differ", "out")
     assert tight.returncode in (0, DIVERGED), tight.describe()
     t = json.loads(tight.stdout)
     moved = any(d["kind"] == "metric" for d in t["differences"])
@@ -280,7 +286,12 @@ def test_a_failing_replay_diverges_on_its_exit_status(
     r = json.loads(res.stdout)
     assert r["verdict"] == "diverged" and r["exit_code"] == 1
     kinds = {d["kind"]: d for d in r["differences"]}
-    assert kinds["exit_status"] == {"kind": "exit_status", "original": 0, "replay": 1}
+    assert kinds["exit_status"] == {
+        "kind": "exit_status",
+        "original": 0,
+        "replay": 1,
+        "covered_by": None,  # every difference names its rule (issue 14, item 5)
+    }
     assert kinds["output"]["path"] == "result.txt" and kinds["output"]["status"] == "missing"
     assert "local.txt" in res.err  # the command's own error, streamed
     assert any("untracked" in n for n in r["notes"])
