@@ -65,12 +65,12 @@ def check_glob(pattern: str, option: str) -> str:
     """A glob over output paths: relative, inside the working directory."""
     p = pattern.strip().rstrip("/")
     parts = PurePosixPath(p).parts
-    if not p or p.startswith("/") or ".." in parts or "\\" in p:
+    if not p or p.startswith("/") or ".." in parts or "\\" in p or not parts:
         raise InvalidParameterError(
             f"{option} {pattern!r}: give a glob relative to the run's working directory, "
             "e.g. 'logs/*' or 'out/**/*.log'"
         )
-    return p
+    return "/".join(parts)  # ./logs/* is logs/*
 
 
 def _glob_re(pattern: str) -> re.Pattern[str]:
