@@ -317,6 +317,7 @@ def checkout(
     subpath: str | None = None,
     force: bool = False,
     special_modes: bool = False,
+    remove_stale: bool = True,
     progress: Progress | None = None,
 ) -> CheckoutResult:
     """Write version ``ref`` (or its ``subpath``) to ``dest``, byte for byte, with modes.
@@ -325,7 +326,8 @@ def checkout(
     the version lacks is removed (and listed). A single file checked out into an
     existing directory lands in it under its own name. ``dest`` may not be, hold or lie
     inside the repository; setuid, setgid and sticky bits are refused unless
-    ``special_modes``."""
+    ``special_modes``. ``remove_stale=False`` overlays instead (``force`` then only
+    overwrites): for callers that merge several trees into one directory."""
     progress = progress or Progress()
     with repo.index.read() as txn:
         version = repo.resolve(txn, ref)
@@ -346,7 +348,7 @@ def checkout(
         refuse_overlap(repo.root, dest, "check out to", ("is", "inside", "holds"))
     _prepare_dest(dest, force, single_file)
     stale: list[Stale] = []
-    if force and not single_file and dest.is_dir():
+    if force and remove_stale and not single_file and dest.is_dir():
         wanted = {op.rel: op.entry.kind == "dir" for op in ops if op.rel}
         try:
             stale = find_stale(dest, wanted, repo.root)
