@@ -125,9 +125,9 @@ def test_checking_out_over_the_repository_is_refused(
     res = run_cli("checkout", "ds@v1", ".reprocas", "--path", "a.csv", "--force", cwd=proj)
     assert_one_line_error(res, 2, "is the repository")
     with reprocas.Repo.open(repo_path) as repo:
-        for dest in (repo_path, repo_path / "index", proj):
+        for target in (repo_path, repo_path / "index", proj):
             with pytest.raises(RepositoryOverlapError):
-                repo.checkout("ds@v1", dest, force=True)
+                repo.checkout("ds@v1", target, force=True)
         with pytest.raises(RepositoryOverlapError):
             repo.export_table("ds@v1", "a.csv", repo_path / "reflog")
     assert not (repo_path / "new-dir").exists()
