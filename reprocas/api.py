@@ -240,7 +240,7 @@ class Repo:
         out: list[tuple[int, LogEntry]] = []
         with self.store.index.read() as txn:
             names = [dataset] if dataset else self.store.datasets(txn)
-            if dataset:
+            if dataset and not self.store.versions(txn, dataset):
                 self.store.resolve(txn, dataset)  # a clear error for an unknown name
             for name in names:
                 for number, sid in self.store.versions(txn, name):

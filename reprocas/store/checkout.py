@@ -239,7 +239,7 @@ def _check_modes(ops: list[_Op], ref: str, top: str) -> None:
         for b, n in ((stat.S_ISUID, "setuid"), (stat.S_ISGID, "setgid"), (stat.S_ISVTX, "sticky"))
         if op.entry.mode & b
     ]
-    path = "/".join(op.rel) or top or "."
+    path = "/".join((top, *op.rel) if top else op.rel) or "."
     more = f" (and {len(special) - 1} more)" if len(special) > 1 else ""
     raise SpecialModeError(
         f"refusing to check out {ref}: {path} has mode {op.entry.mode:04o} "

@@ -281,6 +281,8 @@ def test_an_old_dataset_named_like_an_id_is_ambiguous_not_guessed(cli: Cli, tmp_
     assert_one_line_error(res, 2, "both a dataset name", f"{short}@latest")
     assert assert_ok(cli("show", f"{short}@latest", "--json")).json()["ref"] == f"{short}@v1"
     assert assert_ok(cli("show", v1["id"][:20], "--json")).json()["ref"] == "ds@v1"
+    log = assert_ok(cli("log", short, "--json")).json()  # a dataset argument, not a ref
+    assert [e["ref"] for e in log] == [f"{short}@v1"]
     with reprocas.Repo.open(tmp_path / "repo") as repo:
         with pytest.raises(AmbiguousRefError):
             repo.resolve(short)
@@ -509,6 +511,8 @@ def test_special_mode_bits_are_refused_unless_asked_for(cli: Cli, tmp_path: Path
     assert_one_line_error(res, 2, "bin/tool", "4755", "setuid")
     res = cli("checkout", "ds", dest, "--path", "shared")
     assert_one_line_error(res, 2, "sticky")
+    res = cli("checkout", "ds", dest, "--path", "bin/")
+    assert_one_line_error(res, 2, "bin/grp", "setgid", "(and 1 more)")
     assert not dest.exists()
     # What holds no such bit checks out as ever.
     assert_ok(cli("checkout", "ds", dest, "--path", "plain.txt"))
