@@ -458,6 +458,12 @@ def test_trees_1500_levels_deep(cli: Cli, deep_dirs: Path, tmp_path: Path) -> No
     assert v1["files"] == len(files)
     again = assert_ok(cli("commit", src, "-d", "deep", "--json")).json()
     assert again["created"] is False and again["new_bytes"] == 0
+    # Every file is in the files cache, the deep ones too (their paths are longer than an
+    # LMDB key may be), so unchanged files are not read again.
+    with reprocas.Repo.open(tmp_path / "repo") as repo:
+        index = repo.store.index
+        with index.read() as txn:
+            assert txn.stat(index.db["filecache"])["entries"] == len(files)
     ls = assert_ok(cli("ls", "deep", "-r", "--json")).json()
     assert {e["path"].rstrip("/") for e in ls} == set(want)
     dest = deep_dirs / "co"
