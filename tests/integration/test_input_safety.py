@@ -94,11 +94,12 @@ def test_committing_the_repository_into_itself_is_refused(
     assert _fingerprint(repo_path) == before, "a refused commit wrote to the repository"
     # A source that holds the repository is committed without it.
     assert_ok(run_cli("commit", ".", "-d", "proj", cwd=proj))
-    ls = assert_ok(run_cli("ls", "proj", "-r", "--json", cwd=proj)).json()
-    assert not any(e["path"].startswith(".reprocas") for e in ls), ls
+    want_proj = {p: e for p, e in describe(proj).items() if not p.startswith(".reprocas")}
+    assert "alias" in want_proj and "data/a.csv" in want_proj
     verify_ok(repo_path)
     with reprocas.Repo.open(repo_path) as repo:
         assert_checkout_equals(repo, "ds@v1", want, tmp_path / "co")
+        assert_checkout_equals(repo, "proj@v1", want_proj, tmp_path / "co-proj")
 
 
 def test_checking_out_over_the_repository_is_refused(
@@ -239,8 +240,8 @@ def test_a_dataset_name_cannot_shadow_a_version_id(cli: Cli, tmp_path: Path) -> 
             repo.commit(src, "feedface")
         assert "feedface" not in repo.datasets()
         verify_ok(repo)
-        for name in ("ds", "abcde", "cafe-01"):
-            assert_checkout_equals(repo, name, want, tmp_path / f"co-{name}")
+        for name in ("ds", "abcde", "cafe-01", "deadbeefx", f"{short}/part"):
+            assert_checkout_equals(repo, name, want, tmp_path / f"co-{name.replace('/', '-')}")
 
 
 def test_an_old_dataset_named_like_an_id_is_ambiguous_not_guessed(cli: Cli, tmp_path: Path) -> None:
