@@ -19,6 +19,8 @@ from reprocas.store import gc as gc_mod
 from reprocas.store import rebuild as rebuild_mod
 from reprocas.store import verify as verify_mod
 from reprocas.store.commit import CommitResult, add_tag, commit
+from reprocas.store.overlap import refuse as refuse_overlap
+from reprocas.store.reachability import iter_tree
 from reprocas.store.reader import StoreFile
 from reprocas.store.repository import DEFAULT_PACK_SIZE, DOT_DIR, Repository, Version, find_root
 
@@ -238,7 +240,7 @@ class Repo:
         out: list[tuple[int, LogEntry]] = []
         with self.store.index.read() as txn:
             names = [dataset] if dataset else self.store.datasets(txn)
-            if dataset:
+            if dataset and not self.store.versions(txn, dataset):
                 self.store.resolve(txn, dataset)  # a clear error for an unknown name
             for name in names:
                 for number, sid in self.store.versions(txn, name):
@@ -272,25 +274,25 @@ class Repo:
                         os.fsdecode(entry.target) if entry.kind == "symlink" else None,
                     )
                 ]
-            out: list[LsEntry] = []
-
-            def walk(tid: bytes, prefix: str) -> None:
-                for e in store.load_tree(txn, ObjectId(tid)).entries:
-                    p = f"{prefix}{e.name}"
-                    out.append(
-                        LsEntry(
-                            p + ("/" if e.kind == "dir" else ""),
-                            e.kind,
-                            e.mode,
-                            e.size,
-                            os.fsdecode(e.target) if e.kind == "symlink" else None,
-                        )
-                    )
-                    if recursive and e.kind == "dir":
-                        walk(e.target, p + "/")
-
-            walk(entry.target, f"{base}/" if base else "")
-            return out
+            prefix = f"{base}/" if base else ""
+            found = (
+                iter_tree(store, txn, entry.target, prefix)
+                if recursive
+                else (
+                    (prefix + e.name, e)
+                    for e in store.load_tree(txn, ObjectId(entry.target)).entries
+                )
+            )
+            return [
+                LsEntry(
+                    p + ("/" if e.kind == "dir" else ""),
+                    e.kind,
+                    e.mode,
+                    e.size,
+                    os.fsdecode(e.target) if e.kind == "symlink" else None,
+                )
+                for p, e in found
+            ]
 
     def cat(self, ref: str, path: str) -> bytes:
         """One file of a version, as bytes (verified)."""
@@ -329,11 +331,22 @@ class Repo:
         *,
         path: str | None = None,
         force: bool = False,
+        special_modes: bool = False,
         progress: Progress | None = None,
     ) -> checkout_mod.CheckoutResult:
-        """Write a version (or one path of it) to ``dest``, exactly."""
+        """Write a version (or one path of it) to ``dest``, exactly.
+
+        ``force`` makes a non-empty ``dest`` exactly the version (what it lacks is
+        removed, and listed in the result); setuid, setgid and sticky bits are
+        restored only with ``special_modes`` (otherwise refused)."""
         return checkout_mod.checkout(
-            self.store, ref, Path(dest), subpath=path, force=force, progress=progress
+            self.store,
+            ref,
+            Path(dest),
+            subpath=path,
+            force=force,
+            special_modes=special_modes,
+            progress=progress,
         )
 
     # -- tables (pyarrow) ----------------------------------------------------------------
@@ -378,6 +391,7 @@ class Repo:
         from reprocas.tabular.read import arrow_errors, export_table, read_table
 
         out = Path(to)
+        refuse_overlap(self.store.root, out, "export to", ("is", "inside", "holds"))
         fmt = format or format_of(out.name) or "parquet"
         with arrow_errors(f"{ref}:{path}"):
             export_table(read_table(self.store, self.resolve(ref), path), out, fmt)

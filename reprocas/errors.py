@@ -152,6 +152,16 @@ class UnsafePathError(IntegrityError):
     """A stored tree entry that would land outside the checkout destination."""
 
 
+class RepositoryOverlapError(UsageError):
+    """A commit source or checkout destination that is, holds or lies inside the
+    repository itself (committing it, or writing over it, would damage the store)."""
+
+
+class SpecialModeError(UsageError):
+    """A version holds setuid, setgid or sticky bits, which checkout restores only when
+    asked (``--special-modes``)."""
+
+
 class LockTimeoutError(ReprocasError):
     """Another process holds a lock this command needs."""
 

@@ -379,17 +379,54 @@ def tag(
 
 def checkout(
     ref: Annotated[str, typer.Argument(help="The version.")],
-    dest: Annotated[Path, typer.Argument(help="Where to write it (must not exist, or be empty).")],
+    dest: Annotated[
+        Path,
+        typer.Argument(
+            help="Where to write it (must not exist, or be empty; outside the repository). "
+            "With --path FILE and an existing directory, FILE is written into it."
+        ),
+    ],
     path: Annotated[str | None, typer.Option("--path", help="Only this file or directory.")] = None,
-    force: Annotated[bool, typer.Option(help="Write into a non-empty DEST, overwriting.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="Write into a non-empty DEST and make it exactly the version: files are "
+            "overwritten, and what the version lacks is removed (and listed)."
+        ),
+    ] = False,
+    special_modes: Annotated[
+        bool,
+        typer.Option(
+            "--special-modes",
+            help="Restore setuid, setgid and sticky bits (refused without this option).",
+        ),
+    ] = False,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """Write a version to DEST: exact bytes, modes and symlinks, every chunk verified."""
     with open_repo() as repo, progress_bar("checking out", not as_json) as bar:
-        r = repo.checkout(ref, dest, path=path, force=force, progress=bar)
+        r = repo.checkout(
+            ref, dest, path=path, force=force, special_modes=special_modes, progress=bar
+        )
     if as_json:
         emit_json(
-            {"ref": r.ref, "id": r.id.hex, "dest": str(r.dest), "files": r.files, "bytes": r.bytes}
+            {
+                "ref": r.ref,
+                "id": r.id.hex,
+                "dest": str(r.dest),
+                "files": r.files,
+                "bytes": r.bytes,
+                "removed": list(r.removed),
+            }
         )
-    else:
-        typer.echo(f"{r.ref} -> {r.dest}: {r.files} files, {human_bytes(r.bytes)}")
+        return
+    typer.echo(f"{r.ref} -> {r.dest}: {r.files} files, {human_bytes(r.bytes)}")
+    if r.removed:
+        typer.echo(f"  removed {len(r.removed)} entries the version does not have:")
+        for p in r.removed[:_SHOW_REMOVED]:
+            typer.echo(f"    {p}")
+        if len(r.removed) > _SHOW_REMOVED:
+            typer.echo(f"    … and {len(r.removed) - _SHOW_REMOVED} more (all with --json)")
+
+
+_SHOW_REMOVED = 50

@@ -236,6 +236,7 @@ def _from_store(
             target,
             subpath=str(sp["entry"]),
             force=any(target.iterdir()),
+            remove_stale=False,  # an overlay: the venv's own files and other site dirs stay
             progress=progress,
         )
         files += r.files

@@ -11,7 +11,7 @@ from typing import Any
 
 import lmdb
 
-from reprocas.errors import AmbiguousRefError, IntegrityError, InvalidNameError, ReprocasError
+from reprocas.errors import AmbiguousRefError, IntegrityError, ReprocasError
 from reprocas.model.ids import ObjectId, is_hex_prefix, prefix_range
 from reprocas.model.objects import Run
 from reprocas.provenance.errors import RunNotFoundError
@@ -23,15 +23,9 @@ OUTPUT_PREFIX = "runs/"
 
 
 def check_run_name(name: str) -> str:
-    """A run name is a dataset name (its outputs go to ``runs/NAME``) without ``#``."""
-    try:
-        check_dataset_name(name)
-    except InvalidNameError as exc:
-        raise InvalidNameError(
-            f"invalid run name {name!r}: use letters, digits, '.', '_', '-' and '/' between parts",
-            name=name,
-        ) from exc
-    return name
+    """A run name is a dataset name (its outputs go to ``runs/NAME``) without ``#``;
+    like a dataset name it may not look like an id prefix."""
+    return check_dataset_name(name, kind="run")
 
 
 def run_ref(name: str, number: int) -> str:

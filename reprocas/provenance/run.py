@@ -47,6 +47,7 @@ from reprocas.provenance.names import (
 )
 from reprocas.store import checkout as checkout_mod
 from reprocas.store.commit import commit
+from reprocas.store.reachability import iter_tree
 from reprocas.store.repository import Repository, Version
 from reprocas.store.writer import Writer
 
@@ -227,34 +228,39 @@ def resolve_inputs(
 
 
 def _matches(repo: Repository, txn: lmdb.Transaction, tree_id: bytes, d: Path) -> bool:
-    """Whether directory ``d`` holds exactly the tree: names, kinds, modes and bytes."""
-    try:
-        names = set(os.listdir(d))
-    except OSError:
-        return False
-    tree = repo.load_tree(txn, ObjectId(tree_id))
-    if names != {e.name for e in tree.entries}:
-        return False
-    for e in tree.entries:
-        p = d / e.name
+    """Whether directory ``d`` holds exactly the tree: names, kinds, modes and bytes
+    (without recursion: a tree may be thousands of levels deep)."""
+    stack = [(tree_id, d)]
+    while stack:
+        tid, here = stack.pop()
         try:
-            st = os.lstat(p)
+            names = set(os.listdir(here))
         except OSError:
             return False
-        if e.kind == "dir":
-            if not stat.S_ISDIR(st.st_mode) or not _matches(repo, txn, e.target, p):
+        tree = repo.load_tree(txn, ObjectId(tid))
+        if names != {e.name for e in tree.entries}:
+            return False
+        for e in tree.entries:
+            p = here / e.name
+            try:
+                st = os.lstat(p)
+            except OSError:
                 return False
-        elif e.kind == "symlink":
-            if not stat.S_ISLNK(st.st_mode) or os.fsencode(os.readlink(p)) != e.target:
-                return False
-        else:
-            if not stat.S_ISREG(st.st_mode) or st.st_size != e.size:
-                return False
-            if stat.S_IMODE(st.st_mode) != e.mode:
-                return False
-            m = repo.load_manifest(txn, ObjectId(e.target))
-            if core.blake3_digest(p.read_bytes()) != m.digest:
-                return False
+            if e.kind == "dir":
+                if not stat.S_ISDIR(st.st_mode):
+                    return False
+                stack.append((e.target, p))
+            elif e.kind == "symlink":
+                if not stat.S_ISLNK(st.st_mode) or os.fsencode(os.readlink(p)) != e.target:
+                    return False
+            else:
+                if not stat.S_ISREG(st.st_mode) or st.st_size != e.size:
+                    return False
+                if stat.S_IMODE(st.st_mode) != e.mode:
+                    return False
+                m = repo.load_manifest(txn, ObjectId(e.target))
+                if core.blake3_digest(p.read_bytes()) != m.digest:
+                    return False
     return True
 
 
@@ -795,14 +801,10 @@ def tree_files(
     repo: Repository, txn: lmdb.Transaction, tree_id: bytes, prefix: str = ""
 ) -> dict[str, tuple[str, bytes, int]]:
     """``path -> (kind, target, mode)`` for every file and link below a tree."""
-    out: dict[str, tuple[str, bytes, int]] = {}
-    tree = repo.load(txn, ObjectId(tree_id))
-    if not isinstance(tree, Tree):
-        return out
-    for e in tree.entries:
-        p = prefix + e.name
-        if e.kind == "dir":
-            out.update(tree_files(repo, txn, e.target, p + "/"))
-        else:
-            out[p] = (e.kind, e.target, e.mode)
-    return out
+    if not isinstance(repo.load(txn, ObjectId(tree_id)), Tree):
+        return {}
+    return {
+        p: (e.kind, e.target, e.mode)
+        for p, e in iter_tree(repo, txn, tree_id, prefix)
+        if e.kind != "dir"
+    }

@@ -123,29 +123,50 @@ class Walker(Generic[K]):
         self._manifests[mid] = res
         return res
 
-    def _tree(self, tid: bytes) -> frozenset[K]:
-        got = self._trees.get(tid)
-        if got is not None:
-            return got
-        out: set[K] = set()
-        self._obj(tid, out)
+    def _load_tree(self, tid: bytes) -> Tree | None:
         try:
             tree = self.repo.load(self.txn, ObjectId(tid))
         except ReprocasError:
             if not self.tolerant:
                 raise
-            tree = None
-        if isinstance(tree, Tree):
-            for e in tree.entries:
+            return None
+        return tree if isinstance(tree, Tree) else None
+
+    def _tree(self, tid: bytes) -> frozenset[K]:
+        got = self._trees.get(tid)
+        if got is not None:
+            return got
+        # Depth first without recursion (a tree may be thousands of levels deep): a
+        # tree's keys are made once its subtrees' are.
+        stack: list[tuple[bytes, bool, Tree | None]] = [(tid, False, None)]
+        while stack:
+            t, loaded, tree = stack[-1]
+            if t in self._trees:
+                stack.pop()
+                continue
+            if not loaded:
+                tree = self._load_tree(t)
+                stack[-1] = (t, True, tree)
+                subs = [
+                    e.target
+                    for e in (tree.entries if tree is not None else ())
+                    if e.kind == "dir" and e.target not in self._trees
+                ]
+                if subs:
+                    stack.extend((sub, False, None) for sub in subs)
+                    continue
+            out: set[K] = set()
+            self._obj(t, out)
+            for e in tree.entries if tree is not None else ():
                 if e.kind == "dir":
-                    out |= self._tree(e.target)
+                    out |= self._trees[e.target]
                 elif e.kind == "file":
                     out |= self._manifest(e.target)
                     if e.meta is not None:
                         self._obj(e.meta, out)
-        res = frozenset(out)
-        self._trees[tid] = res
-        return res
+            self._trees[t] = frozenset(out)
+            stack.pop()
+        return self._trees[tid]
 
     def snapshot(self, sid: bytes) -> frozenset[K]:
         """Everything one version needs: its snapshot, trees, manifests, table records,

@@ -15,6 +15,7 @@ from reprocas.errors import (
     DestinationError,
     IntegrityError,
     PathNotInVersionError,
+    SpecialModeError,
     StorageIOError,
     UnsafePathError,
 )
@@ -23,8 +24,10 @@ from reprocas.model.objects import FileManifest, TreeEntry
 from reprocas.native import core
 from reprocas.progress import Progress
 from reprocas.store.index import ChunkLoc, DeltaInfo
+from reprocas.store.overlap import refuse as refuse_overlap
 from reprocas.store.packs import CODEC_DELTA
 from reprocas.store.repository import Repository, Version
+from reprocas.store.stale import Stale, find_stale, remove
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,32 +203,64 @@ def find_entry(
 
 
 def _plan(repo: Repository, txn: lmdb.Transaction, entry: TreeEntry) -> list[_Op]:
+    """Every entry to write, a directory before what it holds, in name order; without
+    recursion, as a tree may be thousands of levels deep."""
     ops: list[_Op] = []
-
-    def walk(e: TreeEntry, rel: tuple[str, ...]) -> None:
+    stack: list[tuple[TreeEntry, tuple[str, ...]]] = [(entry, ())]
+    while stack:
+        e, rel = stack.pop()
         ops.append(_Op(rel, e))
-        if e.kind == "dir":
-            tree = repo.load_tree(txn, ObjectId(e.target))
-            where = "/".join(rel) + "/" if rel else ""
-            seen: set[str] = set()
-            for child in tree.entries:
-                _check_name(child.name, where)
-                if child.name in seen:
-                    raise UnsafePathError(f"tree entry {where + child.name!r} appears twice")
-                seen.add(child.name)
-                walk(child, (*rel, child.name))
-
-    walk(entry, ())
+        if e.kind != "dir":
+            continue
+        tree = repo.load_tree(txn, ObjectId(e.target))
+        where = "/".join(rel) + "/" if rel else ""
+        seen: set[str] = set()
+        for child in tree.entries:
+            _check_name(child.name, where)
+            if child.name in seen:
+                raise UnsafePathError(f"tree entry {where + child.name!r} appears twice")
+            seen.add(child.name)
+        stack.extend((child, (*rel, child.name)) for child in reversed(tree.entries))
     return ops
+
+
+SPECIAL_BITS = stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX
+
+
+def _check_modes(ops: list[_Op], ref: str, top: str) -> None:
+    """Refuse setuid, setgid and sticky bits: restoring them from a store (a file
+    someone else committed) is a privilege a checkout grants only when asked."""
+    special = [op for op in ops if op.entry.kind != "symlink" and op.entry.mode & SPECIAL_BITS]
+    if not special:
+        return
+    op = special[0]
+    bits = [
+        n
+        for b, n in ((stat.S_ISUID, "setuid"), (stat.S_ISGID, "setgid"), (stat.S_ISVTX, "sticky"))
+        if op.entry.mode & b
+    ]
+    path = "/".join((top, *op.rel) if top else op.rel) or "."
+    more = f" (and {len(special) - 1} more)" if len(special) > 1 else ""
+    raise SpecialModeError(
+        f"refusing to check out {ref}: {path} has mode {op.entry.mode:04o} "
+        f"({', '.join(bits)}){more}; pass --special-modes to restore such bits; "
+        "nothing was written",
+        path=path,
+        mode=op.entry.mode,
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class CheckoutResult:
+    """``dest`` is the directory written, or the file for a single file; ``removed``
+    what --force removed from the destination because the version lacks it."""
+
     ref: str
     id: ObjectId
     dest: Path
     files: int
     bytes: int
+    removed: tuple[str, ...] = ()
 
 
 def _prepare_dest(dest: Path, force: bool, single_file: bool) -> None:
@@ -281,9 +316,18 @@ def checkout(
     *,
     subpath: str | None = None,
     force: bool = False,
+    special_modes: bool = False,
+    remove_stale: bool = True,
     progress: Progress | None = None,
 ) -> CheckoutResult:
-    """Write version ``ref`` (or its ``subpath``) to ``dest``, byte for byte, with modes."""
+    """Write version ``ref`` (or its ``subpath``) to ``dest``, byte for byte, with modes.
+
+    With ``force`` a non-empty ``dest`` is made exactly the version: what it holds that
+    the version lacks is removed (and listed). A single file checked out into an
+    existing directory lands in it under its own name. ``dest`` may not be, hold or lie
+    inside the repository; setuid, setgid and sticky bits are refused unless
+    ``special_modes``. ``remove_stale=False`` overlays instead (``force`` then only
+    overwrites): for callers that merge several trees into one directory."""
     progress = progress or Progress()
     with repo.index.read() as txn:
         version = repo.resolve(txn, ref)
@@ -295,13 +339,29 @@ def checkout(
             if op.entry.kind == "file"
         }
     single_file = entry.kind != "dir"
+    top = (subpath or "").strip("/")
+    if not special_modes:
+        _check_modes(ops, version.ref, top)
+    refuse_overlap(repo.root, dest, "check out to", ("is", "inside", "holds"))
+    if single_file and dest.is_dir() and not dest.is_symlink():
+        dest = dest / top.rsplit("/", 1)[-1]  # into the directory, as cp does
+        refuse_overlap(repo.root, dest, "check out to", ("is", "inside", "holds"))
     _prepare_dest(dest, force, single_file)
+    stale: list[Stale] = []
+    if force and remove_stale and not single_file and dest.is_dir():
+        wanted = {op.rel: op.entry.kind == "dir" for op in ops if op.rel}
+        try:
+            stale = find_stale(dest, wanted, repo.root)
+        except OSError as exc:
+            raise DestinationError(f"cannot read the destination {dest}: {exc}") from exc
     total = sum(m.size for m in manifests.values())
     progress.start(total, len(manifests))
     files = 0
     written = 0
     dir_modes: list[tuple[Path, int]] = []
     try:
+        for s in stale:
+            remove(s)
         if not single_file:
             dest.mkdir(parents=True, exist_ok=True)
         for op in ops:
@@ -341,7 +401,9 @@ def checkout(
         if isinstance(exc, FileExistsError):
             raise DestinationError(f"{exc.filename} already exists; use --force") from exc
         raise _os_error(exc, Path(exc.filename or dest), "writing") from exc
-    return CheckoutResult(version.ref, version.id, dest, files, written)
+    return CheckoutResult(
+        version.ref, version.id, dest, files, written, tuple(s.label for s in stale)
+    )
 
 
 def cat(repo: Repository, ref: str, path: str, fd: int) -> int:

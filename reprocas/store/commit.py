@@ -8,7 +8,7 @@ import os
 import socket
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -28,7 +28,9 @@ from reprocas.native import core
 from reprocas.progress import Progress
 from reprocas.store.deltas import GIVE_UP_AFTER, DeltaBatch, DeltaEncoder, DeltaRun, FileDeltas
 from reprocas.store.index import pack, unpack
+from reprocas.store.overlap import refuse as refuse_overlap
 from reprocas.store.packs import CODEC_DELTA
+from reprocas.store.reachability import iter_tree
 from reprocas.store.repository import (
     Repository,
     check_dataset_name,
@@ -85,6 +87,18 @@ class _Stats:
     skipped: list[str] = field(default_factory=list)
 
 
+@dataclass
+class _Dir:
+    """A directory being committed: what is left of its listing, its entries so far."""
+
+    path: Path
+    rel: str
+    name: str
+    mode: int
+    items: Iterator[os.DirEntry[str]]
+    entries: list[TreeEntry] = field(default_factory=list)
+
+
 def _utf8_name(name: str, path: str) -> str:
     try:
         name.encode("utf-8")
@@ -93,6 +107,12 @@ def _utf8_name(name: str, path: str) -> str:
             f"{path!r} has a name that is not valid UTF-8; rename it to commit it", path=path
         ) from exc
     return name
+
+
+def _cache_key(path: bytes) -> bytes:
+    """The files cache key of an absolute path: the path, or for one longer than an
+    LMDB key may be (deep trees) a NUL (in no path) and the path's digest."""
+    return path if len(path) <= 400 else b"\0" + core.blake3_digest(path)
 
 
 def _oserror(exc: OSError, path: str) -> SourceError:
@@ -139,7 +159,7 @@ class _Committer:
     def cached_manifest(
         self, path: Path, st: os.stat_result
     ) -> tuple[bytes, int, bytes | None] | None:
-        key = os.fsencode(path)
+        key = _cache_key(os.fsencode(path))
         index = self.repo.index
         with index.read() as txn:
             raw = txn.get(key, db=index.db["filecache"])
@@ -312,12 +332,10 @@ class _Committer:
 
     def _walk_parent(self, txn: lmdb.Transaction, tid: bytes, prefix: str) -> None:
         tree = self.repo.load_tree(txn, ObjectId(tid))
-        for e in tree.entries:
-            if e.kind == "dir":
-                self._walk_parent(txn, e.target, f"{prefix}{e.name}/")
-            elif e.kind == "file":
-                self.parent_files[prefix + e.name] = e.target
-                self.parent_sizes[prefix + e.name] = e.size
+        for path, e in iter_tree(self.repo, txn, tid, prefix):
+            if e.kind == "file":
+                self.parent_files[path] = e.target
+                self.parent_sizes[path] = e.size
         if prefix == "" and self.parent_source == "file" and len(tree.entries) == 1:
             # A single-file version: its one file is the parent of whatever file is
             # committed next under this name, renamed or not.
@@ -395,10 +413,12 @@ class _Committer:
     # -- the tree ------------------------------------------------------------------------
 
     def scan(self, root: Path) -> list[_Source]:
-        """Every regular file below ``root`` (for the progress total)."""
+        """Every regular file below ``root`` (for the progress total); without
+        recursion, as a tree may be thousands of levels deep."""
         out: list[_Source] = []
-
-        def walk(d: Path, rel: str) -> None:
+        stack = [(root, "")]
+        while stack:
+            d, rel = stack.pop()
             try:
                 with os.scandir(d) as it:
                     items = list(it)
@@ -411,24 +431,29 @@ class _Committer:
                     raise _oserror(exc, de.path) from exc
                 if stat.S_ISDIR(st.st_mode):
                     if (st.st_dev, st.st_ino) != self.own:
-                        walk(Path(de.path), f"{rel}{de.name}/")
+                        stack.append((Path(de.path), f"{rel}{de.name}/"))
                 elif stat.S_ISREG(st.st_mode):
                     out.append(_Source(Path(de.path), rel + de.name, st))
-
-        walk(root, "")
         return out
 
     def to_read(self, files: list[_Source]) -> int:
         return sum(s.st.st_size for s in files if self.cached_manifest(s.path, s.st) is None)
 
-    def commit_dir(self, d: Path, rel: str = "") -> bytes:
-        entries: list[TreeEntry] = []
-        try:
-            with os.scandir(d) as it:
-                items = sorted(it, key=lambda e: e.name.encode("utf-8", "surrogateescape"))
-        except OSError as exc:
-            raise _oserror(exc, str(d)) from exc
-        for de in items:
+    def commit_dir(self, root: Path) -> bytes:
+        """The tree of directory ``root``: files stored depth first in name order, each
+        directory's tree written once what it holds is. Without recursion, as a tree
+        may be thousands of levels deep."""
+        stack = [_Dir(root, "", "", 0, self._listing(root))]
+        while True:
+            top = stack[-1]
+            de = next(top.items, None)
+            if de is None:
+                tid = self.writer.add_object(Tree.sorted(top.entries).to_wire()).raw
+                stack.pop()
+                if not stack:
+                    return tid
+                stack[-1].entries.append(TreeEntry(top.name, "dir", top.mode, tid))
+                continue
             name = _utf8_name(de.name, de.path)
             try:
                 st = de.stat(follow_symlinks=False)
@@ -437,20 +462,28 @@ class _Committer:
             mode = stat.S_IMODE(st.st_mode)
             if stat.S_ISLNK(st.st_mode):
                 target = os.readlink(de.path)
-                entries.append(TreeEntry(name, "symlink", 0o777, os.fsencode(target)))
+                top.entries.append(TreeEntry(name, "symlink", 0o777, os.fsencode(target)))
             elif stat.S_ISDIR(st.st_mode):
                 if (st.st_dev, st.st_ino) == self.own:
                     continue
-                sub = self.commit_dir(Path(de.path), f"{rel}{name}/")
-                entries.append(TreeEntry(name, "dir", mode, sub))
+                sub = Path(de.path)
+                stack.append(_Dir(sub, f"{top.rel}{name}/", name, mode, self._listing(sub)))
             elif stat.S_ISREG(st.st_mode):
-                mid, size, meta = self.ingest_file(Path(de.path), st, rel + name)
-                entries.append(TreeEntry(name, "file", mode, mid, size, meta))
+                mid, size, meta = self.ingest_file(Path(de.path), st, top.rel + name)
+                top.entries.append(TreeEntry(name, "file", mode, mid, size, meta))
                 self.stats.files += 1
                 self.stats.logical_bytes += size
             else:
                 self.stats.skipped.append(de.path)
-        return self.writer.add_object(Tree.sorted(entries).to_wire()).raw
+
+    @staticmethod
+    def _listing(d: Path) -> Iterator[os.DirEntry[str]]:
+        try:
+            with os.scandir(d) as it:
+                items = sorted(it, key=lambda e: e.name.encode("utf-8", "surrogateescape"))
+        except OSError as exc:
+            raise _oserror(exc, str(d)) from exc
+        return iter(items)
 
     def commit_file(self, path: Path, st: os.stat_result) -> bytes:
         mid, size, meta = self.ingest_file(path, st)
@@ -467,7 +500,7 @@ class _Committer:
         index = self.repo.index
         with index.write() as txn:
             for key, value in self.cache_updates:
-                txn.put(key, pack(value), db=index.db["filecache"])
+                txn.put(_cache_key(key), pack(value), db=index.db["filecache"])
 
 
 def commit(
@@ -500,6 +533,9 @@ def commit(
         raise SourceNotFoundError(f"no such file or directory: {src}", path=str(src)) from exc
     except OSError as exc:
         raise _oserror(exc, str(src)) from exc
+    # The repository is never part of what it stores: a source that is it or lies in
+    # it is refused; one that holds it is committed without it (see _Committer.own).
+    refuse_overlap(repo.root, src, "commit", ("is", "inside"))
     src = src.resolve()
     if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
         raise SourceError(f"{src} is neither a directory nor a regular file", path=str(src))

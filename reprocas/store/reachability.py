@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 import lmdb
 
 from reprocas.model.ids import ObjectId
-from reprocas.model.objects import FileManifest, Tree
-from reprocas.store.index import delta_key
+from reprocas.model.objects import FileManifest, Tree, TreeEntry
+from reprocas.store.index import ChunkLoc, delta_key
+from reprocas.store.packs import CODEC_DELTA
 from reprocas.store.repository import Repository
 
 
@@ -25,6 +26,25 @@ def all_versions(repo: Repository, txn: lmdb.Transaction) -> Iterator[tuple[str,
     for name in repo.datasets(txn):
         for number, sid in repo.versions(txn, name):
             yield name, number, sid
+
+
+def iter_tree(
+    repo: Repository, txn: lmdb.Transaction, tid: bytes, prefix: str = ""
+) -> Iterator[tuple[str, TreeEntry]]:
+    """Every entry below tree ``tid`` as (``prefix`` + path, entry), depth first in name
+    order (a directory before what it holds). Without recursion: a tree may be
+    thousands of levels deep."""
+    stack = [(iter(repo.load_tree(txn, ObjectId(tid)).entries), prefix)]
+    while stack:
+        entries, at = stack[-1]
+        e = next(entries, None)
+        if e is None:
+            stack.pop()
+            continue
+        path = at + e.name
+        yield path, e
+        if e.kind == "dir":
+            stack.append((iter(repo.load_tree(txn, ObjectId(e.target)).entries), path + "/"))
 
 
 def reach_snapshot(
@@ -116,23 +136,45 @@ class BaseResolver:
         self.active = txn.stat(repo.index.db["deltas"])["entries"] > 0
         self._frames: dict[bytes, tuple[bytes, ...]] = {}
 
+    def _loc(self, digest: bytes) -> tuple[bytes, ChunkLoc] | None:
+        """The delta frame a chunk lies in and its location (None: not a delta chunk)."""
+        loc = self.repo.index.get_chunk(self.txn, digest)
+        if loc is None or loc.codec != CODEC_DELTA:
+            return None
+        return delta_key(loc.pack, loc.frame_offset), loc
+
+    def _bases(self, loc: ChunkLoc) -> tuple[bytes, ...]:
+        info = self.repo.index.get_delta(self.txn, loc)
+        return info.bases if info is not None else ()
+
     def closure(self, digest: bytes) -> tuple[bytes, ...]:
         if not self.active:
             return ()
-        index = self.repo.index
-        loc = index.get_chunk(self.txn, digest)
-        if loc is None or loc.codec != 2:
+        found = self._loc(digest)
+        if found is None:
             return ()
-        key = delta_key(loc.pack, loc.frame_offset)
+        key, loc = found
         got = self._frames.get(key)
-        if got is None:
-            info = index.get_delta(self.txn, loc)
-            out: list[bytes] = []
-            for b in info.bases if info is not None else ():
-                out.append(b)
-                out.extend(self.closure(b))
-            got = tuple(dict.fromkeys(out))
-            self._frames[key] = got
+        if got is not None:
+            return got
+        # Without recursion, and each base once: a damaged index might hold a cycle.
+        out: dict[bytes, None] = {}
+        stack = list(reversed(self._bases(loc)))
+        while stack:
+            b = stack.pop()
+            if b in out:
+                continue
+            out[b] = None
+            bfound = self._loc(b)
+            if bfound is None:
+                continue
+            known = self._frames.get(bfound[0])
+            if known is not None:
+                out.update(dict.fromkeys(known))
+            else:
+                stack.extend(reversed(self._bases(bfound[1])))
+        got = tuple(out)
+        self._frames[key] = got
         return got
 
 

@@ -28,7 +28,7 @@ from reprocas.progress import Progress
 from reprocas.store.checkout import read_chunks
 from reprocas.store.deltas import DeltaEncoder
 from reprocas.store.packs import CODEC_DELTA, fsync_dir
-from reprocas.store.reachability import BaseResolver
+from reprocas.store.reachability import BaseResolver, iter_tree
 from reprocas.store.repository import FORMAT_VERSION, MARKER, Repository
 from reprocas.store.writer import Writer
 
@@ -75,15 +75,9 @@ def upgrade_for_deltas(repo: Repository) -> bool:
 def _files(
     repo: Repository, txn: lmdb.Transaction, tid: bytes, prefix: str = ""
 ) -> dict[str, bytes]:
-    out: dict[str, bytes] = {}
-    tree = repo.load(txn, ObjectId(tid))
-    if isinstance(tree, Tree):
-        for e in tree.entries:
-            if e.kind == "dir":
-                out.update(_files(repo, txn, e.target, f"{prefix}{e.name}/"))
-            elif e.kind == "file":
-                out[prefix + e.name] = e.target
-    return out
+    if not isinstance(repo.load(txn, ObjectId(tid)), Tree):
+        return {}
+    return {p: e.target for p, e in iter_tree(repo, txn, tid, prefix) if e.kind == "file"}
 
 
 def repack_deltas(

@@ -51,11 +51,23 @@ _TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _VERSION_RE = re.compile(r"^v([0-9]+)$")
 
 
-def check_dataset_name(name: str) -> str:
+_ID_LIKE_RE = re.compile(r"^[0-9A-Fa-f]{6,}$")
+
+
+def check_dataset_name(name: str, kind: str = "dataset") -> str:
+    """A name a new dataset (or run: ``kind``) may have. One that is 6+ hex digits only
+    is refused: it could be read as an id prefix (docs/CLI.md, "Refs")."""
     if not _NAME_RE.match(name) or len(name) > 200:
         raise InvalidNameError(
-            f"invalid dataset name {name!r}: use letters, digits, '.', '_', '-' and '/' "
-            "between parts (no '@', spaces or leading punctuation)"
+            f"invalid {kind} name {name!r}: use letters, digits, '.', '_', '-' and '/' "
+            "between parts (no '@', spaces or leading punctuation)",
+            name=name,
+        )
+    if _ID_LIKE_RE.match(name):
+        raise InvalidNameError(
+            f"invalid {kind} name {name!r}: 6 or more hex digits alone read as an id "
+            f"prefix; add a letter outside a-f or a '-' (e.g. '{kind}-{name}')",
+            name=name,
         )
     return name
 
@@ -421,6 +433,8 @@ class Repository:
             name, _, sel = ref.rpartition("@")
             return self._resolve_in(txn, name, sel, ref)
         if self.versions(txn, ref):
+            if is_hex_prefix(ref):
+                self._refuse_shadowing(txn, ref)
             return self._resolve_in(txn, ref, "latest", ref)
         if is_hex_prefix(ref):
             return self.make_version(txn, self._resolve_prefix(txn, ref))
@@ -428,6 +442,22 @@ class Repository:
         raise RefNotFoundError(
             f"unknown ref {ref!r}; "
             + (f"datasets: {', '.join(known)}" if known else "the repository has no datasets yet"),
+            ref=ref,
+        )
+
+    def _refuse_shadowing(self, txn: lmdb.Transaction, ref: str) -> None:
+        """A dataset named like an id prefix (made before such names were refused) that
+        is also the start of a version id: neither reading is assumed."""
+        try:
+            oid = self._resolve_prefix(txn, ref)
+        except RefNotFoundError:
+            return
+        except AmbiguousRefError:
+            oid = None
+        what = "version ids" if oid is None else f"the id of {self.make_version(txn, oid).ref}"
+        raise AmbiguousRefError(
+            f"{ref!r} is both a dataset name and the start of {what}; "
+            f"write {ref}@latest for the dataset, or more digits of the id",
             ref=ref,
         )
 

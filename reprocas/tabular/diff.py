@@ -25,6 +25,7 @@ from reprocas.errors import PathNotInVersionError, UsageError
 from reprocas.model.ids import ObjectId
 from reprocas.model.objects import TableRecord, TreeEntry
 from reprocas.store.checkout import find_entry
+from reprocas.store.reachability import iter_tree
 from reprocas.store.repository import Repository, Version
 from reprocas.tabular.read import open_dataset
 
@@ -73,11 +74,8 @@ def _walk(
     if entry.kind != "dir":
         yield base, entry
         return
-    for e in repo.load_tree(txn, ObjectId(entry.target)).entries:
-        p = f"{base}/{e.name}" if base else e.name
-        if e.kind == "dir":
-            yield from _walk(repo, txn, e, p)
-        else:
+    for p, e in iter_tree(repo, txn, entry.target, f"{base}/" if base else ""):
+        if e.kind != "dir":
             yield p, e
 
 

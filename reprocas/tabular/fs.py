@@ -18,6 +18,7 @@ from reprocas.errors import PathNotInVersionError
 from reprocas.model.ids import ObjectId
 from reprocas.model.objects import TreeEntry
 from reprocas.store.checkout import find_entry
+from reprocas.store.reachability import iter_tree
 from reprocas.store.reader import ChunkTable, FrameCache, StoreFile, chunk_table
 from reprocas.store.repository import Repository, Version
 
@@ -97,16 +98,16 @@ class VersionFileSystem(pafs.FileSystemHandler):  # type: ignore[misc]
             if root.kind != "dir":
                 raise NotADirectoryError(base)
 
-            def walk(tid: bytes, prefix: str) -> None:
-                for e in self.repo.load_tree(txn, ObjectId(tid)).entries:
-                    p = f"{prefix}{e.name}"
-                    if e.kind == "symlink":
-                        continue
-                    out.append(self._info(p, e))
-                    if e.kind == "dir" and selector.recursive:
-                        walk(e.target, p + "/")
-
-            walk(root.target, f"{base}/" if base else "")
+            prefix = f"{base}/" if base else ""
+            found = (
+                iter_tree(self.repo, txn, root.target, prefix)
+                if selector.recursive
+                else (
+                    (prefix + e.name, e)
+                    for e in self.repo.load_tree(txn, ObjectId(root.target)).entries
+                )
+            )
+            out.extend(self._info(p, e) for p, e in found if e.kind != "symlink")
         return out
 
     def open_input_file(self, path: str) -> pa.NativeFile:

@@ -25,6 +25,7 @@ from reprocas.errors import (
 from reprocas.model.ids import ObjectId
 from reprocas.model.objects import TableRecord
 from reprocas.store.checkout import find_entry
+from reprocas.store.reachability import iter_tree
 from reprocas.store.repository import Repository, Version
 from reprocas.tabular.formats import FORMATS, format_of
 from reprocas.tabular.fs import VersionFileSystem
@@ -75,15 +76,9 @@ def _tables_under(repo: Repository, version: Version, path: str) -> list[TableFi
         if entry.kind != "dir":
             raise NotATableError(f"{path!r} is a symbolic link in {version.ref}")
 
-        def walk(tid: bytes, prefix: str) -> None:
-            for e in repo.load_tree(txn, ObjectId(tid)).entries:
-                p = f"{prefix}{e.name}"
-                if e.kind == "dir":
-                    walk(e.target, p + "/")
-                elif e.kind == "file" and format_of(e.name):
-                    out.append(TableFile(p, e.size, record_of(e.meta)))
-
-        walk(entry.target, f"{base}/" if base else "")
+        for p, e in iter_tree(repo, txn, entry.target, f"{base}/" if base else ""):
+            if e.kind == "file" and format_of(e.name):
+                out.append(TableFile(p, e.size, record_of(e.meta)))
     return out
 
 

@@ -367,12 +367,10 @@ def test_non_empty_destination_without_force(
     one.write_bytes(b"keep\n")
     assert_one_line_error(cli("checkout", "ds@v1", one, "--path", "a.txt"), 2, "--force")
     assert one.read_bytes() == b"keep\n"
-    # With --force, the version's files are written.
-    assert_ok(cli("checkout", "ds@v1", dest, "--force"))
-    got = describe(dest)
-    for p, e in describe(seeded).items():
-        assert got[p] == e
-    assert (dest / "precious.txt").read_bytes() == b"mine\n"
+    # With --force, DEST becomes exactly the version: what it lacks is removed, and listed.
+    res = assert_ok(cli("checkout", "ds@v1", dest, "--force", "--json"))
+    assert res.json()["removed"] == ["precious.txt"]
+    assert not diff(describe(seeded), describe(dest))
     assert_ok(cli("checkout", "ds@v1", one, "--path", "a.txt", "--force"))
     assert one.read_bytes() == (seeded / "a.txt").read_bytes()
 
