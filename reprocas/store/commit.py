@@ -533,9 +533,9 @@ def commit(
         raise SourceNotFoundError(f"no such file or directory: {src}", path=str(src)) from exc
     except OSError as exc:
         raise _oserror(exc, str(src)) from exc
-    # The repository is never part of what it stores: a source that is it or lies in
-    # it is refused; one that holds it is committed without it (see _Committer.own).
-    refuse_overlap(repo.root, src, "commit", ("is", "inside"))
+    # The repository is never part of what it stores: a source that is it, lies in it
+    # or holds it is refused (the walk also skips it, see _Committer.own).
+    refuse_overlap(repo.root, src, "commit", ("is", "inside", "holds"))
     src = src.resolve()
     if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
         raise SourceError(f"{src} is neither a directory nor a regular file", path=str(src))

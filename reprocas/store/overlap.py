@@ -1,5 +1,5 @@
 """Keep the repository out of what it stores and of where it writes: a commit source
-may not be or lie inside it, a checkout destination may not be, hold or lie inside it
+may not be, hold or lie inside it, a checkout destination may not be, hold or lie inside it
 (a checkout with --force over it would replace the live index and ref log)."""
 
 from __future__ import annotations

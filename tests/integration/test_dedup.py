@@ -197,20 +197,22 @@ def test_files_cache_not_fooled_by_quick_same_size_rewrites(
 
 
 def test_committing_the_directory_that_holds_the_repository(tmp_path: Path) -> None:
-    """`reprocas init` in a project, then `reprocas commit .`: the repository's own
-    directory must not be committed into itself (a checkout would contain a second
-    repository), and committing the unchanged project again must store nothing."""
-    from tests.integration._helpers import run_cli
+    """`reprocas init` in a project, then `reprocas commit .`: the repository may not be
+    committed into itself (issue 13, item 2), so the project root is refused and nothing
+    is stored; its data directory commits, and again stores nothing."""
+    from tests.integration._helpers import assert_one_line_error, pack_files, run_cli
 
     proj = tmp_path / "proj"
-    proj.mkdir()
-    (proj / "data.csv").write_bytes(csv_table(20_000, 4))
-    (proj / "notes.txt").write_text("notes\n")
+    (proj / "data").mkdir(parents=True)
+    (proj / "data" / "data.csv").write_bytes(csv_table(20_000, 4))
+    (proj / "data" / "notes.txt").write_text("notes\n")
     assert_ok(run_cli("init", cwd=proj))
-    first = assert_ok(run_cli("commit", ".", "-d", "proj", "--json", cwd=proj)).json()
+    res = run_cli("commit", ".", "-d", "proj", cwd=proj)
+    assert_one_line_error(res, 2, "holds the repository")
+    assert not pack_files(proj / ".reprocas")
+    first = assert_ok(run_cli("commit", "data", "-d", "proj", "--json", cwd=proj)).json()
     ls = assert_ok(run_cli("ls", "proj", "-r", "--json", cwd=proj)).json()
-    paths = sorted(e["path"] for e in ls)
-    assert paths == ["data.csv", "notes.txt"], f"the version holds the repository: {paths}"
+    assert sorted(e["path"] for e in ls) == ["data.csv", "notes.txt"]
     assert first["files"] == 2
-    again = assert_ok(run_cli("commit", ".", "-d", "proj", "--json", cwd=proj)).json()
+    again = assert_ok(run_cli("commit", "data", "-d", "proj", "--json", cwd=proj)).json()
     assert again["created"] is False and again["new_bytes"] == 0, again
