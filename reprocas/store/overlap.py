@@ -54,7 +54,12 @@ def refuse(root: Path, path: Path, action: str, refused: tuple[Relation, ...]) -
         return
     raise RepositoryOverlapError(
         f"refusing to {action} {path}: it {_PHRASE[rel]} ({os.path.realpath(root)}); "
-        "choose a path outside the repository; nothing was written",
+        + (
+            "choose a path that neither is, holds nor lies inside it"
+            if rel == "holds"
+            else "choose a path outside the repository"
+        )
+        + "; nothing was written",
         path=str(path),
         relation=rel,
     )
