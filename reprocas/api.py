@@ -182,8 +182,14 @@ class Repo:
         step: str | None = None,
         progress: Progress | None = None,
         derived_from: tuple[str, ...] | list[str] = (),
+        allow_changing: bool = False,
     ) -> CommitResult:
         """Commit a directory or file as the next version of ``dataset``.
+
+        A file that changes while it is read is read again; if it changes again the
+        commit fails (``SourceChangedError``) unless ``allow_changing``, which stores
+        what was read and names the file in ``result.changed`` and in the snapshot's
+        ``extra["changed_during_read"]``.
 
         ``derived_from`` are refs of the versions this one was made from (``step`` says
         how): recorded in the snapshot and as ``derived-from`` edges of the provenance
@@ -213,6 +219,7 @@ class Repo:
             inspect=inspect_file,
             derived_from=sources,
             in_txn=edges if sources else None,
+            allow_changing=allow_changing,
         )
 
     def tag(self, ref: str, tag: str) -> Version:
