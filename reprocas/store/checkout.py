@@ -22,6 +22,7 @@ from reprocas.model.ids import ObjectId
 from reprocas.model.objects import FileManifest, TreeEntry
 from reprocas.native import core
 from reprocas.progress import Progress
+from reprocas.store import lease
 from reprocas.store.index import ChunkLoc, DeltaInfo
 from reprocas.store.packs import CODEC_DELTA
 from reprocas.store.repository import Repository, Version
@@ -283,7 +284,23 @@ def checkout(
     force: bool = False,
     progress: Progress | None = None,
 ) -> CheckoutResult:
-    """Write version ``ref`` (or its ``subpath``) to ``dest``, byte for byte, with modes."""
+    """Write version ``ref`` (or its ``subpath``) to ``dest``, byte for byte, with modes.
+
+    A read lease is held throughout, so a prune that starts meanwhile keeps the packs
+    this checkout found in the index until it is done."""
+    with lease.reading(repo):
+        return _checkout(repo, ref, dest, subpath=subpath, force=force, progress=progress)
+
+
+def _checkout(
+    repo: Repository,
+    ref: str,
+    dest: Path,
+    *,
+    subpath: str | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> CheckoutResult:
     progress = progress or Progress()
     with repo.index.read() as txn:
         version = repo.resolve(txn, ref)
@@ -345,7 +362,12 @@ def checkout(
 
 
 def cat(repo: Repository, ref: str, path: str, fd: int) -> int:
-    """Write one file of a version to the open descriptor ``fd``."""
+    """Write one file of a version to the open descriptor ``fd`` (under a read lease)."""
+    with lease.reading(repo):
+        return _cat(repo, ref, path, fd)
+
+
+def _cat(repo: Repository, ref: str, path: str, fd: int) -> int:
     with repo.index.read() as txn:
         version = repo.resolve(txn, ref)
         entry = find_entry(repo, txn, version, path)

@@ -18,6 +18,7 @@ from reprocas.model.objects import FileManifest
 from reprocas.store.frames import FrameCache as FrameCache
 from reprocas.store.frames import FrameDecoder
 from reprocas.store.index import ChunkLoc
+from reprocas.store.lease import Lease
 from reprocas.store.repository import Repository
 
 
@@ -69,7 +70,22 @@ class StoreFile(io.RawIOBase):
         self._pos = 0
         self._cache = cache or FrameCache()
         self._decoder = FrameDecoder(repo, self._cache)
-        self._chunks, self._starts = table or chunk_table(repo, manifest, name)
+        # Taken before the chunk locations are read, kept until close(): a prune that
+        # starts while this file is open leaves the packs it reads in place.
+        self._lease = Lease(repo)
+        try:
+            self._chunks, self._starts = table or chunk_table(repo, manifest, name)
+        except BaseException:
+            self._lease.release()
+            raise
+
+    def close(self) -> None:
+        """Close the file and give its read lease back."""
+        try:
+            super().close()
+        finally:
+            self._decoder.close()
+            self._lease.release()
 
     # -- io.RawIOBase ---------------------------------------------------------------------
 

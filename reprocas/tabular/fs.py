@@ -18,6 +18,7 @@ from reprocas.errors import PathNotInVersionError
 from reprocas.model.ids import ObjectId
 from reprocas.model.objects import TreeEntry
 from reprocas.store.checkout import find_entry
+from reprocas.store.lease import Lease
 from reprocas.store.reader import ChunkTable, FrameCache, StoreFile, chunk_table
 from reprocas.store.repository import Repository, Version
 
@@ -29,6 +30,9 @@ class VersionFileSystem(pafs.FileSystemHandler):  # type: ignore[misc]
         self.repo = repo
         self.version = version
         self.cache = cache or FrameCache()
+        # Held for the filesystem's lifetime (a pyarrow dataset keeps it alive): the
+        # chunk tables below are cached, so their packs must outlive any one open file.
+        self.lease = Lease(repo)
         self.bytes_read = 0
         # Chunk tables by manifest id: a scan opens each file several times (discovery,
         # schema check, reading) and the table costs one index lookup per chunk.
