@@ -311,6 +311,12 @@ def _checkout(
             for op in ops
             if op.entry.kind == "file"
         }
+        # Every location is read in this one transaction, under the lease: a prune
+        # that starts later removes those index entries, never the packs they name.
+        plans = {
+            rel: read_plan(repo, txn, m, f"{version.ref}:{'/'.join(rel) or entry.name}")
+            for rel, m in manifests.items()
+        }
     single_file = entry.kind != "dir"
     _prepare_dest(dest, force, single_file)
     total = sum(m.size for m in manifests.values())
@@ -333,9 +339,7 @@ def _checkout(
                 os.symlink(os.fsdecode(e.target), target)
             else:
                 label = f"{version.ref}:{'/'.join(op.rel) or e.name}"
-                manifest = manifests[op.rel]
-                with repo.index.read() as txn:
-                    plan = read_plan(repo, txn, manifest, label)
+                plan = plans[op.rel]
                 _clear_for(target, force)
                 flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_EXCL
                 fd = os.open(target, flags, 0o600)
