@@ -235,3 +235,50 @@ def test_killed_reader_does_not_block_prune(tmp_path: Path) -> None:
     assert not (v1_packs & pack_files(repo_path))
     assert not leases[0].exists()
     verify_ok(repo_path, read_data=True)
+
+
+def test_cat_into_a_slow_pipe_finishes_across_a_prune(tmp_path: Path) -> None:
+    """`reprocas cat ds@v1` writes into a pipe this test drains slowly; v1 is forgotten
+    and pruned while cat is blocked on the pipe. Every byte arrives right, and the
+    prune is still waiting while cat, blocked, holds its lease."""
+    repo_path, v1_packs, big = _two_versions(tmp_path)
+    cat = subprocess.Popen(
+        cli_argv(["cat", "ds@v1", "big.bin"], repo_path),
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    assert cat.stdout is not None
+    got = [cat.stdout.read(64 << 10)]  # cat has started writing: it holds its lease
+    _forget_v1(repo_path)
+    prune = subprocess.Popen(
+        cli_argv(["prune", "--max-unused", "0", "--json"], repo_path),
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    running_while_cat_blocked = None
+    while True:
+        piece = cat.stdout.read(256 << 10)
+        if not piece:
+            break
+        got.append(piece)
+        if running_while_cat_blocked is None and sum(map(len, got)) > len(big) * 3 // 4:
+            # cat is still blocked on the pipe, a quarter of the file to go: the prune
+            # (started more than a second ago) is waiting for its lease.
+            assert cat.poll() is None
+            running_while_cat_blocked = prune.poll() is None
+        time.sleep(0.05)
+    cat.wait(timeout=60)
+    err = cat.stderr.read().decode() if cat.stderr else ""
+    assert cat.returncode == 0, err
+    assert b"".join(got) == big
+    out, perr = prune.communicate(timeout=120)
+    assert prune.returncode == 0, perr.decode()
+    assert running_while_cat_blocked is True
+    report = json.loads(out)["result"]
+    assert {p.stem for p in v1_packs} <= set(report["deleted"]) | set(report["repacked"])
+    assert not (v1_packs & pack_files(repo_path))
+    verify_ok(repo_path, read_data=True)
