@@ -282,3 +282,26 @@ def test_cat_into_a_slow_pipe_finishes_across_a_prune(tmp_path: Path) -> None:
     assert {p.stem for p in v1_packs} <= set(report["deleted"]) | set(report["repacked"])
     assert not (v1_packs & pack_files(repo_path))
     verify_ok(repo_path, read_data=True)
+
+
+def test_gc_respects_a_reader_lease(tmp_path: Path) -> None:
+    """gc deletes forgotten data only once readers that started before it are done: with
+    a short wait it leaves the packs (listed as leased), the reader reads them right,
+    and the next gc removes them."""
+    repo_path, v1_packs, big = _two_versions(tmp_path)
+    marks = tmp_path / "marks"
+    reader = _reader(repo_path, marks, "file")
+    _forget_v1(repo_path)
+    with reprocas.Repo.open(repo_path) as repo:
+        report = repo.gc(lease_wait=0.3)
+    assert {Path(p) for p in report.leased_packs} == v1_packs
+    assert report.removed_packs == []
+    assert v1_packs <= pack_files(repo_path)
+    (marks / "go").touch()
+    result = _finish(reader, marks)
+    assert result["sha256"] == hashlib.sha256(big).hexdigest()
+    again = assert_ok(run_cli("gc", "--json", repo=repo_path)).json()
+    assert {Path(p) for p in again["removed_packs"]} == v1_packs
+    assert again["leased_packs"] == []
+    assert not (v1_packs & pack_files(repo_path))
+    verify_ok(repo_path, read_data=True)
