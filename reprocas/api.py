@@ -184,8 +184,14 @@ class Repo:
         step: str | None = None,
         progress: Progress | None = None,
         derived_from: tuple[str, ...] | list[str] = (),
+        allow_changing: bool = False,
     ) -> CommitResult:
         """Commit a directory or file as the next version of ``dataset``.
+
+        A file that changes while it is read is read again; if it changes again the
+        commit fails (``SourceChangedError``) unless ``allow_changing``, which stores
+        what was read and names the file in ``result.changed`` and in the snapshot's
+        ``extra["changed_during_read"]``.
 
         ``derived_from`` are refs of the versions this one was made from (``step`` says
         how): recorded in the snapshot and as ``derived-from`` edges of the provenance
@@ -215,6 +221,7 @@ class Repo:
             inspect=inspect_file,
             derived_from=sources,
             in_txn=edges if sources else None,
+            allow_changing=allow_changing,
         )
 
     def tag(self, ref: str, tag: str) -> Version:
@@ -441,8 +448,13 @@ class Repo:
                 raise PathNotInVersionError(f"{ref} has no usage entry")
         return report
 
-    def gc(self, *, dry_run: bool = False) -> gc_mod.GcReport:
-        return gc_mod.gc(self.store, dry_run=dry_run)
+    def gc(self, *, dry_run: bool = False, lease_wait: float | None = None) -> gc_mod.GcReport:
+        """Remove what failed writes left; ``lease_wait`` bounds the wait (seconds) for
+        readers still using packs it removes (docs/FORMAT.md, read leases)."""
+        from reprocas.store.lease import DEFAULT_LEASE_WAIT
+
+        wait = DEFAULT_LEASE_WAIT if lease_wait is None else lease_wait
+        return gc_mod.gc(self.store, dry_run=dry_run, lease_wait=wait)
 
     def rebuild_index(self) -> rebuild_mod.RebuildReport:
         return rebuild_mod.rebuild(self.store)
@@ -481,11 +493,22 @@ class Repo:
 
         return plan_prune(self.store, DEFAULT_MAX_UNUSED if max_unused is None else max_unused)
 
-    def prune(self, *, max_unused: float | None = None, dry_run: bool = False) -> Any:
+    def prune(
+        self,
+        *,
+        max_unused: float | None = None,
+        dry_run: bool = False,
+        lease_wait: float | None = None,
+    ) -> Any:
         """Plan a prune and (unless ``dry_run``) execute it; returns the plan, or the
-        ``PruneReport`` of what was done."""
+        ``PruneReport`` of what was done. ``lease_wait`` bounds the wait (seconds) for
+        readers that started before (their packs are left for the next prune after it)."""
+        from reprocas.store.lease import DEFAULT_LEASE_WAIT
+
         plan = self.prune_plan(max_unused=max_unused)
-        return plan if dry_run else plan.execute()
+        if dry_run:
+            return plan
+        return plan.execute(lease_wait=DEFAULT_LEASE_WAIT if lease_wait is None else lease_wait)
 
     def forgotten(self) -> list[dict[str, Any]]:
         """Versions forgotten so far, with their metadata (their data may be pruned)."""

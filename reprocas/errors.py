@@ -70,6 +70,11 @@ class SourceIsDirectoryError(SourceError, IsADirectoryError):
         return self.message
 
 
+class SourceChangedError(SourceError):
+    """A source file changed while it was being read (twice): storing it would store a
+    state it never had."""
+
+
 # --- names that do not resolve ------------------------------------------------------
 
 

@@ -67,6 +67,14 @@ def commit(
             "derived-from edge, shown by `reprocas lineage`.",
         ),
     ] = None,
+    allow_changing: Annotated[
+        bool,
+        typer.Option(
+            "--allow-changing",
+            help="Store files that change while they are read as they were read "
+            "(recorded in the version, with a warning) instead of failing.",
+        ),
+    ] = False,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """Commit SRC as the next version of a dataset (NAME@v1, @v2, ...).
@@ -83,6 +91,13 @@ def commit(
             step=step,
             progress=bar,
             derived_from=tuple(from_ or ()),
+            allow_changing=allow_changing,
+        )
+    for p in r.changed:
+        typer.echo(
+            f"warning: {p} changed while it was being read; the version holds what was "
+            "read (recorded as changed_during_read)",
+            err=True,
         )
     if as_json:
         emit_json(
@@ -94,6 +109,7 @@ def commit(
                 "logical_bytes": r.logical_bytes,
                 "new_bytes": r.new_bytes,
                 "skipped": list(r.skipped),
+                "changed_during_read": list(r.changed),
             }
         )
         return

@@ -92,6 +92,11 @@ def gc(
         f"{verb} {len(r.removed_tmp)} temporary files and {len(r.removed_packs)} packs, "
         f"{human_bytes(r.freed_bytes)}"
     )
+    if r.leased_packs:
+        typer.echo(
+            f"left {len(r.leased_packs)} packs ({human_bytes(r.leased_bytes)}) on disk: "
+            "readers still use them (the next gc removes them)"
+        )
 
 
 def repack(

@@ -170,6 +170,12 @@ def prune(
                 f"{len(report.spared)} packs were spared: commits made meanwhile use them "
                 "(the next prune takes them)"
             )
+        if report.leased:
+            typer.echo(
+                f"{len(report.leased)} packs ({human_bytes(report.leased_bytes)}) were left "
+                f"on disk: {report.leased_readers} readers that started before the prune "
+                "still read them (the next prune or gc removes them)"
+            )
 
 
 DatasetOpt = typer.Option("--dataset", "-d", help="The setting of one dataset.")

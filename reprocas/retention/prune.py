@@ -11,7 +11,11 @@ commits run (docs/RETENTION.md has the argument):
 2. under the ``gc`` lock *exclusive* (no commit in flight, held briefly), the versions
    that appeared since the plan was made are walked; an old pack that any of them
    reaches through the index is spared (the next prune takes it); every other doomed
-   pack loses its index entries in one transaction and then its file.
+   pack loses its index entries;
+3. after that lock is released, the readers that started before (read leases,
+   reprocas.store.lease) are waited for, for at most ``lease_wait`` seconds, and then
+   the doomed files are deleted; a reader still reading after the wait keeps them on
+   disk (reported as ``leased``; unindexed, so the next prune or gc removes them).
 
 A SIGKILL at any point leaves every kept version readable: old packs are deleted only
 after their live content is durable elsewhere and indexed; a pack renamed but never
@@ -34,7 +38,8 @@ from reprocas.retention.budget import (
     all_roots,
     build_model,
 )
-from reprocas.store.gc import drop_pack
+from reprocas.store import lease
+from reprocas.store.gc import unindex_pack
 from reprocas.store.index import ChunkLoc, ObjectLoc, delta_key, pack, put_delta, unpack
 from reprocas.store.packs import FrameInfo, PackWriter, read_blob
 from reprocas.store.repository import Repository
@@ -71,6 +76,11 @@ class PruneReport:
     spared: list[str] = field(default_factory=list)
     freed_bytes: int = 0
     garbage_bytes: int = 0
+    # Unindexed but left on disk, because readers that started before the prune still
+    # held read leases after the wait: the next prune (or gc) removes them.
+    leased: list[str] = field(default_factory=list)
+    leased_bytes: int = 0
+    leased_readers: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,6 +90,9 @@ class PruneReport:
             "spared": self.spared,
             "freed_bytes": self.freed_bytes,
             "garbage_bytes": self.garbage_bytes,
+            "leased": self.leased,
+            "leased_bytes": self.leased_bytes,
+            "leased_readers": self.leased_readers,
         }
 
 
@@ -123,9 +136,10 @@ class PrunePlan:
             "freed_bytes": self.freed_bytes,
         }
 
-    def execute(self) -> PruneReport:
-        """Carry the plan out (see the module docstring for why this is safe)."""
-        return _execute(self)
+    def execute(self, *, lease_wait: float = lease.DEFAULT_LEASE_WAIT) -> PruneReport:
+        """Carry the plan out (see the module docstring for why this is safe);
+        ``lease_wait`` bounds the wait for readers that started before."""
+        return _execute(self, lease_wait)
 
 
 def _on_disk_packs(repo: Repository) -> dict[bytes, Path]:
@@ -259,10 +273,11 @@ def _needed_packs(repo: Repository, txn: lmdb.Transaction, roots: set[bytes]) ->
     return out
 
 
-def _execute(plan: PrunePlan) -> PruneReport:
+def _execute(plan: PrunePlan, lease_wait: float = lease.DEFAULT_LEASE_WAIT) -> PruneReport:
     repo = plan.repo
     report = PruneReport()
     doomed: dict[bytes, PackStep] = {}
+    unindexed: dict[Path, PackStep | None] = {}
     with repo.lock("prune", exclusive=True):
         with repo.lock("gc", exclusive=False):
             for step in plan.steps:
@@ -290,14 +305,28 @@ def _execute(plan: PrunePlan) -> PruneReport:
                     continue
                 if pid not in indexed:
                     continue
-                report.freed_bytes += drop_pack(repo, pid)
-                (report.deleted if step.action == "delete" else report.repacked).append(pid.hex())
+                unindex_pack(repo, pid)
+                unindexed[repo.pack_path(pid)] = step
             for g in plan.garbage:
                 if g.suffix == ".pack":
                     with contextlib.suppress(ValueError):
-                        if bytes.fromhex(g.stem) in indexed:
-                            continue
+                        if bytes.fromhex(g.stem) not in indexed:
+                            unindexed[g] = None  # a reader may still hold it: as above
+                    continue
                 with contextlib.suppress(FileNotFoundError):
                     report.garbage_bytes += g.stat().st_size
                     g.unlink()
+    # Commits go on while prune waits for the readers that started before it.
+    removal = lease.remove_unindexed_packs(repo, list(unindexed), lease_wait)
+    for path in removal.removed:
+        what = unindexed[path]
+        size = removal.sizes.get(path, 0)
+        if what is None:
+            report.garbage_bytes += size
+        else:
+            report.freed_bytes += size
+            (report.deleted if what.action == "delete" else report.repacked).append(path.stem)
+    report.leased = [p.stem for p in removal.leased]
+    report.leased_bytes = removal.leased_bytes
+    report.leased_readers = removal.readers
     return report

@@ -23,6 +23,7 @@ from reprocas.model.ids import ObjectId
 from reprocas.model.objects import FileManifest, TreeEntry
 from reprocas.native import core
 from reprocas.progress import Progress
+from reprocas.store import lease
 from reprocas.store.index import ChunkLoc, DeltaInfo
 from reprocas.store.overlap import refuse as refuse_overlap
 from reprocas.store.packs import CODEC_DELTA
@@ -327,7 +328,33 @@ def checkout(
     existing directory lands in it under its own name. ``dest`` may not be, hold or lie
     inside the repository; setuid, setgid and sticky bits are refused unless
     ``special_modes``. ``remove_stale=False`` overlays instead (``force`` then only
-    overwrites): for callers that merge several trees into one directory."""
+    overwrites): for callers that merge several trees into one directory. A read lease
+    is held throughout, so a prune that starts meanwhile keeps the packs this checkout
+    found in the index until it is done."""
+    with lease.reading(repo):
+        return _checkout(
+            repo,
+            ref,
+            dest,
+            subpath=subpath,
+            force=force,
+            special_modes=special_modes,
+            remove_stale=remove_stale,
+            progress=progress,
+        )
+
+
+def _checkout(
+    repo: Repository,
+    ref: str,
+    dest: Path,
+    *,
+    subpath: str | None = None,
+    force: bool = False,
+    special_modes: bool = False,
+    remove_stale: bool = True,
+    progress: Progress | None = None,
+) -> CheckoutResult:
     progress = progress or Progress()
     with repo.index.read() as txn:
         version = repo.resolve(txn, ref)
@@ -337,6 +364,12 @@ def checkout(
             op.rel: repo.load_manifest(txn, ObjectId(op.entry.target))
             for op in ops
             if op.entry.kind == "file"
+        }
+        # Every location is read in this one transaction, under the lease: a prune
+        # that starts later removes those index entries, never the packs they name.
+        plans = {
+            rel: read_plan(repo, txn, m, f"{version.ref}:{'/'.join(rel) or entry.name}")
+            for rel, m in manifests.items()
         }
     single_file = entry.kind != "dir"
     top = (subpath or "").strip("/")
@@ -376,9 +409,7 @@ def checkout(
                 os.symlink(os.fsdecode(e.target), target)
             else:
                 label = f"{version.ref}:{'/'.join(op.rel) or e.name}"
-                manifest = manifests[op.rel]
-                with repo.index.read() as txn:
-                    plan = read_plan(repo, txn, manifest, label)
+                plan = plans[op.rel]
                 _clear_for(target, force)
                 flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_EXCL
                 fd = os.open(target, flags, 0o600)
@@ -407,7 +438,12 @@ def checkout(
 
 
 def cat(repo: Repository, ref: str, path: str, fd: int) -> int:
-    """Write one file of a version to the open descriptor ``fd``."""
+    """Write one file of a version to the open descriptor ``fd`` (under a read lease)."""
+    with lease.reading(repo):
+        return _cat(repo, ref, path, fd)
+
+
+def _cat(repo: Repository, ref: str, path: str, fd: int) -> int:
     with repo.index.read() as txn:
         version = repo.resolve(txn, ref)
         entry = find_entry(repo, txn, version, path)

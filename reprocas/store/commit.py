@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import getpass
 import os
 import socket
@@ -17,6 +18,7 @@ import lmdb
 
 from reprocas.errors import (
     ReprocasError,
+    SourceChangedError,
     SourceError,
     SourceIsDirectoryError,
     SourceNotFoundError,
@@ -54,6 +56,8 @@ class CommitResult:
     new_bytes: int
     created: bool
     skipped: tuple[str, ...] = ()
+    # Files that changed while they were read, stored as read (``allow_changing``).
+    changed: tuple[str, ...] = ()
 
 
 Frame = tuple[int, bytes, int, int, int]  # (codec, payload, first, count, raw_len)
@@ -99,6 +103,29 @@ class _Dir:
     entries: list[TreeEntry] = field(default_factory=list)
 
 
+@dataclass
+class _Read:
+    """One read of a source file and whether it changed meanwhile."""
+
+    chunks: list[tuple[bytes, int]]
+    size: int
+    digest: bytes
+    record: TableRecord | None
+    before: os.stat_result
+    changed: bool
+
+
+def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    """Same inode, size and times: nothing wrote to it in between."""
+    return (a.st_dev, a.st_ino, a.st_size, a.st_mtime_ns, a.st_ctime_ns) == (
+        b.st_dev,
+        b.st_ino,
+        b.st_size,
+        b.st_mtime_ns,
+        b.st_ctime_ns,
+    )
+
+
 def _utf8_name(name: str, path: str) -> str:
     try:
         name.encode("utf-8")
@@ -132,9 +159,12 @@ class _Committer:
         writer: Writer,
         progress: Progress | None,
         inspect: Inspector | None = None,
+        allow_changing: bool = False,
     ) -> None:
         self.repo = repo
         self.inspect = inspect
+        self.allow_changing = allow_changing
+        self.changed: list[str] = []
         self.writer = writer
         self.progress = progress or Progress()
         self.stats = _Stats()
@@ -344,11 +374,80 @@ class _Committer:
     def ingest_file(
         self, path: Path, st: os.stat_result, rel: str = SINGLE_FILE
     ) -> tuple[bytes, int, bytes | None]:
-        """Store the file's new chunks; returns its manifest id and the size read (which
-        is what the version holds, even if the file changed since it was listed)."""
+        """Store the file's new chunks; returns its manifest id and the size read.
+
+        A file that changes while it is read (size, times or inode differ before and
+        after, as borg and restic check) is read once more; if it changes again the
+        commit fails (SourceChangedError), unless ``allow_changing``, which stores the
+        second read and records the file in the snapshot's ``changed_during_read``."""
         cached = self.cached_manifest(path, st)
         if cached is not None:
             return cached
+        read = self._read_file(path, rel)
+        if read.changed:
+            read = self._read_file(path, rel)
+        if read.changed:
+            if not self.allow_changing:
+                raise SourceChangedError(
+                    f"{path} changed while it was being read (twice: its size, times or "
+                    "inode differ before and after the read); nothing was committed. "
+                    "Commit it when nothing writes to it, or pass --allow-changing to "
+                    "store what was read",
+                    path=str(path),
+                )
+            self.changed.append(rel or path.name)
+        manifest = FileManifest(read.size, read.digest, tuple(read.chunks))
+        oid = self.writer.add_object(manifest.to_wire())
+        meta: bytes | None = None
+        if read.record is not None:
+            meta = self.writer.add_object(read.record.to_wire()).raw
+        # Cache only what cannot have changed since we read it: same stat afterwards,
+        # and not modified after this commit began (ns-precision mtimes).
+        if (
+            not read.changed
+            and _same_file(read.before, st)
+            and st.st_mtime_ns < self.start_ns
+            and read.size == st.st_size
+        ):
+            self.cache_updates.append(
+                (os.fsencode(path), [st.st_ino, st.st_mtime_ns, st.st_size, oid.raw, meta])
+            )
+        return oid.raw, read.size, meta
+
+    def _read_file(self, path: Path, rel: str) -> _Read:
+        """Chunk and store one file, with its stat taken before (on an open descriptor)
+        and after (descriptor and path) the read and the table inspection."""
+        try:
+            # O_NONBLOCK: a regular file swapped for a FIFO since the scan must not hang.
+            fd_ = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise SourceError(f"{path} became a symbolic link while being committed") from exc
+            raise _oserror(exc, str(path)) from exc
+        try:
+            before = os.fstat(fd_)
+            if not stat.S_ISREG(before.st_mode):
+                raise SourceError(
+                    f"{path} is no longer a regular file; nothing was committed", path=str(path)
+                )
+            chunks, size, digest = self._chunk_file(path, rel)
+            record = self.inspect(path) if self.inspect is not None else None
+            after_fd = os.fstat(fd_)
+        finally:
+            os.close(fd_)
+        try:
+            after: os.stat_result | None = os.stat(path)
+        except OSError:
+            after = None  # gone or replaced: the next read says what it is now
+        changed = (
+            size != before.st_size
+            or not _same_file(before, after_fd)
+            or after is None
+            or not _same_file(before, after)
+        )
+        return _Read(chunks, size, digest, record, before, changed)
+
+    def _chunk_file(self, path: Path, rel: str) -> tuple[list[tuple[bytes, int]], int, bytes]:
         index = self.repo.index
         chunks: list[tuple[bytes, int]] = []
         fd = self._file_deltas(rel)
@@ -385,30 +484,7 @@ class _Committer:
         except (SourceNotFoundError, SourcePermissionError) as exc:
             raise type(exc)(str(exc), path=str(path)) from exc
         assert fc.file_digest is not None and fc.size is not None
-        manifest = FileManifest(fc.size, fc.file_digest, tuple(chunks))
-        oid = self.writer.add_object(manifest.to_wire())
-        meta: bytes | None = None
-        if self.inspect is not None:
-            record = self.inspect(path)
-            if record is not None:
-                meta = self.writer.add_object(record.to_wire()).raw
-        # Cache only what cannot have changed since we read it: same stat afterwards,
-        # and not modified after this commit began (ns-precision mtimes).
-        try:
-            after = os.stat(path)
-        except OSError:
-            after = None
-        if (
-            after is not None
-            and (after.st_ino, after.st_mtime_ns, after.st_size)
-            == (st.st_ino, st.st_mtime_ns, st.st_size)
-            and st.st_mtime_ns < self.start_ns
-            and fc.size == st.st_size
-        ):
-            self.cache_updates.append(
-                (os.fsencode(path), [st.st_ino, st.st_mtime_ns, st.st_size, oid.raw, meta])
-            )
-        return oid.raw, fc.size, meta
+        return chunks, fc.size, fc.file_digest
 
     # -- the tree ------------------------------------------------------------------------
 
@@ -517,8 +593,13 @@ def commit(
     inspect: Inspector | None = None,
     derived_from: tuple[ObjectId, ...] = (),
     in_txn: Callable[[lmdb.Transaction, ObjectId], None] | None = None,
+    allow_changing: bool = False,
 ) -> CommitResult:
     """Commit ``src`` (a directory or a file) as the next version of dataset ``name``.
+
+    A file that keeps changing while it is read fails the commit (exit 3) unless
+    ``allow_changing``: then what was read is stored and the file is named in the
+    snapshot's ``changed_during_read`` (and in the result's ``changed``).
 
     ``derived_from`` names the versions this one was derived from (``--from``, with
     ``step`` saying how); they are recorded in the snapshot. ``in_txn`` is called inside
@@ -547,7 +628,7 @@ def commit(
 
     with repo.lock("gc", exclusive=False):
         writer = Writer(repo)
-        c = _Committer(repo, writer, progress, inspect)
+        c = _Committer(repo, writer, progress, inspect, allow_changing)
         try:
             with repo.index.read() as txn:
                 latest = repo.latest(txn, name)
@@ -577,9 +658,11 @@ def commit(
                 derived_from,
                 in_txn,
             )
-        except BaseException:
+        except BaseException as exc:
             c.close()
-            writer.abort()
+            left = writer.abort()
+            if left and isinstance(exc, ReprocasError):
+                _note_leftover(exc, left)
             raise
         finally:
             c.close()
@@ -643,19 +726,23 @@ def finish_snapshot(
             extra={"version": number, "tags": list(tags), **(extra or {})},
         )
         sid = writer.add_object(snap.to_wire())
-        writer.seal()
+        writer.seal_packs()
         refs = [(version_ref(name, number), sid)] + [(tag_ref(name, t), sid) for t in tags]
         raced = False
         with repo.ref_transaction() as rt:
             if repo.latest(rt.txn, name) != latest:
                 raced = True  # another writer of this name won: redo on top of it
             else:
+                # The new packs are indexed in the transaction that moves the ref: until
+                # it commits no one else can use them, so a failure removes them all.
+                writer.index_into(rt.txn)
                 # Logged inside the write transaction: the log's order is the commit order.
                 rt.set(refs)
                 rt.txn.put(sid.raw, pack([kind, name, number]), db=index.db["snapshots"])
                 if in_txn is not None:
                     in_txn(rt.txn, sid)
         if not raced:
+            writer.indexed()
             return True, number, sid, snap
 
 
@@ -674,9 +761,11 @@ def _finish(
     derived_from: tuple[ObjectId, ...] = (),
     in_txn: Callable[[lmdb.Transaction, ObjectId], None] | None = None,
 ) -> CommitResult:
-    extra: dict[str, object] | None = None
+    extra: dict[str, object] = {}
     if derived_from:
-        extra = {"derived_from": [d.raw for d in derived_from]}
+        extra["derived_from"] = [d.raw for d in derived_from]
+    if c.changed:
+        extra["changed_during_read"] = sorted(c.changed)
     created, number, sid, snap = finish_snapshot(
         repo,
         writer,
@@ -690,7 +779,7 @@ def _finish(
         author=author,
         files=c.stats.files,
         logical_bytes=c.stats.logical_bytes,
-        extra=extra,
+        extra=extra or None,
         in_txn=in_txn,
     )
     return CommitResult(
@@ -703,7 +792,16 @@ def _finish(
         new_bytes=writer.new_bytes,
         created=created,
         skipped=tuple(c.stats.skipped),
+        changed=tuple(sorted(c.changed)),
     )
+
+
+def _note_leftover(exc: ReprocasError, left: int) -> None:
+    """Say in a failed commit's error what it could not remove (gc reclaims it)."""
+    exc.message += (
+        f" ({left} bytes written by this commit could not be removed; `reprocas gc` reclaims them)"
+    )
+    exc.args = (exc.message, *exc.args[1:])
 
 
 def _tag(repo: Repository, name: str, sid: ObjectId, tags: tuple[str, ...]) -> None:

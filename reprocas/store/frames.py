@@ -67,6 +67,28 @@ class FrameDecoder:
         self.repo = repo
         self.cache = cache or FrameCache()
         self._fds: dict[bytes, int] = {}
+        # Delta bases resolved ahead (a reader's chunk table, read under its lease):
+        # consulted before the index, which a prune may have emptied meanwhile.
+        self.known_deltas: dict[FrameKey, DeltaInfo] = {}
+        self.known_locs: dict[bytes, ChunkLoc] = {}
+
+    def _delta(self, txn: lmdb.Transaction | None, loc: ChunkLoc) -> DeltaInfo | None:
+        info = self.known_deltas.get(loc.frame_key)
+        if info is not None:
+            return info
+        if txn is None:
+            with self.repo.index.read() as own:
+                return self.repo.index.get_delta(own, loc)
+        return self.repo.index.get_delta(txn, loc)
+
+    def _base(self, txn: lmdb.Transaction | None, digest: bytes) -> ChunkLoc | None:
+        loc = self.known_locs.get(digest)
+        if loc is not None:
+            return loc
+        if txn is None:
+            with self.repo.index.read() as own:
+                return self.repo.index.get_chunk(own, digest)
+        return self.repo.index.get_chunk(txn, digest)
 
     def _read(self, loc: ChunkLoc) -> bytes:
         """A frame's stored bytes (pack files stay open for the decoder's lifetime);
@@ -114,12 +136,6 @@ class FrameDecoder:
         need; returns them all by frame key (pinned for the caller, whatever the cache
         evicts). Without ``txn``, one is opened if a delta frame needs the index."""
         locs = list(locs)
-        if txn is None and any(
-            loc.codec == CODEC_DELTA and self.cache.get(loc.frame_key) is None for loc in locs
-        ):
-            with self.repo.index.read() as own:
-                return self.load(own, locs)
-        index = self.repo.index
         pinned: dict[FrameKey, bytes] = {}
         want: dict[FrameKey, ChunkLoc] = {}
         deltas: dict[FrameKey, DeltaInfo] = {}
@@ -137,8 +153,7 @@ class FrameDecoder:
             want[key] = loc
             if loc.codec != CODEC_DELTA:
                 continue
-            assert txn is not None
-            info = index.get_delta(txn, loc)
+            info = self._delta(txn, loc)
             if info is None:
                 raise IntegrityError(
                     f"delta frame at offset {loc.frame_offset} of pack "
@@ -149,7 +164,7 @@ class FrameDecoder:
                 )
             deltas[key] = info
             for b in info.bases:
-                bl = index.get_chunk(txn, b)
+                bl = self._base(txn, b)
                 if bl is None:
                     raise IntegrityError(
                         f"base chunk {_short(b)} of a delta frame (pack "

@@ -1,19 +1,21 @@
 """Reclaim what crashed or abandoned writes left: temporary files and packs nothing needs.
 
 gc takes the repository's writer lock exclusively, so no commit is in flight while it
-decides; a pack is deleted only when no version reaches anything in it.
+decides; a pack is deleted only when no version reaches anything in it: its index
+entries first, then — once the readers that may still use it are done (read leases,
+reprocas.store.lease) — its file.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reprocas.store import lease
 from reprocas.store.index import unpack
-from reprocas.store.packs import fsync_dir, read_trailer
+from reprocas.store.packs import read_trailer
 from reprocas.store.reachability import (
     Reach,
     add_bases,
@@ -29,16 +31,23 @@ class GcReport:
     removed_tmp: list[str] = field(default_factory=list)
     removed_packs: list[str] = field(default_factory=list)
     freed_bytes: int = 0
+    # Unindexed but left on disk: readers that started before still held leases.
+    leased_packs: list[str] = field(default_factory=list)
+    leased_bytes: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
             "removed_tmp": self.removed_tmp,
             "removed_packs": self.removed_packs,
             "freed_bytes": self.freed_bytes,
+            "leased_packs": self.leased_packs,
+            "leased_bytes": self.leased_bytes,
         }
 
 
-def gc(repo: Repository, *, dry_run: bool = False) -> GcReport:
+def gc(
+    repo: Repository, *, dry_run: bool = False, lease_wait: float = lease.DEFAULT_LEASE_WAIT
+) -> GcReport:
     report = GcReport()
     index = repo.index
     with repo.lock("gc", exclusive=True):
@@ -76,18 +85,27 @@ def gc(repo: Repository, *, dry_run: bool = False) -> GcReport:
             )
             if not used:
                 doomed.append(pid)
+        if dry_run:
+            for pid in doomed:
+                report.removed_packs.append(str(on_disk[pid]))
+                report.freed_bytes += on_disk[pid].stat().st_size
+            return report
         for pid in doomed:
-            path = on_disk[pid]
-            report.removed_packs.append(str(path))
-            report.freed_bytes += path.stat().st_size
-            if not dry_run:
-                drop_pack(repo, pid)
+            if pid in indexed:
+                unindex_pack(repo, pid)
+    # The files go after the lock is released (commits need not wait for readers).
+    removal = lease.remove_unindexed_packs(repo, [on_disk[p] for p in doomed], lease_wait)
+    report.removed_packs += [str(p) for p in removal.removed]
+    report.freed_bytes += removal.freed_bytes
+    report.leased_packs = [str(p) for p in removal.leased]
+    report.leased_bytes = removal.leased_bytes
     return report
 
 
-def drop_pack(repo: Repository, pid: bytes) -> int:
-    """Remove a pack: its index entries (those still pointing at it) in one
-    transaction, then the file. Returns the bytes freed."""
+def unindex_pack(repo: Repository, pid: bytes) -> int:
+    """Remove a pack's index entries (those still pointing at it) in one transaction;
+    returns its size. Its file goes later, through
+    :func:`reprocas.store.lease.remove_unindexed_packs`, once no reader needs it."""
     path = repo.pack_path(pid)
     index = repo.index
     try:
@@ -108,8 +126,6 @@ def drop_pack(repo: Repository, pid: bytes) -> int:
                 if oloc is not None and oloc.pack == pid:
                     txn.delete(o.id, db=index.db["objects"])
         txn.delete(pid, db=index.db["packs"])
-    with contextlib.suppress(FileNotFoundError):
+    with contextlib.suppress(OSError):
         size = size or path.stat().st_size
-        os.unlink(path)
-        fsync_dir(path.parent)
     return size

@@ -220,15 +220,19 @@ class PackWriter:
         trailer = PackTrailer(tuple(self._frames), tuple(self._objects))
         blob = trailer.encode()
         digest = core.blake3_digest(blob)
-        t_off = self._write(blob)
-        self._write(FOOTER.pack(t_off, len(blob), digest, FOOTER_MAGIC))
         try:
-            os.fsync(self._fd)
-        except OSError as exc:
-            raise _os_error(exc, self.path, "syncing") from exc
-        finally:
-            os.close(self._fd)
-            self._fd = -1
+            t_off = self._write(blob)
+            self._write(FOOTER.pack(t_off, len(blob), digest, FOOTER_MAGIC))
+            try:
+                os.fsync(self._fd)
+            except OSError as exc:
+                raise _os_error(exc, self.path, "syncing") from exc
+            finally:
+                os.close(self._fd)
+                self._fd = -1
+        except BaseException:
+            self.abort()  # a pack that failed to seal leaves no temporary file behind
+            raise
         pack_id = ObjectId(digest)
         final = pack_path(self.packs_dir, pack_id)
         try:
@@ -236,16 +240,28 @@ class PackWriter:
             os.rename(self.path, final)
             fsync_dir(final.parent)
         except OSError as exc:
+            # Not indexed, so no one else knows it: remove it wherever it landed.
+            renamed = not self.path.exists()
+            self.abort()
+            if renamed:
+                with contextlib.suppress(OSError):
+                    os.unlink(final)
             raise _os_error(exc, final, "placing pack") from exc
         return SealedPack(pack_id, final, self._pos, trailer)
 
-    def abort(self) -> None:
-        """Drop the temporary file (nothing references it)."""
+    def abort(self) -> int:
+        """Drop the temporary file (nothing references it); returns the bytes left
+        behind when it cannot be removed."""
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-        with contextlib.suppress(FileNotFoundError):
+        try:
             self.path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return self._pos
+        return 0
 
 
 def read_trailer(path: Path) -> PackTrailer:

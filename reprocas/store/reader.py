@@ -13,11 +13,15 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
+import lmdb
+
 from reprocas.errors import CorruptDataError, IntegrityError
 from reprocas.model.objects import FileManifest
 from reprocas.store.frames import FrameCache as FrameCache
 from reprocas.store.frames import FrameDecoder
-from reprocas.store.index import ChunkLoc
+from reprocas.store.index import ChunkLoc, DeltaInfo
+from reprocas.store.lease import Lease
+from reprocas.store.packs import CODEC_DELTA
 from reprocas.store.repository import Repository
 
 
@@ -29,7 +33,36 @@ class _Chunk:
     loc: ChunkLoc
 
 
-ChunkTable = tuple[list[_Chunk], list[int]]
+@dataclass(frozen=True, slots=True)
+class ChunkTable:
+    """Every chunk of a file with its location, the chunks' file offsets, and what its
+    delta frames decode against (resolved together, so reading needs no index)."""
+
+    chunks: list[_Chunk]
+    starts: list[int]
+    deltas: dict[tuple[bytes, int], DeltaInfo]
+    base_locs: dict[bytes, ChunkLoc]
+
+
+def _resolve_bases(
+    repo: Repository, txn: lmdb.Transaction, locs: list[ChunkLoc], table: ChunkTable
+) -> None:
+    """Every delta frame's bases, and theirs, down the (bounded) chains."""
+    stack = [loc for loc in locs if loc.codec == CODEC_DELTA]
+    while stack:
+        loc = stack.pop()
+        if loc.frame_key in table.deltas:
+            continue
+        info = repo.index.get_delta(txn, loc)
+        if info is None:
+            continue  # reported when it is read
+        table.deltas[loc.frame_key] = info
+        for b in info.bases:
+            bl = repo.index.get_chunk(txn, b)
+            if bl is not None and b not in table.base_locs:
+                table.base_locs[b] = bl
+                if bl.codec == CODEC_DELTA:
+                    stack.append(bl)
 
 
 def chunk_table(repo: Repository, manifest: FileManifest, name: str) -> ChunkTable:
@@ -46,9 +79,11 @@ def chunk_table(repo: Repository, manifest: FileManifest, name: str) -> ChunkTab
                 )
             chunks.append(_Chunk(offset, length, digest, loc))
             offset += length
+        table = ChunkTable(chunks, [c.offset for c in chunks], {}, {})
+        _resolve_bases(repo, txn, [c.loc for c in chunks], table)
     if offset != manifest.size:
         raise IntegrityError(f"{name}: chunk lengths add up to {offset}, not {manifest.size}")
-    return chunks, [c.offset for c in chunks]
+    return table
 
 
 class StoreFile(io.RawIOBase):
@@ -69,7 +104,25 @@ class StoreFile(io.RawIOBase):
         self._pos = 0
         self._cache = cache or FrameCache()
         self._decoder = FrameDecoder(repo, self._cache)
-        self._chunks, self._starts = table or chunk_table(repo, manifest, name)
+        # Taken before the chunk locations are read, kept until close(): a prune that
+        # starts while this file is open leaves the packs it reads in place.
+        self._lease = Lease(repo)
+        try:
+            t = table or chunk_table(repo, manifest, name)
+        except BaseException:
+            self._lease.release()
+            raise
+        self._chunks, self._starts = t.chunks, t.starts
+        self._decoder.known_deltas = t.deltas
+        self._decoder.known_locs = t.base_locs
+
+    def close(self) -> None:
+        """Close the file and give its read lease back."""
+        try:
+            super().close()
+        finally:
+            self._decoder.close()
+            self._lease.release()
 
     # -- io.RawIOBase ---------------------------------------------------------------------
 

@@ -1,9 +1,10 @@
 """The write side of one commit: new chunks and objects into packs, then the index.
 
-Order (DESIGN.md): data into a pack, seal the pack (fsync, rename), commit that
-pack's index entries in one LMDB transaction; objects likewise; the ref moves last.
-A crash leaves at most temporary files and packs nothing references, which `gc`
-reclaims.
+Order (DESIGN.md): data into packs, each sealed (fsync, rename) as it fills; at the end
+every pack's index entries are committed in one LMDB transaction — for a commit, the
+same transaction that moves the ref (:meth:`Writer.index_into`). Until then nothing
+but this writer knows its packs, so a failed write removes them all (:meth:`abort`)
+and leaves no orphan; a crash leaves packs nothing references, which `gc` reclaims.
 
 Sealing a full pack (its fsync above all) runs on a background thread while the next
 pack fills; seals happen one at a time, in order, and :meth:`Writer.seal` waits for all
@@ -13,8 +14,11 @@ indexed.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import lmdb
 
@@ -22,7 +26,7 @@ from reprocas.model.ids import ObjectId
 from reprocas.native import core
 from reprocas.store import codec
 from reprocas.store.index import ObjectLoc, pack, put_frames
-from reprocas.store.packs import PackWriter, SealedPack
+from reprocas.store.packs import PackWriter, SealedPack, fsync_dir
 from reprocas.store.repository import Repository
 
 
@@ -31,6 +35,15 @@ class _Pending:
     """A pack being sealed in the background, and what it holds until it is indexed."""
 
     future: Future[SealedPack]
+    chunks: set[bytes]
+    objects: dict[bytes, bytes]
+
+
+@dataclass
+class _Sealed:
+    """A sealed pack this writer has not indexed yet, and what it holds."""
+
+    pack: SealedPack
     chunks: set[bytes]
     objects: dict[bytes, bytes]
 
@@ -47,6 +60,8 @@ class Writer:
     open_chunks: set[bytes] = field(default_factory=set)
     open_objects: dict[bytes, bytes] = field(default_factory=dict)
     sealed: list[SealedPack] = field(default_factory=list)
+    # Sealed, durable, but not in the index: only this writer knows them.
+    unindexed: list[_Sealed] = field(default_factory=list)
     _pending: list[_Pending] = field(default_factory=list)
     _executor: ThreadPoolExecutor | None = None
 
@@ -56,7 +71,8 @@ class Writer:
         self._drain(wait=False)
         current = self.pack_writer.size if self.pack_writer and not self.pack_writer.empty else 0
         pending = sum(p.future.result().size for p in self._pending if p.future.done())
-        return sum(p.size for p in self.sealed) + pending + current
+        waiting = sum(u.pack.size for u in self.unindexed)
+        return sum(p.size for p in self.sealed) + waiting + pending + current
 
     def _pack(self) -> PackWriter:
         if self.pack_writer is None:
@@ -68,10 +84,14 @@ class Writer:
             return True
         if any(digest in p.chunks for p in self._pending):
             return True
+        if any(digest in u.chunks for u in self.unindexed):
+            return True
         return self.repo.index.has_chunk(txn, digest)
 
     def _is_known_object(self, oid: bytes) -> bool:
         if oid in self.open_objects or any(oid in p.objects for p in self._pending):
+            return True
+        if any(oid in u.objects for u in self.unindexed):
             return True
         with self.repo.index.read() as txn:
             return self.repo.index.has_object(txn, oid)
@@ -109,7 +129,7 @@ class Writer:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(1, thread_name_prefix="reprocas-seal")
             job = _Pending(
-                self._executor.submit(self._seal_and_index, pw, self.open_objects),
+                self._executor.submit(_seal, pw),
                 self.open_chunks,
                 self.open_objects,
             )
@@ -122,10 +142,10 @@ class Writer:
         """Collect finished background seals (all of them with ``wait``); re-raise errors."""
         while self._pending and (wait or self._pending[0].future.done()):
             job = self._pending.pop(0)
-            self.sealed.append(job.future.result())
+            self.unindexed.append(_Sealed(job.future.result(), job.chunks, job.objects))
 
-    def seal(self) -> None:
-        """Seal every pack (the open one too) and index what they hold; waits for all."""
+    def seal_packs(self) -> None:
+        """Seal every pack (the open one too) without indexing them; waits for all."""
         self._drain(wait=True)
         pw = self.pack_writer
         if pw is None:
@@ -134,26 +154,30 @@ class Writer:
         if pw.empty:
             pw.abort()
             return
-        self.sealed.append(self._seal_and_index(pw, self.open_objects))
+        self.unindexed.append(_Sealed(pw.seal(), self.open_chunks, self.open_objects))
         self.open_chunks = set()
         self.open_objects = {}
 
-    def _seal_and_index(self, pw: PackWriter, objects: dict[bytes, bytes]) -> SealedPack:
-        sealed = pw.seal()
+    def seal(self) -> None:
+        """Seal every pack (the open one too) and index what they hold, in one
+        transaction of its own; waits for all."""
+        self.seal_packs()
+        if self.unindexed:
+            with self.repo.index.write() as txn:
+                self.index_into(txn)
+
+    def index_into(self, txn: lmdb.Transaction) -> None:
+        """Index every sealed pack of this writer inside ``txn`` (a commit passes the
+        transaction that moves its ref: data and ref become visible together)."""
         index = self.repo.index
-        with index.write() as txn:
+        for u in self.unindexed:
+            sealed = u.pack
             n_chunks = put_frames(
                 txn, index.db, sealed.id.raw, sealed.trailer.frames, overwrite=self.relocate
             )
-            if self.relocate:
-                # Live chunks now decode against other bases: the reference counts
-                # (which count bases as holders) are recounted at the next `du`.
-                from reprocas.store import refcounts
-
-                refcounts.invalidate(self.repo, txn)
             for o in sealed.trailer.objects:
                 oloc = ObjectLoc(
-                    sealed.id.raw, o.offset, o.stored_len, o.codec, o.raw_len, objects[o.id]
+                    sealed.id.raw, o.offset, o.stored_len, o.codec, o.raw_len, u.objects[o.id]
                 )
                 txn.put(o.id, oloc.to_value(), db=index.db["objects"], overwrite=False)
             txn.put(
@@ -168,22 +192,57 @@ class Writer:
                 ),
                 db=index.db["packs"],
             )
-        return sealed
+        if self.relocate and self.unindexed:
+            # Live chunks now decode against other bases: the reference counts
+            # (which count bases as holders) are recounted at the next `du`.
+            from reprocas.store import refcounts
 
-    def abort(self) -> None:
-        """Drop the open pack; packs already sealed stay for gc to judge."""
+            refcounts.invalidate(self.repo, txn)
+        # The transaction may still abort; the caller calls :meth:`indexed` after it
+        # committed (until then abort() may remove these packs).
+
+    def indexed(self) -> None:
+        """The transaction given to :meth:`index_into` has committed."""
+        self.sealed.extend(u.pack for u in self.unindexed)
+        self.unindexed.clear()
+
+    def abort(self) -> int:
+        """Remove everything this writer wrote that nothing indexed: the open pack's
+        temporary file and every sealed pack (no one else knows them, so no lock is
+        needed). Returns the bytes it could not remove (left for `gc`)."""
         for job in self._pending:
             # Wait so no seal runs on after we return; its error is not the one to report.
-            job.future.exception()
+            if job.future.exception() is None:
+                self.unindexed.append(_Sealed(job.future.result(), job.chunks, job.objects))
         self._pending.clear()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+        left = 0
         if self.pack_writer is not None:
-            self.pack_writer.abort()
+            left += self.pack_writer.abort()
             self.pack_writer = None
+        dirs: set[Path] = set()
+        for u in self.unindexed:
+            try:
+                os.unlink(u.pack.path)
+                dirs.add(u.pack.path.parent)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                left += u.pack.size
+        self.unindexed.clear()
+        for d in dirs:
+            with contextlib.suppress(OSError):
+                fsync_dir(d)
+        return left
 
     def close(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+
+
+def _seal(pw: PackWriter) -> SealedPack:
+    """Seal a full pack on the background thread (its fsync is the slow part)."""
+    return pw.seal()

@@ -16,8 +16,9 @@ import pyarrow.fs as pafs
 
 from reprocas.errors import PathNotInVersionError
 from reprocas.model.ids import ObjectId
-from reprocas.model.objects import TreeEntry
+from reprocas.model.objects import FileManifest, TreeEntry
 from reprocas.store.checkout import find_entry
+from reprocas.store.lease import Lease
 from reprocas.store.reachability import iter_tree
 from reprocas.store.reader import ChunkTable, FrameCache, StoreFile, chunk_table
 from reprocas.store.repository import Repository, Version
@@ -30,14 +31,41 @@ class VersionFileSystem(pafs.FileSystemHandler):  # type: ignore[misc]
         self.repo = repo
         self.version = version
         self.cache = cache or FrameCache()
+        # Held for the filesystem's lifetime (a pyarrow dataset keeps it alive): the
+        # chunk tables below are cached, so their packs must outlive any one open file.
+        self.lease = Lease(repo)
         self.bytes_read = 0
         # Chunk tables by manifest id: a scan opens each file several times (discovery,
         # schema check, reading) and the table costs one index lookup per chunk.
         self._tables: dict[bytes, ChunkTable] = {}
+        # Entries and manifests read while the lease was held (see preload).
+        self._entries: dict[str, TreeEntry] = {}
+        self._manifests: dict[bytes, FileManifest] = {}
+
+    def preload(self, paths: list[str]) -> None:
+        """Resolve these files (and the directories above them) and their chunk
+        locations now, under this filesystem's lease: reading them later needs no
+        index entry, so a prune that starts in between cannot break the read."""
+        with self.repo.index.read() as txn:
+            for path in paths:
+                norm = self.normalize_path(path)
+                parts = norm.split("/") if norm else []
+                for i in range(len(parts) + 1):
+                    sub = "/".join(parts[:i])
+                    if sub not in self._entries:
+                        self._entries[sub] = find_entry(self.repo, txn, self.version, sub)
+                entry = self._entries[norm]
+                if entry.kind == "file" and entry.target not in self._manifests:
+                    m = self.repo.load_manifest(txn, ObjectId(entry.target))
+                    self._manifests[entry.target] = m
+                    self._tables[entry.target] = chunk_table(self.repo, m, norm)
 
     # -- helpers ---------------------------------------------------------------------
 
     def _entry(self, txn: lmdb.Transaction, path: str) -> TreeEntry:
+        cached = self._entries.get(path)
+        if cached is not None:
+            return cached
         return find_entry(self.repo, txn, self.version, path)
 
     def _info(self, path: str, entry: TreeEntry) -> pafs.FileInfo:
@@ -53,7 +81,9 @@ class VersionFileSystem(pafs.FileSystemHandler):  # type: ignore[misc]
                 raise PathNotInVersionError(
                     f"{path!r} is not a file in {self.version.ref}", path=path
                 )
-            manifest = self.repo.load_manifest(txn, ObjectId(entry.target))
+            manifest = self._manifests.get(entry.target) or self.repo.load_manifest(
+                txn, ObjectId(entry.target)
+            )
         table = self._tables.get(entry.target)
         if table is None:
             table = self._tables[entry.target] = chunk_table(self.repo, manifest, path)

@@ -132,6 +132,7 @@ def open_dataset(
     chosen = _pick_format(files, fmt, where)
     files = [f for f in files if (f.record.format if f.record else format_of(f.path)) == chosen]
     handler = fs_handler or VersionFileSystem(repo, version)
+    handler.preload([f.path for f in files])
     fs = pafs.PyFileSystem(handler)
     if chosen == "arrow" and any(_is_ipc_stream(handler, f.path) for f in files):
         # pyarrow datasets read IPC files, not IPC streams: read streams whole.
@@ -171,6 +172,7 @@ def read_table(
             "not parse when it was committed)"
         )
     handler = VersionFileSystem(repo, version)
+    handler.preload([tf.path])
     # The file's own schema is checked first, so a projected or filtered read can never
     # quietly return columns of a table other than the one committed.
     _check_schema(tf, _physical_schema(handler, tf.path, tf.record.format), version.ref)

@@ -253,7 +253,13 @@ def test_gc_dry_run_then_gc(tmp_path: Path) -> None:
     _checkouts_match(repo_path, expected, tmp_path, "after-gc")
     # Nothing more to do.
     again = assert_ok(run_cli("--repo", str(repo_path), "gc", "--json")).json()
-    assert again == {"removed_tmp": [], "removed_packs": [], "freed_bytes": 0}
+    assert again == {
+        "removed_tmp": [],
+        "removed_packs": [],
+        "freed_bytes": 0,
+        "leased_packs": [],
+        "leased_bytes": 0,
+    }
 
 
 def test_gc_keeps_everything_versions_need(tmp_path: Path) -> None:
