@@ -28,9 +28,16 @@ from tests.integration._helpers import (
 )
 from tests.integration.trees import Entry, describe, diff
 
-KILLS = 24
 FILES = 4
-FILE_SIZE = 4 << 20  # 16 MiB a version: 16+ sealed packs of 1 MiB
+FILE_SIZE = 3 << 20  # 12 MiB a version: 12+ sealed packs (one 1 MiB frame each)
+PACK_SIZE = 1 << 20
+
+# The kill loop draws kills until every dangerous window was hit this often, within a
+# budget (kills and seconds); a loaded machine only makes it draw more.
+MIN_HITS = {"sealed-unindexed": 3, "indexed-unref": 4, "ref-logged": 2}
+MAX_KILLS = 120
+MIN_KILLS = 12
+BUDGET_S = 45.0
 
 
 def _rewrite_source(src: Path, rng: random.Random, iteration: int) -> dict[str, Entry]:
@@ -102,51 +109,148 @@ def _reachable_packs(repo_path: Path) -> set[Path]:
     return out
 
 
+def indexed_packs(repo_path: Path) -> set[bytes]:
+    """The pack ids the LMDB index lists (read directly, as gc does)."""
+    with reprocas.Repo.open(repo_path) as repo:
+        index = repo.store.index
+        with index.read() as txn:
+            return {bytes(k) for k in txn.cursor(db=index.db["packs"]).iternext(values=False)}
+
+
+def assert_index_points_at_files(repo_path: Path) -> None:
+    """Every pack the index names, and every chunk's and object's pack, is on disk."""
+    with reprocas.Repo.open(repo_path) as repo:
+        store = repo.store
+        index = store.index
+        with index.read() as txn:
+            packs = {bytes(k) for k in txn.cursor(db=index.db["packs"]).iternext(values=False)}
+            for d in txn.cursor(db=index.db["chunks"]).iternext(values=False):
+                loc = index.get_chunk(txn, bytes(d))
+                assert loc is not None
+                packs.add(loc.pack)
+            for oid in txn.cursor(db=index.db["objects"]).iternext(values=False):
+                oloc = index.get_object(txn, bytes(oid))
+                assert oloc is not None
+                packs.add(oloc.pack)
+        missing = [p.hex()[:12] for p in packs if not store.pack_path(p).exists()]
+    assert not missing, f"the index points at packs that are gone: {missing}"
+
+
+def _startup_and_duration(argv: list[str], repo_path: Path) -> tuple[float, float]:
+    """Seconds from spawning the process until it first writes into tmp/ (interpreter
+    start-up, imports, opening the repository), and until it exits."""
+    tmp = repo_path / "tmp"
+    t0 = time.monotonic()
+    proc = subprocess.Popen(argv, env=clean_env(), stdout=subprocess.DEVNULL)
+    startup = None
+    while proc.poll() is None:
+        if startup is None and tmp.exists() and os.listdir(tmp):
+            startup = time.monotonic() - t0
+        time.sleep(0.0005)
+    duration = time.monotonic() - t0
+    assert proc.returncode == 0, f"calibration run failed: {argv}"
+    assert startup is not None, "the calibration run never wrote a temporary pack"
+    return startup, duration
+
+
+def _kill_when(
+    proc: subprocess.Popen[bytes],
+    mode: str,
+    rng: random.Random,
+    repo_path: Path,
+    startup: float,
+    duration: float,
+    packs_per_commit: int,
+) -> None:
+    """SIGKILL ``proc``: at a random time after start-up ("random"), just after its
+    k-th pack was renamed into packs/ or a little later ("seal"), or right after the
+    ref log grew ("ref")."""
+    tmp = repo_path / "tmp"
+    if mode == "random":
+        time.sleep(rng.uniform(startup, duration * 1.05))
+    elif mode == "seal":
+        target = rng.randint(1, packs_per_commit)
+        seen: set[str] = set()
+        sealed = 0
+        while proc.poll() is None and sealed < target:
+            now = set(os.listdir(tmp)) if tmp.exists() else set()
+            sealed += len(seen - now)  # a temporary pack vanishes when it is renamed
+            seen = now
+            time.sleep(0.0002)
+        # Anywhere from just after that rename to about the next one.
+        time.sleep(rng.choice([0.0, rng.uniform(0.0, 2 * duration / packs_per_commit)]))
+    else:
+        reflog = repo_path / "reflog"
+        size = reflog.stat().st_size
+        while proc.poll() is None and reflog.stat().st_size == size:
+            time.sleep(0.0002)
+    proc.send_signal(signal.SIGKILL)
+
+
+def _classify(
+    repo_path: Path, log_before: list[str], packs_before: set[Path], reflog_before: int
+) -> str:
+    """What state the kill left: the window it landed in."""
+    if log_ids(repo_path) != log_before:
+        return "done"
+    if (repo_path / "reflog").stat().st_size != reflog_before:
+        return "ref-logged"  # the ref change is logged, LMDB never committed it
+    new = pack_files(repo_path) - packs_before
+    if not new:
+        return "no-pack"
+    indexed = indexed_packs(repo_path)
+    if any(bytes.fromhex(p.stem) not in indexed for p in new):
+        return "sealed-unindexed"  # a pack renamed into place, its index entries not
+    return "indexed-unref"  # index entries committed, no ref moved
+
+
 def test_sigkill_during_commit_leaves_a_sound_repository(tmp_path: Path) -> None:
     repo_path = tmp_path / "repo"
-    reprocas.Repo.init(repo_path, pack_size=1 << 20).close()
+    reprocas.Repo.init(repo_path, pack_size=PACK_SIZE).close()
     src = tmp_path / "src"
     work = tmp_path / "work"
     work.mkdir()
     rng = random.Random(20261125)
     expected: dict[str, dict[str, Entry]] = {}
 
-    # Calibrate: one uninterrupted commit, timed from process start to exit.
+    # Calibrate: one uninterrupted commit, its start-up and its whole duration.
     expected["calibrate"] = _rewrite_source(src, rng, -1)
-    t0 = time.monotonic()
-    res = run_cli("commit", src, "-d", "ds", "-m", "calibrate", repo=repo_path)
-    duration = time.monotonic() - t0
-    assert_ok(res)
+    startup, duration = _startup_and_duration(
+        cli_argv(["commit", src, "-d", "ds", "-m", "calibrate"], repo_path), repo_path
+    )
     packs_per_commit = len(pack_files(repo_path))
     assert packs_per_commit >= 8, "the calibration commit should seal several packs"
 
     checked: set[str] = set()
-    interrupted = 0  # kills that landed before the ref moved
-    left_something = 0  # kills that left tmp files or packs no version uses
-    for it in range(KILLS):
+    hits: dict[str, int] = {}
+    modes = ("random", "seal", "ref")
+    t_start = time.monotonic()
+    it = 0
+    while it < MAX_KILLS and time.monotonic() - t_start < BUDGET_S:
+        if it >= MIN_KILLS and all(hits.get(w, 0) >= n for w, n in MIN_HITS.items()):
+            break
         message = f"iteration-{it}"
         expected[message] = _rewrite_source(src, rng, it)
         before = log_ids(repo_path)
-        delay = rng.uniform(0.0, duration * 1.1)
+        packs_before = pack_files(repo_path)
+        reflog_before = (repo_path / "reflog").stat().st_size
         proc = subprocess.Popen(
             cli_argv(["commit", src, "-d", "ds", "-m", message], repo_path),
             env=clean_env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
+        _kill_when(proc, modes[it % 3], rng, repo_path, startup, duration, packs_per_commit)
         _, err = proc.communicate(timeout=60)
         assert b"Traceback" not in err, err.decode()
-        after = log_ids(repo_path)
-        if proc.returncode == -signal.SIGKILL and after == before:
-            interrupted += 1
-        else:
-            assert proc.returncode in (0, -signal.SIGKILL), err.decode()
-        if tmp_files(repo_path) or len(pack_files(repo_path)) > len(_reachable_packs(repo_path)):
-            left_something += 1
+        assert proc.returncode in (0, -signal.SIGKILL), err.decode()
+        state = _classify(repo_path, before, packs_before, reflog_before)
+        hits[state] = hits.get(state, 0) + 1
+        it += 1
 
-        # Whatever the moment of the kill: the repository verifies, data included ...
+        # Whatever the moment of the kill: the index points only at packs on disk, the
+        # repository verifies, data included ...
+        assert_index_points_at_files(repo_path)
         verify_ok(repo_path, read_data=True)
         # ... every version checks out exactly as the source it came from ...
         checked = _check_refs(repo_path, expected, checked, work)
@@ -156,10 +260,16 @@ def test_sigkill_during_commit_leaves_a_sound_repository(tmp_path: Path) -> None
         checked = _check_refs(repo_path, expected, checked, work)
         assert r.id.hex in checked
 
-    print(f"crash test: {KILLS} kills, {interrupted} interrupted, {left_something} left debris")
-    # The test is only meaningful when kills landed in the middle of the work.
-    assert interrupted >= KILLS // 4, f"only {interrupted} of {KILLS} kills interrupted a commit"
-    assert left_something >= 3, f"only {left_something} kills left anything behind"
+    elapsed = time.monotonic() - t_start
+    print(
+        f"crash test: {it} kills in {elapsed:.1f}s "
+        f"(start-up {startup:.2f}s of {duration:.2f}s): {hits}"
+    )
+    # The test is only meaningful when kills landed in each dangerous window.
+    for window, need in MIN_HITS.items():
+        assert hits.get(window, 0) >= need, (
+            f"only {hits.get(window, 0)} of {it} kills landed in {window!r} (need {need}): {hits}"
+        )
 
     # Every version (oldest too) still checks out; then gc reclaims what the kills left.
     checked.clear()
