@@ -220,3 +220,72 @@ def reader_main() -> None:
             }
         )
     )
+
+
+# --- proof that processes overlapped ------------------------------------------------------
+
+
+class LockMonitor:
+    """Samples /proc/locks from a thread: which processes hold (or wait for) a flock
+    on one file, e.g. ``locks/gc.lock`` that every writer holds shared for its whole
+    work. A test that claims processes worked at once asserts it with this, so it
+    cannot pass by running them one after the other."""
+
+    def __init__(self, path: Path, interval: float = 0.0005) -> None:
+        import threading
+
+        assert Path("/proc/locks").exists(), "LockMonitor needs Linux /proc/locks"
+        self.path = path
+        self.interval = interval
+        self.samples: list[tuple[float, frozenset[int], frozenset[int]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> LockMonitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _key(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+
+    def _run(self) -> None:
+        import time
+
+        while not self._stop.is_set():
+            key = self._key()
+            if key is not None:
+                holders: set[int] = set()
+                waiters: set[int] = set()
+                with open("/proc/locks") as f:
+                    for line in f:
+                        parts = line.split()
+                        waiting = parts[1] == "->"
+                        if waiting:
+                            parts = parts[1:]
+                        if len(parts) < 6 or parts[1] != "FLOCK":
+                            continue
+                        maj, mnr, ino = parts[5].split(":")
+                        if (int(maj, 16), int(mnr, 16), int(ino)) != key:
+                            continue
+                        (waiters if waiting else holders).add(int(parts[4]))
+                self.samples.append((time.monotonic(), frozenset(holders), frozenset(waiters)))
+            time.sleep(self.interval)
+
+    def max_holders(self, pids: set[int]) -> int:
+        """The most of ``pids`` seen holding the lock at the same moment."""
+        return max((len(h & pids) for _, h, _ in self.samples), default=0)
+
+    def held_while_waited(self, holder: int, waiter: int) -> bool:
+        """Whether ``waiter`` was seen blocked on the lock while ``holder`` held it."""
+        return any(holder in h and waiter in w for _, h, w in self.samples)
+
+    def ever_held_together(self, a: int, b: int) -> bool:
+        return any(a in h and b in h for _, h, _ in self.samples)
