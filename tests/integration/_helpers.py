@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,42 @@ REPROCAS = Path(sys.executable).with_name("reprocas")
 """The installed console script (there is no ``python -m reprocas`` yet)."""
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def find_python(wanted: Callable[[tuple[int, int]], bool]) -> tuple[Path, tuple[int, int]] | None:
+    """The oldest installed CPython whose (major, minor) satisfies ``wanted``: looked
+    for on PATH (python3.N), under pyenv and under uv's managed interpreters."""
+    import glob
+    import shutil
+
+    found: set[Path] = set()
+    for minor in range(6, 20):
+        w = shutil.which(f"python3.{minor}")
+        if w:
+            found.add(Path(w))
+    roots = [os.environ.get("PYENV_ROOT", ""), os.path.expanduser("~/.pyenv")]
+    for root in filter(None, roots):
+        found.update(Path(p) for p in glob.glob(f"{root}/versions/*/bin/python3.*[0-9]"))
+    uv = os.path.expanduser("~/.local/share/uv/python")
+    found.update(Path(p) for p in glob.glob(f"{uv}/*/bin/python3.*[0-9]"))
+    versions: list[tuple[tuple[int, int], Path]] = []
+    for exe in sorted(found):
+        try:
+            out = subprocess.run(
+                [str(exe), "-c", "import sys; print(*sys.version_info[:2])"],
+                capture_output=True,
+                timeout=30,
+                check=True,
+            ).stdout.split()
+        except (OSError, subprocess.SubprocessError):
+            continue
+        version = (int(out[0]), int(out[1]))
+        if wanted(version):
+            versions.append((version, exe))
+    if not versions:
+        return None
+    version, exe = min(versions)
+    return exe, version
 
 
 @dataclass(frozen=True, slots=True)
