@@ -325,3 +325,37 @@ class LockMonitor:
 
     def ever_held_together(self, a: int, b: int) -> bool:
         return any(a in h and b in h for _, h, _ in self.samples)
+
+
+# --- the undamaged-repository check ---------------------------------------------------------
+
+
+def repo_state(repo_path: Path) -> dict[str, Any]:
+    """Everything a failed command must leave as it was: every LMDB sub-database's
+    keys and values, the ref log's bytes, the pack files (names and sizes) and the
+    temporary files. Compare two with :func:`assert_repo_unchanged`."""
+    with reprocas.Repo.open(repo_path) as repo:
+        index = repo.store.index
+        dbs: dict[str, list[tuple[bytes, bytes]]] = {}
+        with index.read() as txn:
+            for name, db in sorted(index.db.items()):
+                dbs[name] = [(bytes(k), bytes(v)) for k, v in txn.cursor(db=db)]
+    reflog = repo_path / "reflog"
+    return {
+        "index": dbs,
+        "reflog": reflog.read_bytes() if reflog.exists() else None,
+        "packs": {str(p.relative_to(repo_path)): p.stat().st_size for p in pack_files(repo_path)},
+        "tmp": [p.name for p in tmp_files(repo_path)],
+    }
+
+
+def assert_repo_unchanged(repo_path: Path, before: dict[str, Any]) -> None:
+    """The repository holds exactly what :func:`repo_state` saw before (index, log,
+    packs, no new temporary files) and still verifies, data included."""
+    after = repo_state(repo_path)
+    for key in ("reflog", "packs", "tmp"):
+        assert after[key] == before[key], f"the failed command changed the repository's {key}"
+    for name, entries in before["index"].items():
+        assert after["index"].get(name) == entries, f"the failed command changed index/{name}"
+    assert set(after["index"]) == set(before["index"])
+    verify_ok(repo_path, read_data=True)
