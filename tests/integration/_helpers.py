@@ -359,3 +359,11 @@ def assert_repo_unchanged(repo_path: Path, before: dict[str, Any]) -> None:
         assert after["index"].get(name) == entries, f"the failed command changed index/{name}"
     assert set(after["index"]) == set(before["index"])
     verify_ok(repo_path, read_data=True)
+
+
+def assert_nothing_committed(repo: reprocas.Repo, refs: list[str]) -> None:
+    """After a refused write through an open Repo: the log lists exactly ``refs``, no
+    temporary file is left and the repository verifies, data included."""
+    assert sorted(e.ref for e in repo.log()) == sorted(refs)
+    assert tmp_files(repo.store.root) == [], "the refused write left temporary files"
+    verify_ok(repo, read_data=True)
