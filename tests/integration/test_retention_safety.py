@@ -168,7 +168,7 @@ def test_sigkill_during_prune(tmp_path: Path) -> None:
     trial = 0
     while trial < PRUNE_MAX_TRIALS and time.monotonic() - t_start < PRUNE_BUDGET_S:
         if trial >= PRUNE_MIN_TRIALS and all(
-            states.get(k, 0) >= n for k, n in PRUNE_MIN_HITS.items()
+            states.get(w, 0) >= need for w, need in PRUNE_MIN_HITS.items()
         ):
             break
         repo_path = tmp_path / f"r{trial}"
@@ -213,7 +213,8 @@ def test_sigkill_during_prune(tmp_path: Path) -> None:
             assert not again.steps and not again.garbage
         shutil.rmtree(repo_path)
     print(f"prune crash test: {trial} trials in {time.monotonic() - t_start:.1f}s: {states}")
-    for k, n in PRUNE_MIN_HITS.items():
-        assert states.get(k, 0) >= n, (
-            f"only {states.get(k, 0)} of {trial} prune kills left state {k!r} (need {n}): {states}"
+    for window, need in PRUNE_MIN_HITS.items():
+        got = states.get(window, 0)
+        assert got >= need, (
+            f"only {got} of {trial} prune kills left state {window!r} (need {need}): {states}"
         )
