@@ -195,12 +195,19 @@ def test_commit_through_a_handle_opened_before_a_rebuild_is_not_lost(tmp_path: P
         try:
             r = held.commit(src, "ds", message="v2")
         except reprocas.errors.ReprocasError:
-            return  # refused clearly: acceptable
-        assert r.ref == "ds@v2"
+            refused = True  # refused clearly: acceptable, when nothing was damaged
+        else:
+            refused = False
+            assert r.ref == "ds@v2"
     finally:
         held.close()
     refs = [e["ref"] for e in log_json(repo_path)]
-    assert "ds@v2" in refs, f"the commit of ds@v2 reported success but is gone: {refs}"
+    if refused:
+        assert refs == ["ds@v1"], f"a refused commit changed the log: {refs}"
+        assert tmp_files(repo_path) == []
+    else:
+        assert "ds@v2" in refs, f"the commit of ds@v2 reported success but is gone: {refs}"
+    verify_ok(repo_path, read_data=True)
 
 
 # --- gc ---------------------------------------------------------------------------------
