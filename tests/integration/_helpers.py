@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,42 @@ REPROCAS = Path(sys.executable).with_name("reprocas")
 """The installed console script (there is no ``python -m reprocas`` yet)."""
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def find_python(wanted: Callable[[tuple[int, int]], bool]) -> tuple[Path, tuple[int, int]] | None:
+    """The oldest installed CPython whose (major, minor) satisfies ``wanted``: looked
+    for on PATH (python3.N), under pyenv and under uv's managed interpreters."""
+    import glob
+    import shutil
+
+    found: set[Path] = set()
+    for minor in range(6, 20):
+        w = shutil.which(f"python3.{minor}")
+        if w:
+            found.add(Path(w))
+    roots = [os.environ.get("PYENV_ROOT", ""), os.path.expanduser("~/.pyenv")]
+    for root in filter(None, roots):
+        found.update(Path(p) for p in glob.glob(f"{root}/versions/*/bin/python3.*[0-9]"))
+    uv = os.path.expanduser("~/.local/share/uv/python")
+    found.update(Path(p) for p in glob.glob(f"{uv}/*/bin/python3.*[0-9]"))
+    versions: list[tuple[tuple[int, int], Path]] = []
+    for exe in sorted(found):
+        try:
+            out = subprocess.run(
+                [str(exe), "-c", "import sys; print(*sys.version_info[:2])"],
+                capture_output=True,
+                timeout=30,
+                check=True,
+            ).stdout.split()
+        except (OSError, subprocess.SubprocessError):
+            continue
+        version = (int(out[0]), int(out[1]))
+        if wanted(version):
+            versions.append((version, exe))
+    if not versions:
+        return None
+    version, exe = min(versions)
+    return exe, version
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,3 +256,114 @@ def reader_main() -> None:
             }
         )
     )
+
+
+# --- proof that processes overlapped ------------------------------------------------------
+
+
+class LockMonitor:
+    """Samples /proc/locks from a thread: which processes hold (or wait for) a flock
+    on one file, e.g. ``locks/gc.lock`` that every writer holds shared for its whole
+    work. A test that claims processes worked at once asserts it with this, so it
+    cannot pass by running them one after the other."""
+
+    def __init__(self, path: Path, interval: float = 0.0005) -> None:
+        import threading
+
+        assert Path("/proc/locks").exists(), "LockMonitor needs Linux /proc/locks"
+        self.path = path
+        self.interval = interval
+        self.samples: list[tuple[float, frozenset[int], frozenset[int]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> LockMonitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _key(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+
+    def _run(self) -> None:
+        import time
+
+        while not self._stop.is_set():
+            key = self._key()
+            if key is not None:
+                holders: set[int] = set()
+                waiters: set[int] = set()
+                with open("/proc/locks") as f:
+                    for line in f:
+                        parts = line.split()
+                        waiting = parts[1] == "->"
+                        if waiting:
+                            parts = parts[1:]
+                        if len(parts) < 6 or parts[1] != "FLOCK":
+                            continue
+                        maj, mnr, ino = parts[5].split(":")
+                        if (int(maj, 16), int(mnr, 16), int(ino)) != key:
+                            continue
+                        (waiters if waiting else holders).add(int(parts[4]))
+                self.samples.append((time.monotonic(), frozenset(holders), frozenset(waiters)))
+            time.sleep(self.interval)
+
+    def max_holders(self, pids: set[int]) -> int:
+        """The most of ``pids`` seen holding the lock at the same moment."""
+        return max((len(h & pids) for _, h, _ in self.samples), default=0)
+
+    def held_while_waited(self, holder: int, waiter: int) -> bool:
+        """Whether ``waiter`` was seen blocked on the lock while ``holder`` held it."""
+        return any(holder in h and waiter in w for _, h, w in self.samples)
+
+    def ever_held_together(self, a: int, b: int) -> bool:
+        return any(a in h and b in h for _, h, _ in self.samples)
+
+
+# --- the undamaged-repository check ---------------------------------------------------------
+
+
+def repo_state(repo_path: Path) -> dict[str, Any]:
+    """Everything a failed command must leave as it was: every LMDB sub-database's
+    keys and values, the ref log's bytes, the pack files (names and sizes) and the
+    temporary files. Compare two with :func:`assert_repo_unchanged`."""
+    with reprocas.Repo.open(repo_path) as repo:
+        index = repo.store.index
+        dbs: dict[str, list[tuple[bytes, bytes]]] = {}
+        with index.read() as txn:
+            for name, db in sorted(index.db.items()):
+                dbs[name] = [(bytes(k), bytes(v)) for k, v in txn.cursor(db=db)]
+    reflog = repo_path / "reflog"
+    return {
+        "index": dbs,
+        "reflog": reflog.read_bytes() if reflog.exists() else None,
+        "packs": {str(p.relative_to(repo_path)): p.stat().st_size for p in pack_files(repo_path)},
+        "tmp": [p.name for p in tmp_files(repo_path)],
+    }
+
+
+def assert_repo_unchanged(repo_path: Path, before: dict[str, Any]) -> None:
+    """The repository holds exactly what :func:`repo_state` saw before (index, log,
+    packs, no new temporary files) and still verifies, data included."""
+    after = repo_state(repo_path)
+    for key in ("reflog", "packs", "tmp"):
+        assert after[key] == before[key], f"the failed command changed the repository's {key}"
+    for name, entries in before["index"].items():
+        assert after["index"].get(name) == entries, f"the failed command changed index/{name}"
+    assert set(after["index"]) == set(before["index"])
+    verify_ok(repo_path, read_data=True)
+
+
+def assert_nothing_committed(repo: reprocas.Repo, refs: list[str]) -> None:
+    """After a refused write through an open Repo: the log lists exactly ``refs``, no
+    temporary file is left and the repository verifies, data included."""
+    assert sorted(e.ref for e in repo.log()) == sorted(refs)
+    assert tmp_files(repo.store.root) == [], "the refused write left temporary files"
+    verify_ok(repo, read_data=True)

@@ -31,6 +31,7 @@ from reprocas.store.writer import Writer
 from tests.integration._helpers import (
     REPROCAS,
     CliResult,
+    assert_nothing_committed,
     assert_ok,
     assert_one_line_error,
     clean_env,
@@ -236,6 +237,9 @@ def test_file_growing_during_commit_gives_a_consistent_version(
     try:
         r = repo.commit(src, "ds")
     except reprocas.errors.SourceError:
+        # Refused: then nothing was committed and the repository is sound.
+        monkeypatch.undo()
+        assert_nothing_committed(repo, [])
         return
     monkeypatch.undo()
     content = repo.cat(r.ref, "growing.log")
@@ -716,13 +720,21 @@ def test_unknown_format_version_is_refused(
     ],
     ids=["garbage", "empty", "list", "other-format", "no-settings", "bad-settings"],
 )
-def test_garbage_marker_is_refused_clearly(repo_path: Path, seeded: Path, content: str) -> None:
+def test_garbage_marker_is_refused_clearly(
+    repo_path: Path, seeded: Path, content: str, tmp_path: Path
+) -> None:
     marker = repo_path / "reprocas.json"
+    good = marker.read_bytes()
     marker.write_text(content)
     res = run_cli("--repo", str(repo_path), "log")
     assert res.returncode in (4, 7), res.describe()
     assert_one_line_error(res, res.returncode)
     assert "reprocas.json" in res.err or str(repo_path) in res.err, res.describe()
+    # Nothing else was touched: the marker is left as it was, and with the good one
+    # back the repository is as before.
+    assert marker.read_text() == content
+    marker.write_bytes(good)
+    assert_undamaged(repo_path, seeded, tmp_path)
 
 
 def test_init_on_an_existing_repository_or_non_empty_dir(
@@ -752,8 +764,14 @@ def test_checkout_of_damaged_tree_reference_is_clean(
     assert any("ghost@v1" in p["versions"] for p in json.loads(res.stdout)["problems"])
 
 
-def test_tag_unknown_ref_and_version(cli: Cli, seeded: Path, repo_path: Path) -> None:
+def test_tag_unknown_ref_and_version(
+    cli: Cli, seeded: Path, repo_path: Path, tmp_path: Path
+) -> None:
     assert_one_line_error(cli("tag", "nope@v1", "t"), 4)
     assert_one_line_error(cli("tag", "ds@v7", "t"), 4, "v1")
-    with reprocas.Repo.open(repo_path) as repo, pytest.raises(RefNotFoundError):
-        repo.tag("ds@v7", "t")
+    with reprocas.Repo.open(repo_path) as repo:
+        with pytest.raises(RefNotFoundError):
+            repo.tag("ds@v7", "t")
+        # The refused tags made no ref and changed nothing else.
+        assert [(e.ref, list(e.tags)) for e in repo.log()] == [("ds@v1", [])]
+    assert_undamaged(repo_path, seeded, tmp_path)

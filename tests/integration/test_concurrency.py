@@ -16,6 +16,7 @@ import reprocas
 from tests.integration._helpers import (
     PROJECT_ROOT,
     CliResult,
+    LockMonitor,
     assert_ok,
     clean_env,
     cli_argv,
@@ -60,21 +61,35 @@ def test_two_processes_commit_at_once(tmp_path: Path, same_dataset: bool) -> Non
     reprocas.Repo.init(repo_path, pack_size=1 << 20).close()
     trees = [tmp_path / "tree-a", tmp_path / "tree-b"]
     expected: dict[str, dict[str, Entry]] = {}
-    descs = [generate_tree(t, 100 + i, scale=6) for i, t in enumerate(trees)]
+    for i, t in enumerate(trees):
+        generate_tree(t, 100 + i, scale=6)
     names = ["shared", "shared"] if same_dataset else ["alpha", "beta"]
     work = tmp_path / "work"
     work.mkdir()
-    rounds = 3
-    for rnd in range(rounds):
+    # Rounds go on until two of them overlapped (both commits seen holding the writers'
+    # lock at once), at least 3 rounds and at most 8: a scheduler that happened to run
+    # one after the other does not make the test pass.
+    overlapped = 0
+    rnd = 0
+    while rnd < 3 or (overlapped < 2 and rnd < 8):
         if rnd:
-            descs = [mutate_tree(t, 1000 * rnd + i) for i, t in enumerate(trees)]
+            for i, t in enumerate(trees):
+                mutate_tree(t, 1000 * rnd + i)
+        # New data every round, so each commit works long enough (past the other's
+        # interpreter start-up) for the two to overlap.
+        for i, t in enumerate(trees):
+            (t / "fresh.bin").write_bytes(random.Random(rnd * 10 + i).randbytes(12 << 20))
+        descs = [describe(t) for t in trees]
         msgs = [f"round-{rnd}-{i}" for i in range(2)]
         for m, d in zip(msgs, descs, strict=True):
             expected[m] = d
-        procs = [
-            _popen_commit(repo_path, t, n, m) for t, n, m in zip(trees, names, msgs, strict=True)
-        ]
-        results = [_finish(p) for p in procs]
+        with LockMonitor(repo_path / "locks" / "gc.lock") as mon:
+            procs = [
+                _popen_commit(repo_path, t, n, m)
+                for t, n, m in zip(trees, names, msgs, strict=True)
+            ]
+            results = [_finish(p) for p in procs]
+        overlapped += mon.max_holders({p.pid for p in procs}) == 2
         for r in results:
             assert_ok(r)
             assert r.json()["created"] is True
@@ -83,8 +98,10 @@ def test_two_processes_commit_at_once(tmp_path: Path, same_dataset: bool) -> Non
             assert refs == [f"shared@v{2 * rnd + 1}", f"shared@v{2 * rnd + 2}"]
         else:
             assert refs == [f"alpha@v{rnd + 1}", f"beta@v{rnd + 1}"]
+        rnd += 1
     log = assert_ok(run_cli("log", "--json", repo=repo_path)).json()
-    assert len(log) == 2 * rounds
+    assert overlapped >= 2, f"only {overlapped} of {rnd} rounds of commits overlapped"
+    assert len(log) == 2 * rnd
     assert {e["message"] for e in log} == set(expected)
     # Each version's parent is the version before it, whoever won each race.
     for name in set(names):
@@ -99,8 +116,8 @@ def test_two_processes_commit_at_once(tmp_path: Path, same_dataset: bool) -> Non
 
 
 def test_many_small_commits_race_on_one_dataset(tmp_path: Path) -> None:
-    """Six processes commit six different small trees into one dataset at once: six
-    versions, numbered 1..6 without gaps or duplicates."""
+    """Six processes commit six different trees into one dataset at once (seen holding
+    the writers' lock together): six versions, numbered 1..6 without gaps or duplicates."""
     repo_path = tmp_path / "repo"
     reprocas.Repo.init(repo_path).close()
     expected: dict[str, dict[str, Entry]] = {}
@@ -109,9 +126,15 @@ def test_many_small_commits_race_on_one_dataset(tmp_path: Path) -> None:
         src = tmp_path / f"small-{i}"
         src.mkdir()
         (src / "value.txt").write_text(f"tree {i}\n")
+        # Some data too, so each commit holds the writers' lock past the others' start-up.
+        (src / "data.bin").write_bytes(random.Random(i).randbytes(6 << 20))
         expected[f"small-{i}"] = describe(src)
-        procs.append(_popen_commit(repo_path, src, "race", f"small-{i}"))
-    results = [_finish(p) for p in procs]
+    with LockMonitor(repo_path / "locks" / "gc.lock") as mon:
+        for i in range(6):
+            procs.append(_popen_commit(repo_path, tmp_path / f"small-{i}", "race", f"small-{i}"))
+        results = [_finish(p) for p in procs]
+    most = mon.max_holders({p.pid for p in procs})
+    assert most >= 2, "the six commits never held the writers' lock at the same time"
     for r in results:
         assert_ok(r)
     assert sorted(r.json()["ref"] for r in results) == [f"race@v{i}" for i in range(1, 7)]

@@ -15,7 +15,7 @@ from reprocas.errors import CorruptDataError, IntegrityError
 from reprocas.model.ids import ObjectId
 from reprocas.native import core
 from reprocas.store.checkout import find_entry
-from tests.integration._helpers import assert_ok, assert_one_line_error, run_cli
+from tests.integration._helpers import assert_ok, assert_one_line_error, repo_state, run_cli
 from tests.integration.trees import csv_table, describe, diff
 
 
@@ -218,18 +218,34 @@ def test_rebuild_past_a_damaged_pack_keeps_the_damage_visible(tmp_path: Path) ->
             assert loc is not None
             pack = store.pack_path(loc.pack)  # the pack holding v2's snapshot
     os.truncate(pack, os.path.getsize(pack) - 10)
+    before_log = run_cli("log", "--json", repo=repo_path).json()
+    before_packs = repo_state(repo_path)["packs"]
     res = run_cli("index", "rebuild", "--json", repo=repo_path)
     if res.returncode != 0:
-        assert_one_line_error(res, 6)
-        return
-    assert str(pack) in res.json()["skipped_packs"]
-    log = run_cli("log", "--json", repo=repo_path).json()
+        # Exit 6: rebuilt, with the damage reported in one line.
+        assert_one_line_error(res, 6, "damaged")
+    else:
+        assert str(pack) in res.json()["skipped_packs"]
+    # On either path: no pack file was deleted or changed by the rebuild, ...
+    assert repo_state(repo_path)["packs"] == before_packs
+    log_res = run_cli("log", "--json", repo=repo_path)
+    if log_res.returncode != 0:  # log lists damaged versions and exits 6
+        assert_one_line_error(log_res, 6, "ds@v2")
+    log = json.loads(log_res.stdout)
     verify = run_cli("verify", "--json", repo=repo_path)
+    # ... what the damaged pack does not hold survives: v1 is listed as before and
+    # checks out, ...
+    v1 = next(e for e in before_log if e["ref"] == "ds@v1")
+    assert v1 in log, f"ds@v1 changed or vanished in the rebuild: {log}"
+    assert_ok(run_cli("checkout", "ds@v1", tmp_path / "v1-out", repo=repo_path))
+    # ... and the loss is not hidden: v2 is listed, or verify fails.
     lost = "ds@v2" not in [e["ref"] for e in log]
     assert not (lost and verify.returncode == 0), (
         "after rebuilding past a damaged pack, ds@v2 is gone from the log and verify "
         f"reports the repository as sound: {verify.out}"
     )
+    if res.returncode != 0:
+        assert verify.returncode != 0, "rebuild reported damage that verify does not see"
 
 
 def test_checkout_error_for_missing_pack_through_api(tmp_path: Path) -> None:

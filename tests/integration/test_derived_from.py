@@ -6,7 +6,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tests.integration._helpers import assert_ok, assert_one_line_error, run_cli
+from tests.integration._helpers import (
+    assert_ok,
+    assert_one_line_error,
+    assert_repo_unchanged,
+    repo_state,
+    run_cli,
+)
 
 
 def _commit(repo: Path, src: Path, *args: str) -> dict[str, object]:
@@ -52,7 +58,13 @@ def test_commit_from_an_unknown_ref_is_a_clear_error_and_commits_nothing(tmp_pat
     src = tmp_path / "src"
     src.mkdir()
     (src / "a.txt").write_text("a")
+    # A version to refer to, so that "nothing changed" has something to check.
+    assert_ok(run_cli("commit", src, "-d", "other", repo=repo))
+    (src / "a.txt").write_text("new content")
+    before = repo_state(repo)
     res = run_cli("commit", src, "-d", "d", "--from", "nope@v3", repo=repo)
     assert_one_line_error(res, 4, "nope")
-    log = run_cli("log", "--json", repo=repo)
-    assert "d@v1" not in log.out
+    log = assert_ok(run_cli("log", "--json", repo=repo)).json()
+    assert [e["ref"] for e in log] == ["other@v1"]
+    # No pack, temporary file, index entry or ref log line was written.
+    assert_repo_unchanged(repo, before)

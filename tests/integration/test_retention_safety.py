@@ -109,6 +109,26 @@ def test_commits_and_prunes_race(tmp_path: Path) -> None:
     _check_versions(repo_path, expected, tmp_path)
 
 
+PRUNE_MIN_HITS = {"repacked-old-kept": 2, "part-deleted": 2}
+PRUNE_MIN_TRIALS = 6
+PRUNE_MAX_TRIALS = 40
+PRUNE_BUDGET_S = 40.0
+
+
+def _pack_ids(repo_path: Path) -> set[bytes]:
+    return {bytes.fromhex(p.stem) for p in (repo_path / "packs").glob("*/*.pack")}
+
+
+def _prune_state(repo_path: Path, base_packs: set[bytes], doomed: set[bytes]) -> str:
+    """How far a killed prune got, read from the packs on disk."""
+    now = _pack_ids(repo_path)
+    new = now - base_packs
+    gone = doomed - now
+    if not gone:
+        return "repacked-old-kept" if new else "untouched"
+    return "done" if gone == doomed else "part-deleted"
+
+
 def test_sigkill_during_prune(tmp_path: Path) -> None:
     base = tmp_path / "base"
     expected: dict[str, dict[str, bytes]] = {}
@@ -120,36 +140,81 @@ def test_sigkill_during_prune(tmp_path: Path) -> None:
     with reprocas.Repo.open(base) as repo:
         plan = repo.prune_plan(max_unused=0.0)
         assert plan.repack and plan.delete, "the fixture should need both repack and delete"
-    # Calibrate on one uninterrupted prune (start-up included), so the kills land inside
-    # the prune on a fast machine and a slow one alike.
+        doomed = {s.pack for s in plan.steps}
+        n_repack = len(plan.repack)
+    base_packs = _pack_ids(base)
+    # Calibrate on one uninterrupted prune: its start-up (until it first writes into
+    # tmp/) and its whole run, so random kills land inside the prune on any machine.
     calib = tmp_path / "calibrate"
     shutil.copytree(base, calib)
     t0 = time.monotonic()
-    assert_ok(run_cli("prune", "--max-unused", "0", repo=calib))
+    proc = subprocess.Popen(
+        cli_argv(["prune", "--max-unused", "0"], calib), env=clean_env(), stdout=subprocess.DEVNULL
+    )
+    startup: float | None = None
+    while proc.poll() is None:
+        if startup is None and any((calib / "tmp").iterdir()):
+            startup = time.monotonic() - t0
+        time.sleep(0.0005)
     duration = time.monotonic() - t0
+    assert proc.returncode == 0
+    assert _prune_state(calib, base_packs, doomed) == "done"
     shutil.rmtree(calib)
+    startup = duration * 0.5 if startup is None else startup
+
     rng = random.Random(11)
-    killed = 0
-    for trial in range(10):
+    states: dict[str, int] = {}
+    t_start = time.monotonic()
+    trial = 0
+    while trial < PRUNE_MAX_TRIALS and time.monotonic() - t_start < PRUNE_BUDGET_S:
+        if trial >= PRUNE_MIN_TRIALS and all(
+            states.get(w, 0) >= need for w, need in PRUNE_MIN_HITS.items()
+        ):
+            break
         repo_path = tmp_path / f"r{trial}"
         shutil.copytree(base, repo_path)
         proc = subprocess.Popen(
             cli_argv(["prune", "--max-unused", "0"], repo_path),
             env=clean_env(),
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
-        time.sleep(rng.uniform(0.3, 0.95) * duration)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            killed += 1
-        proc.wait(timeout=60)
+        mode = trial % 3
+        if mode == 0:
+            time.sleep(rng.uniform(startup, duration))
+        elif mode == 1:
+            # Aimed at the repack phase: right after the k-th new pack is renamed in.
+            k = rng.randint(1, n_repack)
+            while proc.poll() is None and len(_pack_ids(repo_path) - base_packs) < k:
+                time.sleep(0.0002)
+        else:
+            # Aimed at the delete phase: right after the k-th doomed pack is gone.
+            k = rng.randint(1, len(doomed) - 1)
+            paths = [repo_path / "packs" / p.hex()[:2] / f"{p.hex()}.pack" for p in doomed]
+            while proc.poll() is None and sum(not p.exists() for p in paths) < k:
+                time.sleep(0.0002)
+        proc.send_signal(signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+        assert b"Traceback" not in err, err.decode()
+        assert proc.returncode in (0, -signal.SIGKILL), err.decode()
+        state = _prune_state(repo_path, base_packs, doomed)
+        if proc.returncode == 0:
+            assert state == "done", f"prune exited 0 in state {state}"
+        states[state] = states.get(state, 0) + 1
+        trial += 1
+        # Half done or not: every kept version verifies and checks out byte for byte.
         _check_versions(repo_path, expected, tmp_path)
         # The next prune finishes the job.
         assert_ok(run_cli("prune", "--max-unused", "0", repo=repo_path))
         _check_versions(repo_path, expected, tmp_path)
+        assert _prune_state(repo_path, base_packs, doomed) == "done"
         with reprocas.Repo.open(repo_path) as repo:
             again = repo.prune_plan(max_unused=0.0)
             assert not again.steps and not again.garbage
         shutil.rmtree(repo_path)
-    assert killed > 0, "no prune was killed; lengthen the fixture"
+    print(f"prune crash test: {trial} trials in {time.monotonic() - t_start:.1f}s: {states}")
+    for window, need in PRUNE_MIN_HITS.items():
+        got = states.get(window, 0)
+        assert got >= need, (
+            f"only {got} of {trial} prune kills left state {window!r} (need {need}): {states}"
+        )

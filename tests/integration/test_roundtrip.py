@@ -13,6 +13,7 @@ import reprocas
 from reprocas.errors import PathNotInVersionError
 from tests.integration._helpers import (
     assert_checkout_equals,
+    assert_nothing_committed,
     assert_ok,
     verify_ok,
 )
@@ -193,7 +194,9 @@ def test_name_with_backslash_round_trips_or_is_refused_at_commit(
     try:
         repo.commit(src, "ds")
     except reprocas.errors.ReprocasError:
-        return  # refused up front: fine
+        # Refused up front: fine, when nothing was committed and nothing damaged.
+        assert_nothing_committed(repo, [])
+        return
     repo.checkout("ds@v1", tmp_path / "out")
     assert (tmp_path / "out" / "back\\slash.txt").read_bytes() == b"content\n"
 

@@ -1,14 +1,14 @@
 """Golden tests of the pure retention decision: calendar boundaries, ties, tags, budget.
 
-The expected decisions live in tests/golden/retention/*.json; set
-REPROCAS_REGEN_GOLDEN=1 to rewrite them after an intended change (and review the diff).
+The expected decisions live in tests/golden/retention/*.json. A missing golden is a
+failure; only ``.venv/bin/python -m tests.golden.regenerate_retention`` rewrites them,
+after an intended change (review the diff).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -112,9 +112,15 @@ def _decide(case: dict[str, Any]) -> dict[str, Any]:
 def test_golden_policy(name: str) -> None:
     got = _decide(CASES[name])
     path = GOLDEN / f"{name}.json"
-    if os.environ.get("REPROCAS_REGEN_GOLDEN") or not path.exists():
-        path.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
+    assert path.exists(), (
+        f"golden {path} is missing; write it with "
+        "`python -m tests.golden.regenerate_retention` and review it"
+    )
     assert got == json.loads(path.read_text())
+
+
+def test_every_golden_belongs_to_a_case() -> None:
+    assert sorted(p.stem for p in GOLDEN.glob("*.json")) == sorted(CASES)
 
 
 def test_latest_and_published_always_kept() -> None:
