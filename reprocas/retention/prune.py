@@ -38,6 +38,7 @@ from reprocas.store.gc import drop_pack
 from reprocas.store.index import ChunkLoc, ObjectLoc, delta_key, pack, put_delta, unpack
 from reprocas.store.packs import FrameInfo, PackWriter, read_blob
 from reprocas.store.repository import Repository
+from reprocas.store.soundness import check_sound
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +145,7 @@ def plan_prune(repo: Repository, max_unused: float = DEFAULT_MAX_UNUSED) -> Prun
     repacked; a pack holding anything a forgotten version used is repacked regardless.
     """
     with repo.index.read() as txn:
+        check_sound(repo, txn, "prune")  # never delete by an index that lost versions
         roots = frozenset(all_roots(repo, txn))
         model = build_model(repo, txn, (), max_unused=max_unused)
         indexed = {bytes(k) for k in txn.cursor(db=repo.index.db["packs"]).iternext(values=False)}

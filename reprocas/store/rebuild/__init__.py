@@ -1,0 +1,371 @@
+"""Rebuild the LMDB index from what the repository is made of: packs and the ref log.
+
+Packs carry their own chunk tables and every object; the ref log records every ref
+change, in commit order, in two phases (see ``Repository.ref_transaction``). Everything
+happens under the repository's exclusive lock, taken *before* the packs are listed, so
+no commit seals a pack the rebuild would miss. A sound index is rebuilt *in place*, in
+one LMDB write transaction, so other processes that have it open keep a valid handle
+and never see a half-built index; a damaged one (a bad header, unreadable pages) is
+set aside as ``index.broken-<time>/`` and a new one is built and swapped in.
+
+Damage never costs what can still be read: a damaged ref-log line is reported and
+skipped; versions the snapshots prove existed are recovered when the ref log cannot
+account for them; a pack whose footer or trailer is damaged is salvaged
+(:mod:`.salvage`) into a new pack and the damaged file is kept under ``damaged/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lmdb
+
+from reprocas.errors import IndexDamagedError, IntegrityError, ReprocasError
+from reprocas.model.objects import Snapshot, object_from_wire
+from reprocas.native import core
+from reprocas.store import codec, refcounts
+from reprocas.store.index import (
+    DB_NAMES,
+    Index,
+    ObjectLoc,
+    damaged,
+    header_damage,
+    pack,
+    put_frames,
+)
+from reprocas.store.packs import (
+    PackWriter,
+    SealedPack,
+    fsync_dir,
+    read_blob,
+    read_trailer,
+)
+from reprocas.store.rebuild.recover import recover_versions
+from reprocas.store.rebuild.reflog import DamagedLine, read_reflog, replay, replay_forgotten
+from reprocas.store.rebuild.salvage import salvage_pack
+from reprocas.store.repository import Repository, parse_ref_key
+
+
+@dataclass(frozen=True, slots=True)
+class SalvagedPack:
+    """A pack whose trailer or footer was damaged: what was kept, what was lost."""
+
+    path: str
+    moved_to: str
+    new_pack: str | None
+    chunks: int
+    objects: int
+    lost: tuple[tuple[int, int, str], ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "moved_to": self.moved_to,
+            "new_pack": self.new_pack,
+            "chunks": self.chunks,
+            "objects": self.objects,
+            "lost": [{"offset": o, "length": n, "why": w} for o, n, w in self.lost],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildReport:
+    packs: int
+    chunks: int
+    objects: int
+    refs: int
+    skipped_packs: tuple[str, ...]
+    missing_snapshots: tuple[str, ...]
+    runs: int = 0
+    missing_runs: tuple[str, ...] = ()
+    damaged_reflog_lines: tuple[DamagedLine, ...] = ()
+    recovered_versions: tuple[str, ...] = ()
+    lost_tags: tuple[str, ...] = ()
+    salvaged_packs: tuple[SalvagedPack, ...] = ()
+    unreadable: tuple[str, ...] = ()  # what verify finds missing after the rebuild
+    unreadable_versions: tuple[str, ...] = ()
+    broken_index: str | None = None  # where a damaged index was set aside
+
+    @property
+    def ok(self) -> bool:
+        return not (
+            self.skipped_packs
+            or self.missing_snapshots
+            or self.missing_runs
+            or self.damaged_reflog_lines
+            or self.recovered_versions
+            or self.salvaged_packs
+            or self.unreadable
+            or self.broken_index
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "packs": self.packs,
+            "chunks": self.chunks,
+            "objects": self.objects,
+            "refs": self.refs,
+            "skipped_packs": list(self.skipped_packs),
+            "missing_snapshots": list(self.missing_snapshots),
+            "runs": self.runs,
+            "missing_runs": list(self.missing_runs),
+            "damaged_reflog_lines": [d.to_json() for d in self.damaged_reflog_lines],
+            "recovered_versions": list(self.recovered_versions),
+            "lost_tags": list(self.lost_tags),
+            "salvaged_packs": [s.to_json() for s in self.salvaged_packs],
+            "unreadable": list(self.unreadable),
+            "unreadable_versions": list(self.unreadable_versions),
+            "broken_index": self.broken_index,
+        }
+
+
+def _probe(index: Index) -> str | None:
+    """Read every key of every sub-database once: pages LMDB cannot follow show up
+    as an error here, before the rebuild frees them."""
+    try:
+        with index.env.begin(write=False) as txn:
+            for name in DB_NAMES:
+                for _ in txn.cursor(db=index.db[name]).iternext(values=False):
+                    pass
+    except lmdb.Error as exc:
+        return str(exc)
+    return None
+
+
+def _fresh_index(repo: Repository, why: str) -> None:
+    """Switch ``repo`` to a new, empty environment beside the damaged one."""
+    repo.index.close()
+    repo.damaged_index = damaged(repo.root / "index", why)
+    repo.index = Index(repo.root / f"index.rebuilding-{uuid.uuid4().hex}")
+
+
+def _adopt_if_sound(repo: Repository) -> None:
+    """Use the live index instead of the scratch one when it opens and reads cleanly."""
+    try:
+        live = Index(repo.root / "index")
+    except IndexDamagedError:
+        return
+    if _probe(live) is not None:
+        live.close()
+        return
+    scratch = repo.index.path
+    repo.index.close()
+    shutil.rmtree(scratch, ignore_errors=True)
+    repo.index = live
+    repo.damaged_index = None
+
+
+def _swap_in(repo: Repository) -> str:
+    """Set the damaged index aside (kept, for inspection) and move the rebuilt one into
+    its place; returns where the damaged one went."""
+    scratch = repo.index.path
+    repo.index.close()
+    live = repo.root / "index"
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    aside = repo.root / f"index.broken-{stamp}-{uuid.uuid4().hex[:6]}"
+    if live.exists():
+        os.rename(live, aside)
+    os.rename(scratch, live)
+    fsync_dir(repo.root)
+    repo.index = Index(live)
+    repo.damaged_index = None
+    return str(aside)
+
+
+def rebuild(repo: Repository) -> RebuildReport:
+    """Recreate the index from the packs and the ref log (see the module docstring)."""
+    with repo.lock("gc", exclusive=True):
+        if repo.damaged_index is None:
+            why = _probe(repo.index)
+            if why is not None:
+                _fresh_index(repo, why)
+        elif header_damage(repo.root / "index") is None:
+            _adopt_if_sound(repo)  # another rebuild may have fixed it while we waited
+        try:
+            report = _build(repo)
+        except BaseException:
+            if repo.damaged_index is not None:
+                scratch = repo.index.path
+                repo.index.close()
+                shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        broken = _swap_in(repo) if repo.damaged_index is not None else None
+        return _with_checks(repo, report, broken)
+
+
+def _with_checks(repo: Repository, r: RebuildReport, broken: str | None) -> RebuildReport:
+    """Name what the rebuilt index cannot read (structure only: every version's
+    objects and chunks indexed)."""
+    from dataclasses import replace
+
+    from reprocas.store.verify import verify
+
+    v = verify(repo)
+    unreadable = tuple(p.message for p in v.problems)
+    versions = tuple(sorted({x for p in v.problems for x in p.versions}))
+    return replace(r, unreadable=unreadable, unreadable_versions=versions, broken_index=broken)
+
+
+def _salvage(repo: Repository, path: Path) -> tuple[SealedPack | None, SalvagedPack]:
+    """Copy what still verifies in a damaged pack into a new pack (sealed, not yet
+    indexed) and move the damaged file to ``damaged/`` (kept)."""
+    buf = path.read_bytes()
+    s = salvage_pack(buf, repo.params, repo.config.compression.frame_size)
+    sealed: SealedPack | None = None
+    if s.frames or s.objects:
+        pw = PackWriter(repo.tmp_dir, repo.packs_dir)
+        try:
+            for f in s.frames:
+                blob = buf[f.offset : f.offset + f.stored_len]
+                pw.add_frame(f.codec, blob, f.raw_len, list(f.chunks), f.bases, f.depth)
+            for o, _ in s.objects:
+                pw.add_object(o.id, o.codec, buf[o.offset : o.offset + o.stored_len], o.raw_len)
+            sealed = pw.seal()
+        except BaseException:
+            pw.abort()
+            raise
+    dest_dir = repo.root / "damaged"
+    dest_dir.mkdir(exist_ok=True)
+    dest = dest_dir / f"{path.name}.{time.time_ns()}"
+    os.rename(path, dest)
+    fsync_dir(path.parent)
+    fsync_dir(dest_dir)
+    info = SalvagedPack(
+        path=str(path),
+        moved_to=str(dest),
+        new_pack=str(sealed.path) if sealed else None,
+        chunks=sum(len(f.chunks) for f in s.frames),
+        objects=len(s.objects),
+        lost=tuple(s.lost),
+    )
+    return sealed, info
+
+
+def _build(repo: Repository) -> RebuildReport:
+    index = repo.index
+    n_chunks = n_objects = 0
+    skipped: list[str] = []
+    salvaged: list[SalvagedPack] = []
+    snapshots: dict[bytes, Snapshot] = {}
+    # Listed under the lock: every pack a commit sealed before is here, none after.
+    packs = sorted(repo.packs_dir.glob("*/*.pack")) if repo.packs_dir.exists() else []
+    n_packs = 0
+    with index.write() as txn:
+        for name in DB_NAMES:
+            txn.drop(index.db[name], delete=False)
+        for path in packs:
+            try:
+                pid = bytes.fromhex(path.stem)
+            except ValueError:
+                continue
+            try:
+                trailer = read_trailer(path)
+            except IntegrityError:
+                try:
+                    sealed, info = _salvage(repo, path)
+                except (OSError, ReprocasError):
+                    skipped.append(str(path))  # unreadable even as bytes: kept as is
+                    txn.put(
+                        pid,
+                        pack({"size": path.stat().st_size, "damaged": True}),
+                        db=index.db["packs"],
+                    )
+                    continue
+                salvaged.append(info)
+                if sealed is None:
+                    continue
+                pid, path, trailer = sealed.id.raw, sealed.path, sealed.trailer
+            n_packs += 1
+            before = txn.stat(index.db["chunks"])["entries"]
+            chunk_count = put_frames(txn, index.db, pid, trailer.frames)
+            n_chunks += txn.stat(index.db["chunks"])["entries"] - before
+            for o in trailer.objects:
+                try:
+                    blob = read_blob(path, o.offset, o.stored_len)
+                    [data] = core.decompress_chunks([(o.codec, blob, o.raw_len)])
+                except ReprocasError:
+                    continue  # a damaged copy: verify reports the pack
+                if core.blake3_digest(data) != o.id:
+                    continue
+                oloc = ObjectLoc(pid, o.offset, o.stored_len, o.codec, o.raw_len, data)
+                if txn.put(o.id, oloc.to_value(), db=index.db["objects"], overwrite=False):
+                    n_objects += 1
+                try:
+                    obj = object_from_wire(codec.decode(data))
+                except (ReprocasError, ValueError, KeyError, TypeError):
+                    continue
+                if isinstance(obj, Snapshot):
+                    snapshots[o.id] = obj
+            txn.put(
+                pid,
+                pack(
+                    {
+                        "size": path.stat().st_size,
+                        "frames": len(trailer.frames),
+                        "chunks": chunk_count,
+                        "objects": len(trailer.objects),
+                    }
+                ),
+                db=index.db["packs"],
+            )
+        log = read_reflog(repo.reflog_path)
+        refs = replay(log.entries)
+        forgotten = replay_forgotten(log.entries, refs, snapshots)
+        recovered_names: list[str] = []
+        lost_tags: list[str] = []
+        if not log.sound:
+            # The ref log is missing or lost lines: the versions the snapshots say they
+            # were, where it cannot account for them.
+            rec = recover_versions(refs, forgotten, snapshots)
+            refs.update(rec.refs)
+            recovered_names, lost_tags = rec.versions, rec.lost_tags
+        missing: list[str] = []
+        for k, v in refs.items():
+            txn.put(k.encode(), v, db=index.db["refs"])
+            parsed = parse_ref_key(k)
+            if parsed is None or parsed[1] != "v":
+                continue
+            name, _, digits = parsed
+            found = snapshots.get(v)
+            if found is None:
+                missing.append(f"{name}@v{int(digits)}")
+            kind = found.kind if found is not None else "unknown"
+            txn.put(v, pack([kind, name, int(digits)]), db=index.db["snapshots"])
+        for sid, record in forgotten.items():
+            txn.put(sid, pack(record), db=index.db["forgotten"])
+        # Run summaries and provenance edges are caches of the run objects: recreate
+        # them from the run refs just restored (lazily imported: the store layer does
+        # not depend on provenance).
+        from reprocas.provenance import graph
+
+        n_runs, missing_runs = graph.reindex(repo, txn)
+        # The marker file is the source of truth for the repository's settings.
+        index.put_meta(txn, "format_version", repo.marker["version"])
+        index.put_meta(txn, "chunking", repo.marker["chunking"])
+        index.put_meta(txn, "compression", repo.marker["compression"])
+        index.put_meta(txn, "repo_id", repo.marker["repo_id"])
+        refcounts.recompute(repo, txn)  # what keeps each chunk alive, for du
+    with contextlib.suppress(OSError):
+        fsync_dir(repo.packs_dir)
+    return RebuildReport(
+        packs=n_packs,
+        chunks=n_chunks,
+        objects=n_objects,
+        refs=len(refs),
+        skipped_packs=tuple(skipped),
+        missing_snapshots=tuple(sorted(missing)),
+        runs=n_runs,
+        missing_runs=tuple(sorted(missing_runs)),
+        damaged_reflog_lines=tuple(log.damaged),
+        recovered_versions=tuple(recovered_names),
+        lost_tags=tuple(sorted(set(lost_tags))),
+        salvaged_packs=tuple(salvaged),
+    )
