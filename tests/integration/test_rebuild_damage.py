@@ -110,7 +110,7 @@ def test_versions_the_reflog_lost_are_recovered_from_their_snapshots(tmp_path: P
     expected = _history(repo_path, tmp_path)
     before = _refs(repo_path)
     log = (repo_path / "reflog").read_bytes().splitlines(keepends=True)
-    damaged = log[:2] + [b"\xff" * 40 + b"\n"] + log[-2:]
+    damaged = [*log[:2], b"\xff" * 40 + b"\n", *log[-2:]]
     (repo_path / "reflog").write_bytes(b"".join(damaged))
     shutil.rmtree(repo_path / "index")
     res = run_cli("--repo", str(repo_path), "index", "rebuild", "--json")
