@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -282,21 +283,47 @@ def test_a_truncated_index_file_is_damaged_not_a_crash(tmp_path: Path) -> None:
 
 # --- item 7: rebuild racing commits --------------------------------------------------------
 
+# A rebuild process that has opened the repository and starts on a signal (a file), so
+# that it runs within a millisecond of the moment the test chooses; it writes the time
+# it started and the time it ended.
+_REBUILD_ON_SIGNAL = """
+import sys, time
+from pathlib import Path
+from reprocas.store.rebuild import rebuild
+from reprocas.store.repository import Repository
+repo_path, go, out = sys.argv[1:4]
+repo = Repository.open(Path(repo_path), rebuilding=True)
+while not Path(go).exists():
+    time.sleep(0.0002)
+t0 = time.time_ns()
+rebuild(repo)
+repo.close()
+Path(out).write_text(f"{t0} {time.time_ns()} 0")
+"""
+
 
 def test_index_rebuild_racing_commits_loses_nothing(tmp_path: Path) -> None:
-    """20 times: a commit runs (its first packs already sealed) when a rebuild starts,
-    both real processes. The rebuild must take the lock before it lists the packs, or
-    the commit's later packs fall out of the index."""
+    """20 times: a commit (a real process) has sealed its first packs and goes on
+    sealing more when a rebuild (another process) starts. The rebuild must take the
+    lock before it lists the packs, or the commit's later packs fall out of the index.
+    The test checks from the recorded times that the two really overlapped."""
     repo_path = tmp_path / "repo"
     src = tmp_path / "src"
     src.mkdir()
     expected: dict[str, dict[str, Entry]] = {}
-    with reprocas.Repo.init(repo_path, pack_size=128 << 10):
+    with reprocas.Repo.init(repo_path, pack_size=64 << 10):
         pass
     overlaps = 0
     for i in range(20):
-        (src / f"f{i}.bin").write_bytes(os.urandom(3 << 20))
+        (src / f"f{i}.bin").write_bytes(os.urandom(8 << 20))
         expected[f"c{i}"] = describe(src)
+        go, out = tmp_path / f"go-{i}", tmp_path / f"rebuild-{i}.txt"
+        rebuild = subprocess.Popen(
+            [sys.executable, "-c", _REBUILD_ON_SIGNAL, str(repo_path), str(go), str(out)],
+            env=clean_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         n0 = len(pack_files(repo_path))
         commit = subprocess.Popen(
             cli_argv(["commit", src, "-d", "ds", "-m", f"c{i}"], repo_path),
@@ -306,24 +333,25 @@ def test_index_rebuild_racing_commits_loses_nothing(tmp_path: Path) -> None:
         )
         deadline = time.monotonic() + 30
         while len(pack_files(repo_path)) <= n0 and time.monotonic() < deadline:
-            time.sleep(0.002)
-        started_during_commit = commit.poll() is None
-        rebuild = subprocess.run(
-            cli_argv(["index", "rebuild"], repo_path),
-            env=clean_env(),
-            capture_output=True,
-            check=False,
-        )
+            time.sleep(0.0002)
+        go.touch()
         _, err = commit.communicate(timeout=60)
+        commit_end = time.time_ns()
         assert commit.returncode == 0, err.decode()
-        assert rebuild.returncode == 0, rebuild.stdout.decode() + rebuild.stderr.decode()
-        # The commit was alive, with a pack sealed, when the rebuild was started.
-        overlaps += started_during_commit
+        _, rerr = rebuild.communicate(timeout=60)
+        t0, _, rc = (int(x) for x in out.read_text().split())
+        assert rc == 0, rerr.decode()
+        overlaps += t0 < commit_end  # the rebuild started before the commit ended
     assert overlaps >= 15, f"only {overlaps} of 20 rebuilds overlapped a commit"
     assert [e["ref"] for e in log_json(repo_path)] == [f"ds@v{n}" for n in range(20, 0, -1)]
     verify_ok(repo_path)
+    # The next commit works on the rebuilt index, and every version checks out.
+    (src / "last.txt").write_text("after the races\n")
+    expected["last"] = describe(src)
     with reprocas.Repo.open(repo_path) as repo:
-        for n in (1, 10, 20):
+        assert repo.commit(src, "ds", message="last").ref == "ds@v21"
+        for n, msg in ((1, "c0"), (10, "c9"), (20, "c19"), (21, "last")):
             dest = tmp_path / f"co-{n}"
             repo.checkout(f"ds@v{n}", dest)
-            assert not diff(expected[f"c{n - 1}"], describe(dest))
+            assert not diff(expected[msg], describe(dest)), f"ds@v{n}"
+    verify_ok(repo_path)
