@@ -180,6 +180,11 @@ def index_rebuild(as_json: Annotated[bool, JsonOpt] = False) -> None:
         typer.echo(f"PROBLEM {v}: its snapshot is in no readable pack")
     for run in r.missing_runs:
         typer.echo(f"PROBLEM run {run}: its record is in no readable pack")
+    for draft in r.unfinished:
+        typer.echo(
+            f"NOTE {draft}: a commit that never moved its ref (or a version a ref log cut at a "
+            "line boundary lost); not restored, its data is kept"
+        )
     for u in r.unreadable:
         typer.echo(f"PROBLEM unreadable: {u}")
     _rebuild_failed(r)

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reprocas.errors import IntegrityError
+from reprocas.errors import IntegrityError, ReprocasError
+from reprocas.model.ids import ObjectId
 from reprocas.store.index import unpack
 from reprocas.store.packs import PackTrailer, fsync_dir, read_trailer
 from reprocas.store.reachability import (
@@ -69,7 +70,10 @@ def gc(repo: Repository, *, dry_run: bool = False) -> GcReport:
         reach = Reach()
         with index.read() as txn:
             # Nothing is deleted by an index that knows fewer versions than the packs.
-            check_sound(repo, txn, "collect garbage", sound)
+            drafts = check_sound(repo, txn, "collect garbage", sound)
+            for draft in drafts:  # kept: see reprocas.store.soundness
+                with contextlib.suppress(ReprocasError):
+                    reach_snapshot(repo, txn, ObjectId(draft), reach)
             for _, _, sid in all_versions(repo, txn):
                 reach_snapshot(repo, txn, sid, reach)
             reach_runs(repo, txn, reach)  # run records and what they name
@@ -82,6 +86,8 @@ def gc(repo: Repository, *, dry_run: bool = False) -> GcReport:
                 if pid not in indexed and not _holds_versions(repo, on_disk[pid]):
                     doomed.append(pid)  # unreadable, unindexed, and no tree or snapshot in it
                 continue  # otherwise kept: `index rebuild` salvages it
+            if pid in drafts.values():
+                continue
             if pid not in indexed:
                 doomed.append(pid)  # sealed by a writer that died before indexing it
                 continue

@@ -9,7 +9,8 @@ accounted for by the index:
 * or its (dataset, number) is held by another snapshot — a commit's superseded draft
   (the commit was redone on top of a newer parent);
 * or the ref log is sound (no damaged line) and no committed transaction set it — a
-  commit that died before moving its ref.
+  commit that died before moving its ref (a *draft*). A ref log cut at a line boundary
+  looks the same, so gc and prune keep a draft's data all the same.
 
 Anything else means the index knows fewer versions than the packs prove existed:
 :func:`check_sound` refuses and names ``reprocas index rebuild``.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import lmdb
 
@@ -51,19 +53,19 @@ def pack_snapshots(
     repo: Repository,
     txn: lmdb.Transaction,
     trailers: Mapping[bytes, PackTrailer] | None = None,
-) -> dict[bytes, Snapshot]:
-    """Every snapshot object the pack files hold: from the index where it lists all of
-    a pack's objects, else from the pack itself. A pack whose trailer cannot be read is
-    left out (gc and prune never delete such a pack)."""
+) -> dict[bytes, tuple[Snapshot, bytes]]:
+    """Every snapshot object the pack files hold, with the pack it is in: from the
+    index where it lists all of a pack's objects, else from the pack itself. A pack
+    whose trailer cannot be read is left out (gc and prune never delete such a pack)."""
     index = repo.index
-    found: dict[bytes, Snapshot] = {}
+    found: dict[bytes, tuple[Snapshot, bytes]] = {}
     per_pack: Counter[bytes] = Counter()
     for k, v in txn.cursor(db=index.db["objects"]):
         loc = unpack(v)
         per_pack[bytes(loc[0])] += 1
         snap = _as_snapshot(bytes(loc[5]))
         if snap is not None:
-            found[bytes(k)] = snap
+            found[bytes(k)] = (snap, bytes(loc[0]))
     complete = set()
     for k, v in txn.cursor(db=index.db["packs"]):
         info = unpack(v)
@@ -94,18 +96,28 @@ def pack_snapshots(
                 continue
             snap = _as_snapshot(data) if core.blake3_digest(data) == o.id else None
             if snap is not None:
-                found[o.id] = snap
+                found[o.id] = (snap, pid)
     return found
 
 
-def unaccounted(
+@dataclass
+class Soundness:
+    """``unaccounted``: versions the packs hold that the index does not know (``name@vN``).
+    ``drafts``: snapshots of commits that never moved their ref (id -> pack) — never
+    versions, but their data is kept: a ref log cut at a line boundary looks the same."""
+
+    unaccounted: list[str] = field(default_factory=list)
+    drafts: dict[bytes, bytes] = field(default_factory=dict)
+
+
+def assess(
     repo: Repository,
     txn: lmdb.Transaction,
     trailers: Mapping[bytes, PackTrailer] | None = None,
-) -> list[str]:
-    """The snapshots in the packs that the index does not account for (see the module
-    docstring), as ``name@vN`` (or an id when the snapshot says no number)."""
+) -> Soundness:
+    """Sort the snapshots in the packs that the index does not know (module docstring)."""
     index = repo.index
+    out = Soundness()
     snaps = pack_snapshots(repo, txn, trailers)
     known = {bytes(k) for k in txn.cursor(db=index.db["snapshots"]).iternext(values=False)}
     refs = {bytes(k).decode(): bytes(v) for k, v in txn.cursor(db=index.db["refs"])}
@@ -113,18 +125,27 @@ def unaccounted(
     known |= set(refs.values()) | set(forgotten)
     taken = taken_slots(refs, forgotten)
     todo = [
-        (sid, s) for sid, s in snaps.items() if sid not in known and snapshot_slot(s) not in taken
+        (sid, s, pid)
+        for sid, (s, pid) in snaps.items()
+        if sid not in known and snapshot_slot(s) not in taken
     ]
     if not todo:
-        return []
+        return out
     log = read_reflog(repo.reflog_path)
-    out = []
-    for sid, snap in todo:
+    for sid, snap, pid in todo:
         if log.sound and sid not in log.committed_ids:
-            continue  # a commit that died before it moved its ref
+            out.drafts[sid] = pid  # a commit that died (or is still on its way)
+            continue
+        # The ref log is read after ``txn`` began: a commit that moved its ref since
+        # then is a version now, and its data is kept like a draft's.
+        with repo.index.read() as now:
+            if now.get(sid, db=index.db["snapshots"]) is not None:
+                out.drafts[sid] = pid
+                continue
         slot = snapshot_slot(snap)
-        out.append(f"{slot[0]}@v{slot[1]}" if slot else f"snapshot {sid.hex()[:12]}")
-    return sorted(out)
+        out.unaccounted.append(f"{slot[0]}@v{slot[1]}" if slot else f"snapshot {sid.hex()[:12]}")
+    out.unaccounted.sort()
+    return out
 
 
 def check_sound(
@@ -132,10 +153,12 @@ def check_sound(
     txn: lmdb.Transaction,
     doing: str,
     trailers: Mapping[bytes, PackTrailer] | None = None,
-) -> None:
+) -> dict[bytes, bytes]:
     """Raise :class:`IndexUnsoundError` when deleting by this index could lose a
-    version the packs hold."""
-    lost = unaccounted(repo, txn, trailers)
+    version the packs hold; else return the drafts (snapshot id -> pack) whose data the
+    caller must keep."""
+    found = assess(repo, txn, trailers)
+    lost = found.unaccounted
     if lost:
         shown = ", ".join(lost[:5]) + (f" and {len(lost) - 5} more" if len(lost) > 5 else "")
         raise IndexUnsoundError(
@@ -144,3 +167,15 @@ def check_sound(
             "`reprocas index rebuild` first",
             versions=lost,
         )
+    return found.drafts
+
+
+def unfinished(repo: Repository, txn: lmdb.Transaction) -> tuple[str, ...]:
+    """The drafts, described (``name vN (snapshot <id>)``), for reports."""
+    snaps = pack_snapshots(repo, txn)
+    out = []
+    for sid in assess(repo, txn).drafts:
+        slot = snapshot_slot(snaps[sid][0])
+        what = f"{slot[0]} v{slot[1]} " if slot else ""
+        out.append(f"{what}(snapshot {sid.hex()[:12]})")
+    return tuple(sorted(out))

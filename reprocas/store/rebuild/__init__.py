@@ -92,6 +92,8 @@ class RebuildReport:
     unreadable: tuple[str, ...] = ()  # what verify finds missing after the rebuild
     unreadable_versions: tuple[str, ...] = ()
     broken_index: str | None = None  # where a damaged index was set aside
+    # Snapshots no committed ref-log line names, not made versions (gc keeps their data).
+    unfinished: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -124,6 +126,7 @@ class RebuildReport:
             "unreadable": list(self.unreadable),
             "unreadable_versions": list(self.unreadable_versions),
             "broken_index": self.broken_index,
+            "unfinished": list(self.unfinished),
         }
 
 
@@ -206,12 +209,21 @@ def _with_checks(repo: Repository, r: RebuildReport, broken: str | None) -> Rebu
     objects and chunks indexed)."""
     from dataclasses import replace
 
+    from reprocas.store.soundness import unfinished
     from reprocas.store.verify import verify
 
     v = verify(repo)
     unreadable = tuple(p.message for p in v.problems)
     versions = tuple(sorted({x for p in v.problems for x in p.versions}))
-    return replace(r, unreadable=unreadable, unreadable_versions=versions, broken_index=broken)
+    with repo.index.read() as txn:
+        drafts = unfinished(repo, txn)
+    return replace(
+        r,
+        unreadable=unreadable,
+        unreadable_versions=versions,
+        broken_index=broken,
+        unfinished=drafts,
+    )
 
 
 def _salvage(repo: Repository, path: Path) -> tuple[SealedPack | None, SalvagedPack]:
