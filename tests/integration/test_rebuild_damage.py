@@ -16,6 +16,7 @@ from pathlib import Path
 import lmdb
 
 import reprocas
+from reprocas.store.packs import read_trailer
 from tests.integration._helpers import (
     assert_ok,
     assert_one_line_error,
@@ -184,6 +185,29 @@ def test_a_truncated_pack_footer_is_salvaged(tmp_path: Path) -> None:
     kept = Path(s["moved_to"])
     assert kept.stat().st_size == size - 10  # the damaged file is kept, untouched
     assert report["unreadable"] == []
+    assert _refs(repo_path) == before
+    _gc_keeps_all(repo_path)
+    verify_ok(repo_path)
+    assert _checkouts_match(repo_path, expected, tmp_path, "after") == 5
+
+
+def test_damaged_footers_of_packs_with_delta_frames_are_salvaged(tmp_path: Path) -> None:
+    """Delta frames decode only with their bases (maybe in other packs): a salvaged
+    pack's delta frames are checked once every base is indexed."""
+    repo_path = tmp_path / "repo"
+    expected = _history(repo_path, tmp_path)
+    before = _refs(repo_path)
+    victims = [
+        p for p in pack_files(repo_path) if any(f.codec == 2 for f in read_trailer(p).frames)
+    ]
+    assert len(victims) >= 2, "the history should hold delta frames in several packs"
+    for p in victims:
+        os.truncate(p, p.stat().st_size - 10)
+    res = run_cli("--repo", str(repo_path), "index", "rebuild", "--json")
+    assert res.returncode == 0, res.describe()
+    report = json.loads(res.stdout)
+    assert sorted(s["path"] for s in report["salvaged_packs"]) == sorted(map(str, victims))
+    assert all(s["lost"] == [] for s in report["salvaged_packs"])
     assert _refs(repo_path) == before
     _gc_keeps_all(repo_path)
     verify_ok(repo_path)

@@ -21,7 +21,7 @@ import os
 import shutil
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from reprocas.native import core
 from reprocas.store import codec, refcounts
 from reprocas.store.index import (
     DB_NAMES,
+    ChunkLoc,
     Index,
     ObjectLoc,
     damaged,
@@ -41,6 +42,7 @@ from reprocas.store.index import (
     put_frames,
 )
 from reprocas.store.packs import (
+    FrameInfo,
     PackWriter,
     SealedPack,
     fsync_dir,
@@ -207,8 +209,6 @@ def rebuild(repo: Repository) -> RebuildReport:
 def _with_checks(repo: Repository, r: RebuildReport, broken: str | None) -> RebuildReport:
     """Name what the rebuilt index cannot read (structure only: every version's
     objects and chunks indexed)."""
-    from dataclasses import replace
-
     from reprocas.store.soundness import unfinished
     from reprocas.store.verify import verify
 
@@ -261,6 +261,40 @@ def _salvage(repo: Repository, path: Path) -> tuple[SealedPack | None, SalvagedP
     return sealed, info
 
 
+def _check_deltas(
+    repo: Repository, txn: lmdb.Transaction, frames: list[tuple[bytes, int, FrameInfo]]
+) -> dict[int, list[tuple[int, int, str]]]:
+    """Decode the delta frames taken from salvaged packs, now that every base is
+    indexed; a frame (or chunk) that does not verify loses its index entries. Returns
+    what was lost, by salvaged pack."""
+    from reprocas.store.frames import FrameDecoder
+
+    lost: dict[int, list[tuple[int, int, str]]] = {}
+    decoder = FrameDecoder(repo)
+    try:
+        for pid, which, f in frames:
+            loc = ChunkLoc(pid, f.offset, f.stored_len, f.codec, f.raw_len, 0, 0)
+            try:
+                data: bytes | None = decoder.load(txn, [loc])[loc.frame_key]
+            except ReprocasError:
+                data = None
+            bad = [
+                d
+                for d, o, n in f.chunks
+                if data is None or core.blake3_digest(memoryview(data)[o : o + n]) != d
+            ]
+            for d in bad:
+                cur = repo.index.get_chunk(txn, d)
+                if cur is not None and cur.frame_key == loc.frame_key:
+                    txn.delete(d, db=repo.index.db["chunks"])
+            if bad:
+                why = f"a delta frame: {len(bad)} of its chunks do not decode to their digest"
+                lost.setdefault(which, []).append((f.offset, f.stored_len, why))
+    finally:
+        decoder.close()
+    return lost
+
+
 def _build(repo: Repository) -> RebuildReport:
     index = repo.index
     n_chunks = n_objects = 0
@@ -270,6 +304,7 @@ def _build(repo: Repository) -> RebuildReport:
     # Listed under the lock: every pack a commit sealed before is here, none after.
     packs = sorted(repo.packs_dir.glob("*/*.pack")) if repo.packs_dir.exists() else []
     n_packs = 0
+    unchecked: list[tuple[bytes, int, FrameInfo]] = []  # salvaged delta frames
     with index.write() as txn:
         for name in DB_NAMES:
             txn.drop(index.db[name], delete=False)
@@ -295,6 +330,7 @@ def _build(repo: Repository) -> RebuildReport:
                 if sealed is None:
                     continue
                 pid, path, trailer = sealed.id.raw, sealed.path, sealed.trailer
+                unchecked += [(pid, len(salvaged) - 1, f) for f in trailer.frames if f.bases]
             n_packs += 1
             before = txn.stat(index.db["chunks"])["entries"]
             chunk_count = put_frames(txn, index.db, pid, trailer.frames)
@@ -328,6 +364,8 @@ def _build(repo: Repository) -> RebuildReport:
                 ),
                 db=index.db["packs"],
             )
+        for i, lost in _check_deltas(repo, txn, unchecked).items():
+            salvaged[i] = replace(salvaged[i], lost=salvaged[i].lost + tuple(lost))
         log = read_reflog(repo.reflog_path)
         refs = replay(log.entries)
         forgotten = replay_forgotten(log.entries, refs, snapshots)
