@@ -241,6 +241,30 @@ def test_a_pack_without_its_trailer_is_salvaged_by_walking_its_blobs(tmp_path: P
         assert _checkouts_match(repo_path, expected, tmp_path, "after") == 5
 
 
+def test_packs_without_trailers_are_salvaged_whole_while_the_index_knows_them(
+    tmp_path: Path,
+) -> None:
+    """Every pack loses its trailer, the index is intact: the old index says where each
+    frame (delta frames and their bases too) and object is; each is checked by content
+    and kept, so nothing is lost."""
+    repo_path = tmp_path / "repo"
+    expected = _history(repo_path, tmp_path)
+    before = _refs(repo_path)
+    victims = sorted(pack_files(repo_path))
+    for p in victims:
+        data = p.read_bytes()
+        os.truncate(p, int.from_bytes(data[-56:-48], "little"))
+    res = run_cli("--repo", str(repo_path), "index", "rebuild", "--json")
+    assert res.returncode == 0, res.describe()
+    report = json.loads(res.stdout)
+    assert len(report["salvaged_packs"]) == len(victims)
+    assert report["unreadable"] == []
+    assert _refs(repo_path) == before
+    _gc_keeps_all(repo_path)
+    verify_ok(repo_path)
+    assert _checkouts_match(repo_path, expected, tmp_path, "after") == 5
+
+
 def test_a_pack_cut_in_the_middle_keeps_what_verifies_and_names_what_is_lost(
     tmp_path: Path,
 ) -> None:

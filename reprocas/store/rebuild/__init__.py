@@ -42,7 +42,10 @@ from reprocas.store.index import (
     put_frames,
 )
 from reprocas.store.packs import (
+    CODEC_DELTA,
     FrameInfo,
+    ObjectInfo,
+    PackTrailer,
     PackWriter,
     SealedPack,
     fsync_dir,
@@ -226,11 +229,58 @@ def _with_checks(repo: Repository, r: RebuildReport, broken: str | None) -> Rebu
     )
 
 
-def _salvage(repo: Repository, path: Path) -> tuple[SealedPack | None, SalvagedPack]:
+Hints = tuple[list[FrameInfo], list[ObjectInfo]]
+
+
+def _old_entries(txn: lmdb.Transaction, index: Index, damaged: set[Path]) -> dict[bytes, Hints]:
+    """The frames and objects the index (before the rebuild) placed in damaged packs."""
+    want = set()
+    for p in damaged:
+        with contextlib.suppress(ValueError):
+            want.add(bytes.fromhex(p.stem))
+    out: dict[bytes, Hints] = {}
+    if not want:
+        return out
+    try:
+        frames: dict[tuple[bytes, int], list[Any]] = {}
+        for k, v in txn.cursor(db=index.db["chunks"]):
+            loc = ChunkLoc.from_value(v)
+            if loc.pack in want:
+                f = frames.setdefault(loc.frame_key, [loc, []])
+                f[1].append((bytes(k), loc.offset, loc.length))
+        for (pid, off), (loc, chunks) in frames.items():
+            bases: tuple[bytes, ...] = ()
+            depth = 0
+            if loc.codec == CODEC_DELTA:
+                info = index.get_delta(txn, loc)
+                if info is None:
+                    continue
+                bases, depth = info.bases, info.depth
+            fi = FrameInfo(
+                off,
+                loc.stored_len,
+                loc.codec,
+                loc.raw_len,
+                tuple(sorted(chunks, key=lambda c: c[1])),
+                bases,
+                depth,
+            )
+            out.setdefault(pid, ([], []))[0].append(fi)
+        for k, v in txn.cursor(db=index.db["objects"]):
+            o = ObjectLoc.from_value(v)
+            if o.pack in want:
+                oi = ObjectInfo(bytes(k), o.offset, o.stored_len, o.codec, o.raw_len)
+                out.setdefault(o.pack, ([], []))[1].append(oi)
+    except (lmdb.Error, ValueError, TypeError):
+        return {}  # an index too damaged to help: the packs are walked instead
+    return out
+
+
+def _salvage(repo: Repository, path: Path, hints: Hints) -> tuple[SealedPack | None, SalvagedPack]:
     """Copy what still verifies in a damaged pack into a new pack (sealed, not yet
     indexed) and move the damaged file to ``damaged/`` (kept)."""
     buf = path.read_bytes()
-    s = salvage_pack(buf, repo.params, repo.config.compression.frame_size)
+    s = salvage_pack(buf, repo.params, repo.config.compression.frame_size, hints)
     sealed: SealedPack | None = None
     if s.frames or s.objects:
         pw = PackWriter(repo.tmp_dir, repo.packs_dir)
@@ -306,6 +356,14 @@ def _build(repo: Repository) -> RebuildReport:
     n_packs = 0
     unchecked: list[tuple[bytes, int, FrameInfo]] = []  # salvaged delta frames
     with index.write() as txn:
+        trailers: dict[Path, PackTrailer | None] = {}
+        for path in packs:
+            try:
+                trailers[path] = read_trailer(path)
+            except IntegrityError:
+                trailers[path] = None
+        # What the old index says about damaged packs: checked like a trailer.
+        hints = _old_entries(txn, index, {p for p, t in trailers.items() if t is None})
         for name in DB_NAMES:
             txn.drop(index.db[name], delete=False)
         for path in packs:
@@ -313,11 +371,12 @@ def _build(repo: Repository) -> RebuildReport:
                 pid = bytes.fromhex(path.stem)
             except ValueError:
                 continue
-            try:
-                trailer = read_trailer(path)
-            except IntegrityError:
+            listed = trailers[path]
+            if listed is not None:
+                trailer = listed
+            else:
                 try:
-                    sealed, info = _salvage(repo, path)
+                    sealed, info = _salvage(repo, path, hints.get(pid, ([], [])))
                 except (OSError, ReprocasError):
                     skipped.append(str(path))  # unreadable even as bytes: kept as is
                     txn.put(

@@ -23,6 +23,7 @@ the walk (its bases were named only by the trailer), a truncated frame.
 from __future__ import annotations
 
 import contextlib
+import re
 from dataclasses import dataclass, field
 
 import msgpack
@@ -43,6 +44,7 @@ from reprocas.store.packs import (
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 TRAILER_START = b"\x83\xa6frames"  # canonical trailer: a 3-key map, "frames" first
+_MAP_START = re.compile(rb"[\x80-\x8f\xde\xdf]")  # where a msgpack map may begin
 
 
 @dataclass
@@ -138,41 +140,69 @@ class _Salvager:
             start = e
         self.out.frames.append(FrameInfo(offset, stored_len, codec_id, len(data), tuple(chunks)))
 
-    def add_raw_run(self, pos: int, end: int) -> None:
-        """Bytes that are no zstd frame: raw objects and raw frames (codec 0)."""
+    def _object_at(self, c: int, end: int) -> int:
+        """Length of a canonical object encoded (raw) at ``c``, or 0. Windows grow
+        only while the bytes keep parsing, so random data costs little."""
         buf = self.buf
-        while pos < end:
-            unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=end - pos)
-            unpacker.feed(buf[pos:end])
-            n = 0
-            with contextlib.suppress(Exception):
+        first = buf[c]
+        key = c + (3 if first == 0xDE else 5 if first == 0xDF else 1)
+        if key >= end or not 0xA0 <= buf[key] <= 0xBF:
+            return 0  # every object is a map whose first key is a short str
+        window = 4096
+        while True:
+            stop = min(end, c + window)
+            unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=0)
+            unpacker.feed(buf[c:stop])
+            try:
                 unpacker.unpack()
-                n = unpacker.tell()
-            if n and _as_object(buf[pos : pos + n]):
-                data = buf[pos : pos + n]
-                oid = core.blake3_digest(data)
-                self.out.objects.append((ObjectInfo(oid, pos, n, CODEC_RAW, n), data))
-                pos += n
+            except msgpack.OutOfData:
+                if stop >= end:
+                    return 0
+                window *= 16
                 continue
-            # Raw chunks: frames of at most frame_size bytes, cut at the chunker's cuts.
-            data = buf[pos:end]
-            ends = core.cut_buffer(data, self.params)
-            group: list[tuple[bytes, int, int]] = []
-            g0 = start = 0
-            for e in ends:
-                if group and e - g0 > self.frame_size:
-                    self.out.frames.append(
-                        FrameInfo(pos + g0, start - g0, CODEC_RAW, start - g0, tuple(group))
-                    )
-                    group, g0 = [], start
-                d = core.blake3_digest(memoryview(data)[start:e])
-                group.append((d, start - g0, e - start))
-                start = e
-            if group:
+            except Exception:
+                return 0
+            n = unpacker.tell()
+            return n if _as_object(buf[c : c + n]) else 0
+
+    def add_raw_run(self, pos: int, end: int) -> None:
+        """Bytes that are no zstd frame: raw objects, found wherever one parses, and
+        raw frames (codec 0) between them."""
+        c = pos
+        while c < end:
+            n = self._object_at(c, end)
+            if n:
+                if c > pos:
+                    self.add_raw_chunks(pos, c)
+                data = self.buf[c : c + n]
+                oid = core.blake3_digest(data)
+                self.out.objects.append((ObjectInfo(oid, c, n, CODEC_RAW, n), data))
+                c = pos = c + n
+                continue
+            m = _MAP_START.search(self.buf, c + 1, end)
+            c = end if m is None else m.start()
+        if pos < end:
+            self.add_raw_chunks(pos, end)
+
+    def add_raw_chunks(self, pos: int, end: int) -> None:
+        """Raw chunks: frames of at most frame_size bytes, cut at the chunker's cuts."""
+        data = self.buf[pos:end]
+        ends = core.cut_buffer(data, self.params)
+        group: list[tuple[bytes, int, int]] = []
+        g0 = start = 0
+        for e in ends:
+            if group and e - g0 > self.frame_size:
                 self.out.frames.append(
                     FrameInfo(pos + g0, start - g0, CODEC_RAW, start - g0, tuple(group))
                 )
-            return
+                group, g0 = [], start
+            d = core.blake3_digest(memoryview(data)[start:e])
+            group.append((d, start - g0, e - start))
+            start = e
+        if group:
+            self.out.frames.append(
+                FrameInfo(pos + g0, start - g0, CODEC_RAW, start - g0, tuple(group))
+            )
 
     def walk(self, pos: int, end: int) -> None:
         """Recover the blobs in ``[pos, end)``."""
@@ -223,28 +253,40 @@ def _find_trailer(buf: bytes) -> tuple[int, dict[str, list[object]]] | None:
             return None
 
 
-def salvage_pack(buf: bytes, params: core.ChunkerParams, frame_size: int) -> Salvage:
+def salvage_pack(
+    buf: bytes,
+    params: core.ChunkerParams,
+    frame_size: int,
+    hints: tuple[list[FrameInfo], list[ObjectInfo]] = ([], []),
+) -> Salvage:
     """Everything of a damaged pack (its bytes) that still verifies; see the module
-    docstring. Delta frames taken from a found trailer are returned unverified (their
-    bases may be in other packs): the caller checks them once everything is indexed."""
+    docstring. ``hints``: where the old index said the pack's frames and objects are
+    (checked like the trailer's). Delta frames are returned unverified (their bases
+    may be in other packs): the caller checks them once everything is indexed."""
     s = _Salvager(buf, params, frame_size)
     if not buf.startswith(PACK_MAGIC):
         s.out.lost.append((0, len(buf), "not a pack (bad magic)"))
         return s.out
     end = len(buf)
     covered: list[tuple[int, int]] = []
+    frames: list[FrameInfo] = list(hints[0])
+    objects: list[ObjectInfo] = list(hints[1])
     found = _find_trailer(buf)
     if found is not None:
         end, w = found
         s.out.trailer_found = True
-        frames: list[FrameInfo] = []
-        objects: list[ObjectInfo] = []
         with contextlib.suppress(Exception):
-            frames = [FrameInfo.from_wire(x) for x in w["frames"]]  # type: ignore[arg-type]
-            objects = [ObjectInfo.from_wire(x) for x in w["objects"]]  # type: ignore[arg-type]
+            tf = [FrameInfo.from_wire(x) for x in w["frames"]]  # type: ignore[arg-type]
+            to = [ObjectInfo.from_wire(x) for x in w["objects"]]  # type: ignore[arg-type]
+            frames, objects = tf, to  # the trailer lists every blob; hints may not
+    if frames or objects:
+        seen: set[int] = set()
         for f in frames:
             if not len(PACK_MAGIC) <= f.offset <= f.offset + f.stored_len <= end:
                 continue
+            if f.offset in seen:
+                continue
+            seen.add(f.offset)
             blob = buf[f.offset : f.offset + f.stored_len]
             if f.codec == CODEC_DELTA:
                 s.out.frames.append(f)
