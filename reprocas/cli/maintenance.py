@@ -192,23 +192,7 @@ def index_rebuild(as_json: Annotated[bool, JsonOpt] = False) -> None:
 
 def _rebuild_failed(r: RebuildReport) -> None:
     """Exit 6 (one line) when the rebuild could not recover everything."""
-    lost = []
-    if r.skipped_packs:
-        lost.append(f"{len(r.skipped_packs)} pack(s) are unreadable")
-    if r.unreadable_versions:
-        lost.append(f"versions {', '.join(r.unreadable_versions)} are unreadable")
-    elif r.missing_snapshots:
-        lost.append(f"{len(r.missing_snapshots)} version(s) lost their snapshot")
-    if r.missing_runs:
-        lost.append(f"{len(r.missing_runs)} run(s) lost their record")
-    if r.damaged_reflog_lines:
-        lines = ", ".join(str(d.number) for d in r.damaged_reflog_lines[:10])
-        lost.append(f"ref log line(s) {lines} are damaged")
-    if r.lost_tags:
-        lost.append(f"tag(s) {', '.join(r.lost_tags)} are lost")
-    bytes_lost = sum(n for s in r.salvaged_packs for _, n, _ in s.lost)
-    if bytes_lost:
-        lost.append(f"{bytes_lost} bytes of damaged packs could not be salvaged")
+    lost = r.losses()
     if lost:
         raise IntegrityError(
             f"the index was rebuilt, but {'; '.join(lost)}; run `reprocas verify --read-data`"

@@ -21,7 +21,7 @@ import os
 import shutil
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -53,86 +53,11 @@ from reprocas.store.packs import (
     read_trailer,
 )
 from reprocas.store.rebuild.recover import recover_versions
-from reprocas.store.rebuild.reflog import DamagedLine, read_reflog, replay, replay_forgotten
+from reprocas.store.rebuild.reflog import read_reflog, replay, replay_forgotten
+from reprocas.store.rebuild.report import RebuildReport as RebuildReport
+from reprocas.store.rebuild.report import SalvagedPack
 from reprocas.store.rebuild.salvage import salvage_pack
 from reprocas.store.repository import Repository, parse_ref_key
-
-
-@dataclass(frozen=True, slots=True)
-class SalvagedPack:
-    """A pack whose trailer or footer was damaged: what was kept, what was lost."""
-
-    path: str
-    moved_to: str
-    new_pack: str | None
-    chunks: int
-    objects: int
-    lost: tuple[tuple[int, int, str], ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "moved_to": self.moved_to,
-            "new_pack": self.new_pack,
-            "chunks": self.chunks,
-            "objects": self.objects,
-            "lost": [{"offset": o, "length": n, "why": w} for o, n, w in self.lost],
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class RebuildReport:
-    packs: int
-    chunks: int
-    objects: int
-    refs: int
-    skipped_packs: tuple[str, ...]
-    missing_snapshots: tuple[str, ...]
-    runs: int = 0
-    missing_runs: tuple[str, ...] = ()
-    damaged_reflog_lines: tuple[DamagedLine, ...] = ()
-    recovered_versions: tuple[str, ...] = ()
-    lost_tags: tuple[str, ...] = ()
-    salvaged_packs: tuple[SalvagedPack, ...] = ()
-    unreadable: tuple[str, ...] = ()  # what verify finds missing after the rebuild
-    unreadable_versions: tuple[str, ...] = ()
-    broken_index: str | None = None  # where a damaged index was set aside
-    # Snapshots no committed ref-log line names, not made versions (gc keeps their data).
-    unfinished: tuple[str, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return not (
-            self.skipped_packs
-            or self.missing_snapshots
-            or self.missing_runs
-            or self.damaged_reflog_lines
-            or self.recovered_versions
-            or self.salvaged_packs
-            or self.unreadable
-            or self.broken_index
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "packs": self.packs,
-            "chunks": self.chunks,
-            "objects": self.objects,
-            "refs": self.refs,
-            "skipped_packs": list(self.skipped_packs),
-            "missing_snapshots": list(self.missing_snapshots),
-            "runs": self.runs,
-            "missing_runs": list(self.missing_runs),
-            "damaged_reflog_lines": [d.to_json() for d in self.damaged_reflog_lines],
-            "recovered_versions": list(self.recovered_versions),
-            "lost_tags": list(self.lost_tags),
-            "salvaged_packs": [s.to_json() for s in self.salvaged_packs],
-            "unreadable": list(self.unreadable),
-            "unreadable_versions": list(self.unreadable_versions),
-            "broken_index": self.broken_index,
-            "unfinished": list(self.unfinished),
-        }
 
 
 def _probe(index: Index) -> str | None:
