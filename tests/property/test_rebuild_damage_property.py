@@ -9,6 +9,7 @@ lock.mdb), then runs `index rebuild` and `gc` as real processes.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import shutil
@@ -31,6 +32,7 @@ from tests.integration.trees import describe, generate_tree, mutate_tree
 def _base() -> tuple[Path, dict[str, set[bytes]], dict[str, Any]]:
     """The repository, the chunks each version needs, and one version's content."""
     work = Path(tempfile.mkdtemp(prefix="reprocas-prop-rebuild-"))
+    atexit.register(shutil.rmtree, work, True)
     repo_path = work / "repo"
     src = work / "src"
     with reprocas.Repo.init(repo_path, pack_size=128 << 10) as repo:
