@@ -203,28 +203,37 @@ def _old_entries(txn: lmdb.Transaction, index: Index, damaged: set[Path]) -> dic
 
 def _salvage(repo: Repository, path: Path, hints: Hints) -> tuple[SealedPack | None, SalvagedPack]:
     """Copy what still verifies in a damaged pack into a new pack (sealed, not yet
-    indexed) and move the damaged file to ``damaged/`` (kept)."""
+    indexed); the damaged file is kept under ``damaged/``. It is copied there first
+    (a crash leaves both), and only then replaced: a pack whose every blob survived
+    is rewritten with the same trailer, so the new pack may take its very name."""
     buf = path.read_bytes()
     s = salvage_pack(buf, repo.params, repo.config.compression.frame_size, hints)
+    dest_dir = repo.root / "damaged"
+    dest_dir.mkdir(exist_ok=True)
+    dest = dest_dir / f"{path.name}.{time.time_ns()}"
+    tmp = dest.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        f.write(buf)
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(tmp, dest)
+    fsync_dir(dest_dir)
     sealed: SealedPack | None = None
     if s.frames or s.objects:
         pw = PackWriter(repo.tmp_dir, repo.packs_dir)
         try:
-            for f in s.frames:
-                blob = buf[f.offset : f.offset + f.stored_len]
-                pw.add_frame(f.codec, blob, f.raw_len, list(f.chunks), f.bases, f.depth)
+            for fr in s.frames:
+                blob = buf[fr.offset : fr.offset + fr.stored_len]
+                pw.add_frame(fr.codec, blob, fr.raw_len, list(fr.chunks), fr.bases, fr.depth)
             for o, _ in s.objects:
                 pw.add_object(o.id, o.codec, buf[o.offset : o.offset + o.stored_len], o.raw_len)
             sealed = pw.seal()
         except BaseException:
             pw.abort()
             raise
-    dest_dir = repo.root / "damaged"
-    dest_dir.mkdir(exist_ok=True)
-    dest = dest_dir / f"{path.name}.{time.time_ns()}"
-    os.rename(path, dest)
-    fsync_dir(path.parent)
-    fsync_dir(dest_dir)
+    if sealed is None or sealed.path != path:
+        path.unlink()
+        fsync_dir(path.parent)
     info = SalvagedPack(
         path=str(path),
         moved_to=str(dest),
