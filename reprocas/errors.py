@@ -114,6 +114,16 @@ class CorruptDataError(IntegrityError):
     """A stored payload does not decode, or decodes to the wrong bytes."""
 
 
+class IndexDamagedError(IntegrityError):
+    """The LMDB index cannot be opened or read (a damaged header or page);
+    ``reprocas index rebuild`` sets it aside and recreates it."""
+
+
+class IndexUnsoundError(IntegrityError):
+    """The index knows fewer versions than the packs prove existed, so gc and prune
+    may not act on it; ``reprocas index rebuild`` recovers them."""
+
+
 # --- repositories, names and destinations -------------------------------------------
 
 

@@ -9,6 +9,7 @@ import typer
 from reprocas.cli.common import JsonOpt, open_repo
 from reprocas.cli.output import emit_json, human_bytes
 from reprocas.errors import IntegrityError
+from reprocas.store.rebuild import RebuildReport
 
 index_app = typer.Typer(help="The LMDB index.", no_args_is_help=True)
 
@@ -148,32 +149,56 @@ def repack(
 @index_app.command("rebuild")
 def index_rebuild(as_json: Annotated[bool, JsonOpt] = False) -> None:
     """Rebuild the LMDB index from the packs and the ref log: chunks, objects, refs,
-    the forgotten list, run summaries and provenance edges."""
+    the forgotten list, run summaries and provenance edges. Damage is reported and
+    what can still be read is kept: damaged ref-log lines are skipped, versions the
+    snapshots prove are recovered, damaged packs are salvaged, a damaged index is set
+    aside. Exit code 6 when something could not be recovered."""
     with open_repo(rebuilding=True) as repo:
         r = repo.rebuild_index()
     if as_json:
         emit_json(r.to_json())
-        _rebuild_failed(r.skipped_packs, r.missing_snapshots, r.missing_runs)
+        _rebuild_failed(r)
         return
     typer.echo(
         f"rebuilt index: {r.packs} packs, {r.chunks} chunks, {r.objects} objects, {r.refs} refs, "
         f"{r.runs} runs"
     )
+    if r.broken_index:
+        typer.echo(f"NOTE the damaged index was set aside as {r.broken_index}")
+    for d in r.damaged_reflog_lines:
+        typer.echo(
+            f"PROBLEM ref log line {d.number} is damaged ({d.reason}) and was skipped; "
+            "a tag or forget it recorded is lost"
+        )
+    for v in r.recovered_versions:
+        typer.echo(f"NOTE {v} recovered from its snapshot (the ref log did not account for it)")
+    for t in r.lost_tags:
+        typer.echo(f"PROBLEM tag {t} is not restored: only the ref log knew where it points")
+    for s in r.salvaged_packs:
+        kept = f"{s.chunks} chunks and {s.objects} objects copied to {s.new_pack}"
+        typer.echo(f"NOTE damaged pack {s.path} salvaged: {kept}; the file is kept as {s.moved_to}")
+        for off, n, why in s.lost:
+            typer.echo(f"PROBLEM {s.path}: {n} bytes at offset {off} are lost ({why})")
     for p in r.skipped_packs:
         typer.echo(f"PROBLEM damaged pack kept as is (its contents are unreadable): {p}")
     for v in r.missing_snapshots:
         typer.echo(f"PROBLEM {v}: its snapshot is in no readable pack")
     for run in r.missing_runs:
         typer.echo(f"PROBLEM run {run}: its record is in no readable pack")
-    _rebuild_failed(r.skipped_packs, r.missing_snapshots, r.missing_runs)
+    for draft in r.unfinished:
+        typer.echo(
+            f"NOTE {draft}: a commit that never moved its ref (or a version a ref log cut at a "
+            "line boundary lost); not restored, its data is kept"
+        )
+    for u in r.unreadable:
+        typer.echo(f"PROBLEM unreadable: {u}")
+    _rebuild_failed(r)
 
 
-def _rebuild_failed(
-    skipped: tuple[str, ...], missing: tuple[str, ...], missing_runs: tuple[str, ...] = ()
-) -> None:
-    if skipped or missing or missing_runs:
-        runs = f", {len(missing_runs)} run(s) lost their record" if missing_runs else ""
+def _rebuild_failed(r: RebuildReport) -> None:
+    """Exit 6 (one line) when the rebuild could not recover everything."""
+    lost = r.losses()
+    if lost:
         raise IntegrityError(
-            f"the index was rebuilt, but {len(skipped)} pack(s) are damaged and "
-            f"{len(missing)} version(s) lost their snapshot{runs}; run `reprocas verify`"
+            f"the index was rebuilt, but {'; '.join(lost)}; run `reprocas verify --read-data`"
         )

@@ -31,6 +31,7 @@ from typing import Any
 
 import lmdb
 
+from reprocas.errors import ReprocasError
 from reprocas.retention.budget import (
     DEFAULT_MAX_UNUSED,
     CostModel,
@@ -43,6 +44,7 @@ from reprocas.store.gc import unindex_pack
 from reprocas.store.index import ChunkLoc, ObjectLoc, delta_key, pack, put_delta, unpack
 from reprocas.store.packs import FrameInfo, PackWriter, read_blob
 from reprocas.store.repository import Repository
+from reprocas.store.soundness import check_sound
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +160,11 @@ def plan_prune(repo: Repository, max_unused: float = DEFAULT_MAX_UNUSED) -> Prun
     repacked; a pack holding anything a forgotten version used is repacked regardless.
     """
     with repo.index.read() as txn:
+        # Never delete by an index that lost versions; keep what unfinished commits wrote.
+        drafts = check_sound(repo, txn, "prune")
+        spare = set(drafts.values())
+        with contextlib.suppress(ReprocasError):
+            spare |= _needed_packs(repo, txn, set(drafts))
         roots = frozenset(all_roots(repo, txn))
         model = build_model(repo, txn, (), max_unused=max_unused)
         indexed = {bytes(k) for k in txn.cursor(db=repo.index.db["packs"]).iternext(values=False)}
@@ -165,6 +172,8 @@ def plan_prune(repo: Repository, max_unused: float = DEFAULT_MAX_UNUSED) -> Prun
     forgotten = model._forgotten(frozenset())
     steps: list[PackStep] = []
     for p, pid in enumerate(model.pack_ids):
+        if pid in spare:
+            continue
         action, live_here = model.pack_action(p, live, forgotten)
         size = model.pack_sizes[p]
         if action == "delete":

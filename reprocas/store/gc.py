@@ -1,9 +1,11 @@
 """Reclaim what crashed or abandoned writes left: temporary files and packs nothing needs.
 
 gc takes the repository's writer lock exclusively, so no commit is in flight while it
-decides; a pack is deleted only when no version reaches anything in it: its index
-entries first, then — once the readers that may still use it are done (read leases,
-reprocas.store.lease) — its file.
+decides; a pack is deleted only when no version reaches anything in it, and only by an
+index that accounts for every snapshot the packs hold (reprocas.store.soundness): its
+index entries first, then — once the readers that may still use it are done (read
+leases, reprocas.store.lease) — its file. A pack whose trailer cannot be read is never
+deleted.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reprocas.errors import IntegrityError, ReprocasError
+from reprocas.model.ids import ObjectId
 from reprocas.store import lease
 from reprocas.store.index import unpack
-from reprocas.store.packs import read_trailer
+from reprocas.store.packs import PackTrailer, read_trailer
 from reprocas.store.reachability import (
     Reach,
     add_bases,
@@ -24,6 +28,7 @@ from reprocas.store.reachability import (
     reach_snapshot,
 )
 from reprocas.store.repository import Repository
+from reprocas.store.soundness import check_sound
 
 
 @dataclass
@@ -56,13 +61,6 @@ def gc(
             report.freed_bytes += p.stat().st_size
             if not dry_run:
                 p.unlink()
-        reach = Reach()
-        with index.read() as txn:
-            for _, _, sid in all_versions(repo, txn):
-                reach_snapshot(repo, txn, sid, reach)
-            reach_runs(repo, txn, reach)  # run records and what they name
-            add_bases(repo, txn, reach)  # what delta chunks decode against
-            indexed = {bytes(k): unpack(v) for k, v in txn.cursor(db=index.db["packs"])}
         on_disk: dict[bytes, Path] = {}
         if repo.packs_dir.exists():
             for sub in repo.packs_dir.iterdir():
@@ -71,14 +69,36 @@ def gc(
                         on_disk[bytes.fromhex(pack_file.stem)] = pack_file
                     except ValueError:
                         continue
+        trailers: dict[bytes, PackTrailer | None] = {}
+        for pid, path in on_disk.items():
+            try:
+                trailers[pid] = read_trailer(path)
+            except IntegrityError:
+                trailers[pid] = None  # damaged: never deleted (index rebuild salvages it)
+        sound = {k: t for k, t in trailers.items() if t is not None}
+        reach = Reach()
+        with index.read() as txn:
+            # Nothing is deleted by an index that knows fewer versions than the packs.
+            drafts = check_sound(repo, txn, "collect garbage", sound)
+            for draft in drafts:  # kept: see reprocas.store.soundness
+                with contextlib.suppress(ReprocasError):
+                    reach_snapshot(repo, txn, ObjectId(draft), reach)
+            for _, _, sid in all_versions(repo, txn):
+                reach_snapshot(repo, txn, sid, reach)
+            reach_runs(repo, txn, reach)  # run records and what they name
+            add_bases(repo, txn, reach)  # what delta chunks decode against
+            indexed = {bytes(k): unpack(v) for k, v in txn.cursor(db=index.db["packs"])}
         doomed: list[bytes] = []
-        for pid, path in sorted(on_disk.items()):
+        for pid in sorted(on_disk):
+            trailer = trailers[pid]
+            if trailer is None:
+                if pid not in indexed and not _holds_versions(repo, on_disk[pid]):
+                    doomed.append(pid)  # unreadable, unindexed, and no tree or snapshot in it
+                continue  # otherwise kept: `index rebuild` salvages it
+            if pid in drafts.values():
+                continue
             if pid not in indexed:
                 doomed.append(pid)  # sealed by a writer that died before indexing it
-                continue
-            try:
-                trailer = read_trailer(path)
-            except Exception:
                 continue
             used = any(d in reach.chunks for f in trailer.frames for d, _, _ in f.chunks) or any(
                 o.id in reach.objects for o in trailer.objects
@@ -100,6 +120,24 @@ def gc(
     report.leased_packs = [str(p) for p in removal.leased]
     report.leased_bytes = removal.leased_bytes
     return report
+
+
+def _holds_versions(repo: Repository, path: Path) -> bool:
+    """Whether a pack whose trailer is damaged still holds a tree or snapshot object
+    (found by salvaging it, reprocas.store.rebuild.salvage)."""
+    from reprocas.model.objects import Snapshot, Tree, object_from_wire
+    from reprocas.store import codec
+    from reprocas.store.rebuild.salvage import salvage_pack
+
+    try:
+        found = salvage_pack(path.read_bytes(), repo.params, repo.config.compression.frame_size)
+    except OSError:
+        return True
+    for _, data in found.objects:
+        with contextlib.suppress(Exception):
+            if isinstance(object_from_wire(codec.decode(data)), (Snapshot, Tree)):
+                return True
+    return False
 
 
 def unindex_pack(repo: Repository, pid: bytes) -> int:

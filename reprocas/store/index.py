@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import errno
 import os
+import struct
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,7 +41,7 @@ from typing import Any
 import lmdb
 import msgpack
 
-from reprocas.errors import StorageFullError, StorageIOError
+from reprocas.errors import IndexDamagedError, StorageFullError, StorageIOError
 
 DB_NAMES = (
     "meta",
@@ -180,7 +181,62 @@ def _disk_nearly_full(path: Path) -> bool:
     return st.f_bavail * st.f_frsize < (4 << 20)
 
 
-def lmdb_error(exc: lmdb.Error, path: Path) -> StorageIOError:
+# LMDB errors that mean the files are not a sound environment (not a full disk).
+_DAMAGE = (
+    lmdb.InvalidError,
+    lmdb.CorruptedError,
+    lmdb.PageNotFoundError,
+    lmdb.VersionMismatchError,
+)
+_META_MAGIC = 0xBEEFC0DE
+
+
+def damaged(path: Path, why: str) -> IndexDamagedError:
+    return IndexDamagedError(
+        f"the index at {path} is damaged ({why}); run `reprocas index rebuild` to set it "
+        "aside and recreate it from the packs",
+        path=str(path),
+    )
+
+
+def header_damage(path: Path) -> str | None:
+    """Why ``path/data.mdb`` cannot be opened safely, or None. LMDB maps the file and
+    trusts its two meta pages: a file shorter than the pages its newest meta page
+    names ends the process with SIGBUS at the first read, so it is checked first."""
+    data_file = path / "data.mdb"
+    try:
+        with open(data_file, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(16 + 160)
+            if len(head) < 160:
+                return f"data.mdb is only {size} bytes"
+            psize = struct.unpack_from("<I", head, 40)[0]
+            if psize < 512 or psize & (psize - 1) or psize > 1 << 16:
+                return "bad page size in its header"
+            f.seek(psize)
+            second = f.read(160)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"data.mdb is unreadable: {exc.strerror or exc}"
+    best: tuple[int, int] | None = None
+    for meta in (head, second):
+        if len(meta) < 160:
+            continue
+        magic, version = struct.unpack_from("<II", meta, 16)
+        last_pg, txnid = struct.unpack_from("<QQ", meta, 136)
+        if magic == _META_MAGIC and version == 1 and (best is None or txnid > best[0]):
+            best = (txnid, last_pg)
+    if best is None:
+        return "MDB_INVALID: no valid meta page"
+    if (best[1] + 1) * psize > size:
+        return f"data.mdb is cut short: {size} bytes, its header names {(best[1] + 1) * psize}"
+    return None
+
+
+def lmdb_error(exc: lmdb.Error, path: Path) -> StorageIOError | IndexDamagedError:
+    if isinstance(exc, _DAMAGE):
+        return damaged(path, str(exc).split(": ", 1)[-1])
     text = str(exc)
     # LMDB reports a failed write of its pages as EIO as often as ENOSPC; when the disk
     # holding the index is (nearly) full, that is the cause worth telling the user.
@@ -217,6 +273,10 @@ class Index:
         with _OPEN_LOCK:
             shared = _OPEN.get(key)
             if shared is None:
+                why = header_damage(path)
+                if why is not None:
+                    raise damaged(path, why)
+                env = None
                 try:
                     env = lmdb.open(
                         str(path),
@@ -231,6 +291,8 @@ class Index:
                     # Free reader slots left by processes that were killed mid-read.
                     env.reader_check()
                 except lmdb.Error as exc:
+                    if env is not None:
+                        env.close()
                     raise lmdb_error(exc, path) from exc
                 shared = (env, dbs, [0])
                 _OPEN[key] = shared

@@ -20,6 +20,7 @@ import lmdb
 from reprocas.errors import (
     AmbiguousRefError,
     FormatVersionError,
+    IndexDamagedError,
     IntegrityError,
     InvalidNameError,
     InvalidParameterError,
@@ -242,7 +243,16 @@ class Repository:
                 path=str(root / "index"),
             )
         (root / "index").mkdir(exist_ok=True)
-        self.index = Index(root / "index")
+        # Set when `index rebuild` found the index damaged: it then builds into this
+        # fresh environment and swaps it in under its lock (reprocas.store.rebuild).
+        self.damaged_index: IndexDamagedError | None = None
+        try:
+            self.index = Index(root / "index")
+        except IndexDamagedError as exc:
+            if not rebuilding:
+                raise
+            self.damaged_index = exc
+            self.index = Index(root / f"index.rebuilding-{uuid.uuid4().hex}")
 
     # -- lifecycle ---------------------------------------------------------------------
 
