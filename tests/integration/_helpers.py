@@ -367,3 +367,16 @@ def assert_nothing_committed(repo: reprocas.Repo, refs: list[str]) -> None:
     assert sorted(e.ref for e in repo.log()) == sorted(refs)
     assert tmp_files(repo.store.root) == [], "the refused write left temporary files"
     verify_ok(repo, read_data=True)
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git in ``cwd`` with a fixed identity; its stripped stdout."""
+    proc = subprocess.run(
+        ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
+    return proc.stdout.strip()

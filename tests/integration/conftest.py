@@ -7,11 +7,11 @@ import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
 import reprocas
+from tests.conftest import skip_outside_ci
 from tests.integration._helpers import CliResult, run_cli
 from tests.integration.trees import Entry, generate_tree
 
@@ -66,21 +66,13 @@ def make_tree(tmp_path: Path) -> TreeFactory:
     return make
 
 
-def _skip_outside_ci(reason: str) -> NoReturn:
-    """Skip on a developer's machine that cannot do this; in CI (root, mount allowed)
-    the same condition is a failure, so the disk-full tests never silently skip."""
-    if os.environ.get("CI"):
-        pytest.fail(f"CI must run this test: {reason}")
-    pytest.skip(reason)
-
-
 @pytest.fixture
 def tmpfs(tmp_path: Path) -> Iterator[Path]:
     """An 8 MiB tmpfs mounted at tmp_path/mnt (needs root and mount permission)."""
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     if os.geteuid() != 0:
-        _skip_outside_ci("mounting a tmpfs needs root (the disk-full tests run as root in CI)")
+        skip_outside_ci("mounting a tmpfs needs root (the disk-full tests run as root in CI)")
     proc = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)],
         capture_output=True,
@@ -88,7 +80,7 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
         check=False,
     )
     if proc.returncode != 0:
-        _skip_outside_ci(f"this environment does not permit mounting a tmpfs: {proc.stderr}")
+        skip_outside_ci(f"this environment does not permit mounting a tmpfs: {proc.stderr}")
     try:
         yield mnt
     finally:

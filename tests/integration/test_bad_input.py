@@ -28,6 +28,7 @@ from reprocas.native import core
 from reprocas.store.index import pack
 from reprocas.store.repository import version_ref
 from reprocas.store.writer import Writer
+from tests.conftest import skip_outside_ci
 from tests.integration._helpers import (
     REPROCAS,
     CliResult,
@@ -40,7 +41,7 @@ from tests.integration._helpers import (
     tmp_files,
     verify_ok,
 )
-from tests.integration.conftest import Cli, _skip_outside_ci
+from tests.integration.conftest import Cli
 from tests.integration.trees import describe, diff
 
 # --- a repository with one good version, to check nothing gets damaged ----------------
@@ -86,7 +87,7 @@ def _without_root_override() -> list[str]:
         return []
     setpriv = shutil.which("setpriv")
     if setpriv is None:
-        _skip_outside_ci("running as root without setpriv: cannot make a file unreadable")
+        skip_outside_ci("running as root without setpriv: cannot make a file unreadable")
     caps = "-dac_override,-dac_read_search"
     return [setpriv, f"--inh-caps={caps}", f"--bounding-set={caps}"]
 

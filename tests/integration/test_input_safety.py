@@ -25,6 +25,7 @@ from reprocas.errors import (
 from reprocas.model.ids import ObjectId
 from reprocas.store.commit import finish_snapshot
 from reprocas.store.writer import Writer
+from tests.conftest import skip_outside_ci
 from tests.integration._helpers import (
     assert_checkout_equals,
     assert_ok,
@@ -32,7 +33,7 @@ from tests.integration._helpers import (
     run_cli,
     verify_ok,
 )
-from tests.integration.conftest import Cli, _skip_outside_ci
+from tests.integration.conftest import Cli
 from tests.integration.trees import Entry, describe, describe_entry, diff
 
 
@@ -161,7 +162,7 @@ def test_a_link_to_the_repository_in_dest_is_removed_as_a_link(
 def mounts() -> Iterator[list[Path]]:
     """Mount points to unmount afterwards (mounting needs root: CI runs as root)."""
     if os.geteuid() != 0:
-        _skip_outside_ci("bind mounts need root")
+        skip_outside_ci("bind mounts need root")
     made: list[Path] = []
     yield made
     for m in reversed(made):
@@ -172,7 +173,7 @@ def mounts() -> Iterator[list[Path]]:
 def _mount(mounts: list[Path], *args: str) -> None:
     proc = subprocess.run(["mount", *args], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        _skip_outside_ci(f"this environment does not permit mounting: {proc.stderr}")
+        skip_outside_ci(f"this environment does not permit mounting: {proc.stderr}")
     mounts.append(Path(args[-1]))
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 import reprocas
 from reprocas.provenance.names import load_run, resolve_run
 from tests.integration._helpers import assert_ok, assert_one_line_error, verify_ok
+from tests.integration._helpers import git as _git
 from tests.integration.conftest import Cli
 
 PY = sys.executable
@@ -74,18 +74,6 @@ NEEDS_LOCAL = textwrap.dedent(
         f.write(data)
     """
 )
-
-
-def _git(cwd: Path, *args: str) -> str:
-    proc = subprocess.run(
-        ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=True,
-        stdin=subprocess.DEVNULL,
-    )
-    return proc.stdout.strip()
 
 
 def _table(d: Path, rows: int) -> Path:

@@ -4,7 +4,6 @@ output lands (issue 14, items 6 and 7): real scripts in a real git repository.""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -15,6 +14,7 @@ import pyarrow.csv as pacsv
 import pytest
 
 from tests.integration._helpers import assert_ok, verify_ok
+from tests.integration._helpers import git as _git
 from tests.integration.conftest import Cli
 
 PY = sys.executable
@@ -60,18 +60,6 @@ USE = textwrap.dedent(
         f.write(f"{sum(t.column('f').to_pylist())} {index}\\n")
     """
 )
-
-
-def _git(cwd: Path, *args: str) -> str:
-    proc = subprocess.run(
-        ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=True,
-        stdin=subprocess.DEVNULL,
-    )
-    return proc.stdout.strip()
 
 
 @pytest.fixture

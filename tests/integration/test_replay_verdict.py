@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -20,6 +19,7 @@ import pyarrow as pa
 import pytest
 
 from tests.integration._helpers import assert_ok, assert_one_line_error, verify_ok
+from tests.integration._helpers import git as _git
 from tests.integration.conftest import Cli
 
 PY = sys.executable
@@ -119,18 +119,6 @@ DETERMINISTIC = textwrap.dedent(
         json.dump({"score": 0.75, "curve": [1.0, 0.5, 0.25]}, f)
     """
 )
-
-
-def _git(cwd: Path, *args: str) -> str:
-    proc = subprocess.run(
-        ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=True,
-        stdin=subprocess.DEVNULL,
-    )
-    return proc.stdout.strip()
 
 
 @pytest.fixture
