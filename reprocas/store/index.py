@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import errno
 import os
-import struct
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,6 +41,7 @@ import lmdb
 import msgpack
 
 from reprocas.errors import IndexDamagedError, StorageFullError, StorageIOError
+from reprocas.store.lmdb_file import header_damage
 
 DB_NAMES = (
     "meta",
@@ -188,7 +188,6 @@ _DAMAGE = (
     lmdb.PageNotFoundError,
     lmdb.VersionMismatchError,
 )
-_META_MAGIC = 0xBEEFC0DE
 
 
 def damaged(path: Path, why: str) -> IndexDamagedError:
@@ -197,41 +196,6 @@ def damaged(path: Path, why: str) -> IndexDamagedError:
         "aside and recreate it from the packs",
         path=str(path),
     )
-
-
-def header_damage(path: Path) -> str | None:
-    """Why ``path/data.mdb`` cannot be opened safely, or None. LMDB maps the file and
-    trusts its two meta pages: a file shorter than the pages its newest meta page
-    names ends the process with SIGBUS at the first read, so it is checked first."""
-    data_file = path / "data.mdb"
-    try:
-        with open(data_file, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            head = f.read(16 + 160)
-            if len(head) < 160:
-                return f"data.mdb is only {size} bytes"
-            psize = struct.unpack_from("<I", head, 40)[0]
-            if psize < 512 or psize & (psize - 1) or psize > 1 << 16:
-                return "bad page size in its header"
-            f.seek(psize)
-            second = f.read(160)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        return f"data.mdb is unreadable: {exc.strerror or exc}"
-    best: tuple[int, int] | None = None
-    for meta in (head, second):
-        if len(meta) < 160:
-            continue
-        magic, version = struct.unpack_from("<II", meta, 16)
-        last_pg, txnid = struct.unpack_from("<QQ", meta, 136)
-        if magic == _META_MAGIC and version == 1 and (best is None or txnid > best[0]):
-            best = (txnid, last_pg)
-    if best is None:
-        return "MDB_INVALID: no valid meta page"
-    if (best[1] + 1) * psize > size:
-        return f"data.mdb is cut short: {size} bytes, its header names {(best[1] + 1) * psize}"
-    return None
 
 
 def lmdb_error(exc: lmdb.Error, path: Path) -> StorageIOError | IndexDamagedError:

@@ -37,10 +37,10 @@ from reprocas.store.index import (
     Index,
     ObjectLoc,
     damaged,
-    header_damage,
     pack,
     put_frames,
 )
+from reprocas.store.lmdb_file import header_damage
 from reprocas.store.packs import (
     CODEC_DELTA,
     FrameInfo,
