@@ -32,7 +32,7 @@ with env.begin() as txn:
 def _short_by(path: Path) -> int:
     head = (path / "data.mdb").read_bytes()[:8192]
     _, last_pg = max(struct.unpack_from("<QQ", head, off + 136)[::-1] for off in (0, 4096))
-    return last_pg + 1 - (path / "data.mdb").stat().st_size // 4096
+    return int(last_pg) + 1 - (path / "data.mdb").stat().st_size // 4096
 
 
 def _history(path: Path, seed: int, txns: int) -> int:
