@@ -4,7 +4,7 @@
    light environment snapshot reused when unchanged) against ``python -c pass`` alone;
    target < 0.5 s of overhead (the median of ``--repeat`` runs).
 2. **queries**: a repository holding ``--runs`` recorded runs (10,000 by default;
-   created in-process in batches through ``reprocas.provenance.run.store_runs``), each
+   created in-process in batches through ``reprocas.provenance.run_store.store_runs``), each
    using one of 20 dataset versions: ``reprocas runs --name NAME`` over 100 runs,
    ``runs`` over all of them (in-process, the listing without printing), and
    ``lineage clinical@v1 --down`` (which runs used a version: one index lookup);
@@ -30,7 +30,7 @@ from typing import Any
 import reprocas
 from reprocas.provenance.lineage import lineage
 from reprocas.provenance.names import get_summary, iter_runs
-from reprocas.provenance.run import Draft, store_runs
+from reprocas.provenance.run_store import Draft, store_runs
 
 REPROCAS = Path(sys.executable).with_name("reprocas")
 

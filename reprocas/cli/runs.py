@@ -79,7 +79,10 @@ def run(
     The command's output is streamed (with --json, its stdout goes to stderr) and stored.
     A failed command is recorded too; reprocas then exits with the command's exit code.
     """
-    from reprocas.provenance.run import Spec, parse_input, parse_params, record, run_json
+    from reprocas.provenance.run import Spec, record
+    from reprocas.provenance.run_inputs import parse_input
+    from reprocas.provenance.run_params import parse_params
+    from reprocas.provenance.run_store import run_json
     from reprocas.provenance.verdict import ALLOW_DIFFER_KEY, check_glob
 
     globs = [check_glob(g, "--allow-differ") for g in allow_differ or ()]

@@ -17,16 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from reprocas.provenance.names import RunHandle, check_run_name
-from reprocas.provenance.run import (
-    Draft,
-    capture_environment,
-    checkout_inputs,
-    commit_outputs,
-    default_name,
-    resolve_inputs,
-    store_runs,
-    typed_metrics,
-)
+from reprocas.provenance.run import default_name
+from reprocas.provenance.run_exec import capture_environment
+from reprocas.provenance.run_inputs import checkout_inputs, resolve_inputs
+from reprocas.provenance.run_params import typed_metrics
+from reprocas.provenance.run_store import Draft, commit_outputs, store_runs
 from reprocas.store.repository import Repository
 
 

@@ -36,23 +36,19 @@ from reprocas.provenance.replay_code import (
     read_run_file,
     restore_code,
 )
-from reprocas.provenance.run import (
+from reprocas.provenance.run_common import (
     METRICS_FILE,
     METRICS_PATH_KEY,
     PATCH_FILE,
     STDERR_FILE,
     STDOUT_FILE,
-    Draft,
     Say,
-    _quiet,
-    _safe_rel,
-    checkout_inputs,
-    commit_outputs,
-    execute,
-    read_metrics,
-    run_json,
-    store_runs,
+    quiet,
 )
+from reprocas.provenance.run_exec import execute
+from reprocas.provenance.run_inputs import checkout_inputs, safe_rel
+from reprocas.provenance.run_params import read_metrics
+from reprocas.provenance.run_store import Draft, commit_outputs, run_json, store_runs
 from reprocas.provenance.verdict import (
     ALLOW_DIFFER_KEY,
     DEFAULT_TOLERANCE,
@@ -298,7 +294,7 @@ def replay(
     allow_differ: list[str] | tuple[str, ...] = (),
     compare_table: list[str] | tuple[str, ...] = (),
     table_tolerance: float | None = None,
-    say: Say = _quiet,
+    say: Say = quiet,
     stdout_to: IO[bytes] | None = None,
     stderr_to: IO[bytes] | None = None,
 ) -> ReplayResult:
@@ -314,8 +310,8 @@ def replay(
     for i in run.inputs:
         if i.get("path") is None:  # read straight from the store (Python API): no checkout
             continue
-        inputs.append({**i, "path": _safe_rel(str(i["path"]), "input path"), "default_path": True})
-    outputs = [_safe_rel(str(o["path"]), "output path") for o in run.outputs]
+        inputs.append({**i, "path": safe_rel(str(i["path"]), "input path"), "default_path": True})
+    outputs = [safe_rel(str(o["path"]), "output path") for o in run.outputs]
     patch = b""
     if (run.code or {}).get("patch"):
         patch = read_run_file(repo, run, PATCH_FILE) or b""

@@ -19,7 +19,8 @@ from typing import Any
 from reprocas.errors import NotFoundError, ReprocasError
 from reprocas.model.ids import ObjectId
 from reprocas.model.objects import Run
-from reprocas.provenance.run import PATCH_FILE, Say, tree_files
+from reprocas.provenance.run_common import PATCH_FILE, Say
+from reprocas.provenance.run_store import tree_files
 from reprocas.store import checkout as checkout_mod
 from reprocas.store.repository import Repository
 

@@ -8,7 +8,8 @@ from typing import Any
 from reprocas.errors import ReprocasError
 from reprocas.model.objects import Run
 from reprocas.provenance.names import RunHandle, load_run, resolve_run
-from reprocas.provenance.run import metric_values, tree_files
+from reprocas.provenance.run_params import metric_values
+from reprocas.provenance.run_store import tree_files
 from reprocas.store.repository import Repository
 
 

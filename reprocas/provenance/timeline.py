@@ -30,7 +30,7 @@ from reprocas.model.ids import ObjectId
 from reprocas.model.objects import Run, Snapshot
 from reprocas.provenance import graph
 from reprocas.provenance.names import RunHandle, iter_runs, load_run, replay_of_ref
-from reprocas.provenance.run import metric_values
+from reprocas.provenance.run_params import metric_values
 from reprocas.store.index import unpack
 from reprocas.store.repository import Repository
 

@@ -31,7 +31,8 @@ import lmdb
 
 from reprocas.errors import InvalidParameterError
 from reprocas.model.ids import ObjectId
-from reprocas.provenance.run import metric_values, tree_files
+from reprocas.provenance.run_params import metric_values
+from reprocas.provenance.run_store import tree_files
 from reprocas.store.repository import Repository
 
 DEFAULT_TOLERANCE = 1e-6

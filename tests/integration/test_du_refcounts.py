@@ -16,7 +16,7 @@ from reprocas.environment.store import save
 from reprocas.model.chunking import ChunkingConfig, CompressionConfig, DeltaConfig
 from reprocas.model.ids import ObjectId
 from reprocas.provenance.names import run_ref
-from reprocas.provenance.run import Draft, store_runs
+from reprocas.provenance.run_store import Draft, store_runs
 from reprocas.retention.policy import Policy, Rules
 from reprocas.store import accounting, refcounts
 from reprocas.store.packs import read_trailer

@@ -101,7 +101,7 @@ def test_run_records_inputs_params_outputs_metrics_and_logs(
         assert run.status == "ok" and run.cwd == str(project.resolve())
     # the logs are files of the run's tree, streamed and stored
     with reprocas.Repo.open(repo_path) as repo, repo.store.index.read() as txn:
-        from reprocas.provenance.run import tree_files
+        from reprocas.provenance.run_store import tree_files
 
         assert run.root is not None
         files = tree_files(repo.store, txn, run.root.raw)

@@ -20,7 +20,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 import reprocas
 from reprocas.model.chunking import ChunkingConfig, CompressionConfig
 from reprocas.model.ids import ObjectId
-from reprocas.provenance.run import Draft, store_runs
+from reprocas.provenance.run_store import Draft, store_runs
 from reprocas.retention.policy import Policy, Rules
 from reprocas.store import accounting, refcounts
 from reprocas.store.reachability import all_versions

@@ -11,7 +11,9 @@ from reprocas.model.objects import Run, object_from_wire
 from reprocas.provenance import graph
 from reprocas.provenance.errors import MetricsError, ParamsError
 from reprocas.provenance.names import parse_run_ref, run_ref
-from reprocas.provenance.run import default_name, parse_input, parse_params, typed_metrics
+from reprocas.provenance.run import default_name
+from reprocas.provenance.run_inputs import parse_input
+from reprocas.provenance.run_params import parse_params, typed_metrics
 from reprocas.store import codec
 
 
