@@ -1,0 +1,1 @@
+"""Scripts run from the Makefile or by hand (python scripts/NAME.py)."""
