@@ -49,6 +49,8 @@ bench: build
 	@command -v restic >/dev/null 2>&1 || (apt-get install -y -q restic >/dev/null 2>&1 || \
 		(apt-get update -q >/dev/null 2>&1 && apt-get install -y -q restic >/dev/null 2>&1) || \
 		echo "note: restic could not be installed; the restic comparison will be skipped")
+	@command -v zstd >/dev/null 2>&1 || apt-get install -y -q zstd >/dev/null 2>&1 || \
+		echo "note: the zstd command could not be installed; its -T2 reference will be skipped"
 	$(PY) -m benchmarks.bench_core
 	$(PY) -m benchmarks.bench_repo
 	$(PY) -m benchmarks.bench_arrow

@@ -346,6 +346,16 @@ def measure_references(v1: Path, repeat: int, out: dict[str, Any]) -> None:
     out.update(zstd_dec_seconds=seconds, zstd_dec_mbps=rate(size, seconds))
     seconds, _ = best_of(repeat, lambda: blake3.blake3(data, max_threads=1).digest())
     out.update(blake3_seconds=seconds, blake3_mbps=rate(size, seconds))
+    # The zstd command with two worker threads: what two cores give a plain compressor.
+    exe = shutil.which("zstd")
+    if exe is not None:
+        argv = [exe, f"-{DEFAULT_LEVEL}", "-T2", "-q", "-c", str(v1)]
+
+        def _cli() -> None:
+            subprocess.run(argv, stdout=subprocess.DEVNULL, check=True)
+
+        seconds, _ = best_of(repeat, _cli)
+        out.update(zstd_t2_seconds=seconds, zstd_t2_mbps=rate(size, seconds))
 
 
 def measure_startup(cli: Cli, repo: Path, repeat: int, out: dict[str, Any]) -> None:
@@ -912,6 +922,14 @@ def format_report(result: dict[str, Any]) -> str:
             ],
             ["zstd decompress, 1 thread", f_rate(refs["zstd_dec_mbps"]), ""],
         ]
+        if "zstd_t2_mbps" in refs:
+            lines.append(
+                [
+                    f"zstd -{refs['level']} -T2 (the zstd command, 2 threads)",
+                    f_rate(refs["zstd_t2_mbps"]),
+                    "process start-up included",
+                ]
+            )
         if "blake3_mbps" in refs:
             lines.append(["BLAKE3, 1 thread", f_rate(refs["blake3_mbps"]), ""])
         if "cli_startup_seconds" in refs:
