@@ -351,8 +351,8 @@ def measure_references(v1: Path, repeat: int, out: dict[str, Any]) -> None:
     if exe is not None:
         argv = [exe, f"-{DEFAULT_LEVEL}", "-T2", "-q", "-c", str(v1)]
 
-        def _cli() -> None:
-            subprocess.run(argv, stdout=subprocess.DEVNULL, check=True)
+        def _cli() -> int:
+            return subprocess.run(argv, stdout=subprocess.DEVNULL, check=True).returncode
 
         seconds, _ = best_of(repeat, _cli)
         out.update(zstd_t2_seconds=seconds, zstd_t2_mbps=rate(size, seconds))
