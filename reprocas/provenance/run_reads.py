@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import tempfile
+import uuid
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -127,7 +128,8 @@ class Reads:
     outer: tuple[str, str] | None = field(init=False)  # an enclosing run's (file, repo id)
 
     def __post_init__(self) -> None:
-        fd, name = tempfile.mkstemp(prefix="reprocas-reads-", suffix=".jsonl")
+        # A name never used before in this process (``_noted`` is keyed by it).
+        fd, name = tempfile.mkstemp(prefix=f"reprocas-reads-{uuid.uuid4().hex}-", suffix=".jsonl")
         os.close(fd)
         self.path = Path(name)
         env = os.environ
