@@ -214,6 +214,27 @@ def test_a_replay_reads_what_the_original_read(
     assert [i["version"] for i in fresh["inputs"]] == ["cohort@v2"]
 
 
+def test_a_damaged_reads_file_is_reported_and_the_rest_recorded(
+    cli: Cli, project: Path, repo_path: Path
+) -> None:
+    script = textwrap.dedent(
+        """
+        import json, os, reprocas
+        with open(os.environ["REPROCAS_RUN_READS"], "a") as f:
+            f.write("not json\\n")
+            f.write(json.dumps({"ref": "ghost", "snapshot": "ab" * 32}) + "\\n")
+        reprocas.read_table("cohort", "cohort.parquet")
+        """
+    )
+    res = assert_ok(cli("run", "--json", "--env", "none", "-n", "junk", "--", PY, "-c", script,
+                        cwd=project))  # fmt: skip
+    r = json.loads(res.stdout)
+    assert r["status"] == "ok" and [i["version"] for i in r["inputs"]] == ["cohort@v1"]
+    assert "line 1 of the run's reads is malformed" in res.err
+    assert "the command read ghost, which cannot be recorded" in res.err
+    verify_ok(repo_path)
+
+
 def test_a_run_inside_a_replayed_run_reads_the_pinned_version(
     cli: Cli, project: Path, tmp_path: Path
 ) -> None:
