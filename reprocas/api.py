@@ -13,6 +13,7 @@ from reprocas.errors import PathNotInVersionError, ReprocasError
 from reprocas.model.chunking import ChunkingConfig, CompressionConfig, DeltaConfig
 from reprocas.model.ids import ObjectId
 from reprocas.progress import Progress
+from reprocas.provenance import run_reads
 from reprocas.store import accounting
 from reprocas.store import checkout as checkout_mod
 from reprocas.store import gc as gc_mod
@@ -235,8 +236,18 @@ class Repo:
     # -- reading ----------------------------------------------------------------------
 
     def resolve(self, ref: str) -> Version:
+        """``NAME``, ``NAME@vN``, ``NAME@latest``, ``NAME@TAG`` or an id prefix. Inside a
+        replay, a ref the original run read through the API means the version it read
+        then (``REPROCAS_RUN_PIN``, docs/RUNS.md, "Reads through the API")."""
         with self.store.index.read() as txn:
-            return self.store.resolve(txn, ref)
+            return self.store.resolve(txn, run_reads.pinned(self.store, ref) or ref)
+
+    def _read(self, ref: str, path: str | None = None) -> Version:
+        """``ref`` resolved for a read of its content, which a run records as an input
+        (``REPROCAS_RUN_READS``; nothing outside a run)."""
+        v = self.resolve(ref)
+        run_reads.note(self.store, v, ref, (path.strip("/") or None) if path else None)
+        return v
 
     def datasets(self) -> list[str]:
         with self.store.index.read() as txn:
@@ -267,8 +278,8 @@ class Repo:
     def ls(self, ref: str, path: str = "", *, recursive: bool = False) -> list[LsEntry]:
         """Entries of a directory of a version (or the one entry, for a file)."""
         store = self.store
+        v = self._read(ref, path)
         with store.index.read() as txn:
-            v = store.resolve(txn, ref)
             entry = checkout_mod.find_entry(store, txn, v, path)
             base = path.strip("/")
             if entry.kind != "dir":
@@ -304,7 +315,7 @@ class Repo:
     def cat(self, ref: str, path: str) -> bytes:
         """One file of a version, as bytes (verified)."""
         with tempfile.TemporaryFile() as f:
-            checkout_mod.cat(self.store, ref, path, f.fileno())
+            checkout_mod.cat(self.store, self._read(ref, path).id.hex, path, f.fileno())
             f.seek(0)
             return f.read()
 
@@ -315,8 +326,8 @@ class Repo:
         search, and are verified against the chunks' digests.
         """
         store = self.store
+        v = self._read(ref, path)
         with store.index.read() as txn:
-            v = store.resolve(txn, ref)
             entry = checkout_mod.find_entry(store, txn, v, path)
             if entry.kind != "file":
                 raise PathNotInVersionError(
@@ -329,7 +340,7 @@ class Repo:
 
     def cat_to(self, ref: str, path: str, fd: int) -> int:
         """Write one file of a version to an open file descriptor."""
-        return checkout_mod.cat(self.store, ref, path, fd)
+        return checkout_mod.cat(self.store, self._read(ref, path).id.hex, path, fd)
 
     def checkout(
         self,
@@ -348,7 +359,7 @@ class Repo:
         restored only with ``special_modes`` (otherwise refused)."""
         return checkout_mod.checkout(
             self.store,
-            ref,
+            self._read(ref, path).id.hex,
             Path(dest),
             subpath=path,
             force=force,
@@ -364,7 +375,7 @@ class Repo:
         from reprocas.tabular.read import arrow_errors, open_dataset
 
         with arrow_errors(f"{ref}:{path or '/'}"):
-            return open_dataset(self.store, self.resolve(ref), path, format)
+            return open_dataset(self.store, self._read(ref, path), path, format)
 
     def read_table(
         self,
@@ -378,13 +389,13 @@ class Repo:
         from reprocas.tabular.read import arrow_errors, read_table
 
         with arrow_errors(f"{ref}:{path}"):
-            return read_table(self.store, self.resolve(ref), path, columns, filter)
+            return read_table(self.store, self._read(ref, path), path, columns, filter)
 
     def table_info(self, ref: str, path: str) -> Any:
         """The table record committed for a file (schema, rows, row groups), or None."""
         from reprocas.tabular.read import table_record
 
-        return table_record(self.store, self.resolve(ref), path)
+        return table_record(self.store, self._read(ref, path), path)
 
     def export_table(
         self,
@@ -401,7 +412,7 @@ class Repo:
         refuse_overlap(self.store.root, out, "export to", ("is", "inside", "holds"))
         fmt = format or format_of(out.name) or "parquet"
         with arrow_errors(f"{ref}:{path}"):
-            export_table(read_table(self.store, self.resolve(ref), path), out, fmt)
+            export_table(read_table(self.store, self._read(ref, path), path), out, fmt)
         return out
 
     def diff(
@@ -421,8 +432,8 @@ class Repo:
         with arrow_errors(f"diff {ref_a} {ref_b}"):
             return diff_versions(
                 self.store,
-                self.resolve(ref_a),
-                self.resolve(ref_b),
+                self._read(ref_a, path),
+                self._read(ref_b, path),
                 path=path,
                 key=key,
                 limit=limit,

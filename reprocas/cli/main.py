@@ -13,6 +13,7 @@ from reprocas.cli import data, debug, maintenance
 from reprocas.cli import env as env_cli
 from reprocas.cli import retention as retention_cli
 from reprocas.cli import runs as runs_cli
+from reprocas.cli import version as version_cli
 from reprocas.cli.common import STATE
 from reprocas.errors import ReprocasError
 
@@ -35,6 +36,15 @@ def main(
             help="Repository path (default: $REPROCAS_REPO, then .reprocas/ here or above).",
         ),
     ] = None,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=version_cli.version_option,
+            help="Print the version, storage formats and native build, and exit.",
+        ),
+    ] = False,
 ) -> None:
     """reprocas: version datasets; check out any version exactly; see what it costs."""
     STATE.repo_path = repo
@@ -60,6 +70,7 @@ COMMANDS: list[Callable[..., None]] = [
     runs_cli.replay,
     runs_cli.runs,
     runs_cli.lineage,
+    version_cli.version,
 ]
 for command in COMMANDS:
     app.command(command.__name__.replace("_", "-"))(command)

@@ -210,6 +210,7 @@ def runs(
 ) -> None:
     """List recorded runs with their status, key parameters and metrics."""
     from reprocas.provenance.names import get_summary, iter_runs, replay_of_ref
+    from reprocas.provenance.run_store import run_inputs
 
     with open_repo() as repo:
         store = repo.store
@@ -222,6 +223,7 @@ def runs(
             for h in iter_runs(store, txn, name):
                 s = get_summary(store, txn, h.id)
                 s["replay_of_ref"] = replay_of_ref(store, txn, s.get("replay_of"))
+                s["inputs"] = run_inputs(store, txn, h.id) if as_json else None
                 rows.append((h, s))
     rows.sort(key=lambda hs: hs[1]["start_ns"])
     if as_json:
@@ -243,6 +245,7 @@ def runs(
                     else None,
                     "replay_of_ref": s["replay_of_ref"],
                     "verdict": s["verdict"],
+                    "inputs": s["inputs"],
                 }
                 for h, s in rows
             ]

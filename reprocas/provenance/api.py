@@ -1,6 +1,8 @@
 """Record a run from Python: ``with reprocas.run(name=..., params={...}) as run:``.
 
-The block is the run: inputs asked for inside it are recorded by their exact snapshot
+The block is the run: inputs asked for inside it (:meth:`RunContext.input`, and any
+read through ``reprocas.Repo`` of the same repository in the block or in a process it
+starts, :mod:`reprocas.provenance.run_reads`) are recorded by their exact snapshot
 ids, outputs given to :meth:`RunContext.output` are committed as a version of
 ``runs/NAME`` when the block ends, and a block that raises is recorded as failed (the
 exception still propagates).
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,8 +24,13 @@ from reprocas.provenance.run import default_name
 from reprocas.provenance.run_exec import capture_environment
 from reprocas.provenance.run_inputs import checkout_inputs, resolve_inputs
 from reprocas.provenance.run_params import typed_metrics
+from reprocas.provenance.run_reads import Reads
 from reprocas.provenance.run_store import Draft, commit_outputs, store_runs
 from reprocas.store.repository import Repository
+
+
+def _warn(text: str) -> None:
+    warnings.warn(f"reprocas: {text}", RuntimeWarning, stacklevel=4)
 
 
 class RunContext:
@@ -81,8 +89,10 @@ class RunContext:
         """A file or directory to commit as an output when the block ends."""
         self._outputs.append(os.fspath(path))
 
-    def _finish(self, exc: BaseException | None) -> None:
+    def _finish(self, exc: BaseException | None, reads: Reads | None = None) -> None:
         d = self.draft
+        if reads is not None:  # what the block read through the API (run_reads)
+            d.inputs, _ = reads.merge(d.inputs, _warn)
         d.end_ns = time.time_ns()
         if exc is not None:
             d.exit_code = 130 if isinstance(exc, KeyboardInterrupt) else 1
@@ -121,12 +131,14 @@ def run(
             env,
             Path(cwd or Path.cwd()).resolve(),
         )
-        try:
-            yield ctx
-        except BaseException as exc:
-            ctx._finish(exc)
-            raise
-        ctx._finish(None)
+        with Reads(r.store) as reads:
+            try:
+                with reads.in_process():
+                    yield ctx
+            except BaseException as exc:
+                ctx._finish(exc, reads)
+                raise
+            ctx._finish(None, reads)
     finally:
         if owned:
             r.close()

@@ -24,6 +24,7 @@ from typing import IO, Any
 from reprocas.errors import DestinationError, ReprocasError
 from reprocas.model.ids import ObjectId
 from reprocas.model.objects import Run
+from reprocas.provenance import run_reads
 from reprocas.provenance.errors import MetricsError
 from reprocas.provenance.names import RunHandle, load_run, resolve_run
 from reprocas.provenance.replay_code import (
@@ -48,6 +49,7 @@ from reprocas.provenance.run_common import (
 from reprocas.provenance.run_exec import execute
 from reprocas.provenance.run_inputs import checkout_inputs, safe_rel
 from reprocas.provenance.run_params import read_metrics
+from reprocas.provenance.run_reads import Reads
 from reprocas.provenance.run_store import Draft, commit_outputs, run_json, store_runs
 from reprocas.provenance.verdict import (
     ALLOW_DIFFER_KEY,
@@ -335,13 +337,19 @@ def replay(
     notes = list(code.notes) + ([which] if which else [])
     said = len(notes)
     say(f"running in {cwd}: {' '.join(run.command)}")
-    outcome = execute(list(run.command), cwd, stdout_to=stdout_to, stderr_to=stderr_to)
+    with Reads(repo) as reads:  # API reads pinned to the original's, and recorded (run_reads)
+        env_vars = reads.child_env(None, pin=run_reads.pins_of(run.inputs))
+        outcome = execute(
+            list(run.command), cwd, stdout_to=stdout_to, stderr_to=stderr_to, env=env_vars
+        )
+        replay_inputs, api_reads = reads.merge(run_reads.declared(run.inputs), say)
+    notes += run_reads.replay_notes(repo, run.inputs, replay_inputs, api_reads)
     draft = Draft(
         name=run.name,
         command=list(run.command),
         cwd=str(cwd),
         params=dict(run.params),
-        inputs=[dict(i) for i in run.inputs],
+        inputs=replay_inputs,
         environment=env.snapshot,
         code=dict(run.code) if run.code is not None else None,
         start_ns=outcome.start_ns,

@@ -33,6 +33,7 @@ from reprocas.provenance.run_common import (
 from reprocas.provenance.run_exec import capture_environment, drift, execute
 from reprocas.provenance.run_inputs import checkout_inputs, resolve_inputs, safe_rel
 from reprocas.provenance.run_params import read_metrics
+from reprocas.provenance.run_reads import Reads
 from reprocas.provenance.run_store import Draft, commit_outputs, store_runs
 from reprocas.store.repository import Repository
 
@@ -108,9 +109,15 @@ def record(
                 say(f"  {ln}")
         else:
             say(f"environment unchanged since {prev}")
-    outcome = execute(
-        spec.command, cwd, stdout_to=stdout_to, stderr_to=stderr_to, env=spec.record_env
-    )
+    with Reads(repo) as reads:  # reads through the API are inputs too (run_reads)
+        outcome = execute(
+            spec.command,
+            cwd,
+            stdout_to=stdout_to,
+            stderr_to=stderr_to,
+            env=reads.child_env(spec.record_env),
+        )
+        inputs, _ = reads.merge(inputs, say)
     draft = Draft(
         name=name,
         command=list(spec.command),

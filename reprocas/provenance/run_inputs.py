@@ -14,7 +14,7 @@ import lmdb
 from reprocas.errors import DestinationError, InvalidParameterError
 from reprocas.model.ids import ObjectId
 from reprocas.native import core
-from reprocas.provenance import upstream
+from reprocas.provenance import run_reads, upstream
 from reprocas.provenance.run_common import Say
 from reprocas.store import checkout as checkout_mod
 from reprocas.store.repository import Repository
@@ -35,7 +35,7 @@ def resolve_inputs(
     """``(REF, PATH or None)`` -> input records naming the exact snapshot."""
     out: list[dict[str, Any]] = []
     for ref, path in specs:
-        v = repo.resolve(txn, ref)
+        v = repo.resolve(txn, run_reads.pinned(repo, ref) or ref)  # a replay's pins first
         sub = upstream.output_root(repo, txn, v.id)  # a run's outputs: at their own path
         rel = (
             safe_rel(path, "--input path")

@@ -205,6 +205,23 @@ def _next_numbers(repo: Repository, txn: lmdb.Transaction, drafts: list[Draft]) 
     return out
 
 
+def inputs_json(run: Run) -> list[dict[str, Any]]:
+    """A run's inputs as JSON: ``via`` is ``input`` (declared) or ``api`` (only read
+    through the Python API); ``api_refs``/``api_paths``: how the API read it."""
+    return [
+        {
+            "ref": i.get("ref"),
+            "version": f"{i['dataset']}@v{i['number']}",
+            "id": bytes(i["snapshot"]).hex(),
+            "path": i.get("path"),
+            "via": i.get("via", "input"),
+            "api_refs": list(i.get("api_refs") or ()),
+            "api_paths": list(i.get("api_paths") or ()),
+        }
+        for i in run.inputs
+    ]
+
+
 def run_json(handle: RunHandle, run: Run, env_ref: str | None = None) -> dict[str, Any]:
     """The JSON form of a run (``reprocas run --json``, ``reprocas runs --json``)."""
     return {
@@ -222,15 +239,7 @@ def run_json(handle: RunHandle, run: Run, env_ref: str | None = None) -> dict[st
         "end_ns": run.end_ns,
         "duration_s": round((run.end_ns - run.start_ns) / 1e9, 6),
         "params": run.params,
-        "inputs": [
-            {
-                "ref": i.get("ref"),
-                "version": f"{i['dataset']}@v{i['number']}",
-                "id": bytes(i["snapshot"]).hex(),
-                "path": i.get("path"),
-            }
-            for i in run.inputs
-        ],
+        "inputs": inputs_json(run),
         "outputs": [
             {
                 "path": o["path"],
@@ -266,3 +275,16 @@ def tree_files(
         for p, e in iter_tree(repo, txn, tree_id, prefix)
         if e.kind != "dir"
     }
+
+
+def run_inputs(
+    repo: Repository, txn: lmdb.Transaction, rid: ObjectId
+) -> list[dict[str, Any]] | None:
+    """:func:`inputs_json` of a stored run; None when its object cannot be read."""
+    from reprocas.errors import ReprocasError
+    from reprocas.provenance.names import load_run
+
+    try:
+        return inputs_json(load_run(repo, txn, rid))
+    except ReprocasError:
+        return None
