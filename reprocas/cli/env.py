@@ -199,6 +199,26 @@ def show(
         typer.echo(line)
 
 
+def _secret_lines(facts: dict[str, Any]) -> list[str]:
+    """What the snapshot redacted (or kept under --allow-secrets): where, never what."""
+    from reprocas.security import Finding
+
+    git = facts.get("git") or {}
+    redacted = [*(git.get("redacted") or []), *(facts.get("redacted") or [])]
+    kept = [*(git.get("secrets_kept") or []), *(facts.get("secrets_kept") or [])]
+    out = []
+    for label, found in (("redacted", redacted), ("kept", kept)):
+        where = [Finding.from_json(d) for d in found if isinstance(d, dict)]
+        if where:
+            out.append(
+                f"secrets     {len(where)} {label}: "
+                + ", ".join(f"{w.where} ({w.kind})" for w in where)
+            )
+    if (facts.get("secrets_allowed") or git.get("secrets_allowed")) and not kept:
+        out.append("secrets     --allow-secrets (none found)")
+    return out
+
+
 def describe(rec: EnvRecord) -> list[str]:
     """A snapshot as text for people."""
     f = rec.facts
@@ -258,6 +278,7 @@ def describe(rec: EnvRecord) -> list[str]:
     out += [f"            {k}={v}" for k, v in sorted(env.items())]
     files = f.get("files") or []
     out.append(f"lock files  {', '.join(x['path'] for x in files) or '-'}")
+    out += _secret_lines(f)
     if rec.full:
         out.append(
             "stored      site-packages: " + ", ".join(str(s["path"]) for s in rec.site_packages)

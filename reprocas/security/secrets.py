@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -21,8 +22,9 @@ from reprocas.security.patterns import (
     RULES,
     secret_name,
     secret_value,
+    secret_words,
 )
-from reprocas.security.urls import MASK, URL_USERINFO, is_credential
+from reprocas.security.urls import MASK, credentials
 
 BINARY_PROBE = 8192
 """Data with a NUL byte in its first 8 KiB is binary and not scanned (as git decides)."""
@@ -68,41 +70,54 @@ class _Span:
 
 def _spans(text: str, path: str) -> list[_Span]:
     """The secrets of ``text``, in order, never overlapping."""
-    taken: list[_Span] = []
-
-    def free(start: int, end: int) -> bool:
-        return all(end <= s.start or start >= s.end for s in taken)
+    taken: list[_Span] = []  # sorted by start
+    starts: list[int] = []
 
     def add(start: int, end: int, kind: str, replacement: str | None = None) -> None:
-        if start < end and free(start, end):
-            text = marker(kind) if replacement is None else replacement
-            taken.append(_Span(start, end, kind, text))
+        i = bisect.bisect_left(starts, start)
+        if start >= end or (i > 0 and taken[i - 1].end > start):
+            return
+        if i < len(taken) and taken[i].start < end:
+            return  # overlaps a secret found by an earlier (more specific) pattern
+        text = marker(kind) if replacement is None else replacement
+        taken.insert(i, _Span(start, end, kind, text))
+        starts.insert(i, start)
 
     if "PRIVATE KEY" in text:
         for m in PRIVATE_KEY.finditer(text):
             # The whole block goes; its line breaks stay, so later lines keep their numbers.
             breaks = "".join(re.findall(r"\r?\n", m.group(0)))
             add(m.start(), m.end(), "private-key", marker("private-key") + breaks)
-    if "@" in text:  # before the token formats: a URL's whole user:password goes
-        for m in URL_USERINFO.finditer(text):
-            if is_credential(m.group("scheme"), m.group("info")):
-                add(m.start("info"), m.end("info"), "password-in-url", MASK)
+    for start, end in credentials(text):  # before the tokens: a whole user:password goes
+        add(start, end, "password-in-url", MASK)
     for rule in RULES:
+        g = "secret" if "secret" in rule.regex.groupindex else 0
         for m in rule.regex.finditer(text):
-            g = "secret" if "secret" in rule.regex.groupindex else 0
-            add(m.start(g), m.end(g), rule.kind)
+            if rule.starts_token(text, m.start()):
+                add(m.start(g), m.end(g), rule.kind)
     code = PurePosixPath(path).suffix.lower() in CODE_SUFFIXES
-    for m in ASSIGNMENT.finditer(text):
-        word = secret_name(m.group("name"))
-        if word is None:
+    done = -1
+    for w in secret_words(text):  # most lines name no secret: skip them
+        if w.start() < done:
             continue
-        g = "quoted" if m.group("q") is not None else "bare"
-        if g == "bare" and code:
-            continue  # an expression in source code, not a literal
-        if secret_value(m.group(g), word):
-            add(m.start(g), m.end(g), "assignment")
-    taken.sort(key=lambda s: s.start)
+        start = text.rfind("\n", 0, w.start()) + 1
+        end = text.find("\n", w.end())
+        done = len(text) if end < 0 else end
+        for m in ASSIGNMENT.finditer(text, start, done):
+            _assignment(m, code, add)
     return taken
+
+
+def _assignment(m: re.Match[str], code: bool, add: Callable[[int, int, str], None]) -> None:
+    """Add the value of assignment ``m`` when its name and value say it is a secret."""
+    word = secret_name(m.group("name"))
+    if word is None:
+        return
+    g = "quoted" if m.group("q") is not None else "bare"
+    if g == "bare" and code:
+        return  # an expression in source code, not a literal
+    if secret_value(m.group(g), word):
+        add(m.start(g), m.end(g), "assignment")
 
 
 def redact_text(text: str, path: str) -> tuple[str, list[Finding]]:

@@ -9,10 +9,7 @@ again. ``git@host`` style ssh users are kept: they name an account, not a secret
 from __future__ import annotations
 
 import re
-
-URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/@\s]+)@")
-"""A URL's scheme and user information (``https://`` and ``user:pw`` in
-``https://user:pw@host``)."""
+from collections.abc import Iterator
 
 MASK = "***"
 
@@ -25,13 +22,33 @@ def is_credential(scheme: str, info: str) -> bool:
     return ":" in info or scheme.lower().startswith("http")
 
 
+_SCHEME_BEFORE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*\Z")
+_INFO_AFTER = re.compile(r"(?P<info>[^/@\s]+)@")
+
+
+def credentials(text: str) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of the credentials of every URL in ``text``: the user
+    information that :func:`is_credential` calls a secret. Found from each ``://``
+    (looking back for the scheme), which is much faster than a search from every letter."""
+    pos = text.find("://")
+    while pos >= 0:
+        scheme = _SCHEME_BEFORE.search(text, max(0, pos - 64), pos)
+        info = _INFO_AFTER.match(text, pos + 3)
+        if (
+            scheme is not None
+            and info is not None
+            and is_credential(scheme.group(0) + "://", info.group("info"))
+        ):
+            yield info.start("info"), info.end("info")
+        pos = text.find("://", pos + 3)
+
+
 def redact_urls(text: str) -> str:
     """Replace credentials in URLs: any ``user:password@``, and any user or token in an
     http(s) URL. ``git@host`` style ssh users are kept."""
-
-    def sub(m: re.Match[str]) -> str:
-        if is_credential(m.group("scheme"), m.group("info")):
-            return m.group("scheme") + MASK + "@"
-        return m.group(0)
-
-    return URL_USERINFO.sub(sub, text)
+    out: list[str] = []
+    pos = 0
+    for start, end in credentials(text):
+        out += [text[pos:start], MASK]
+        pos = end
+    return "".join(out) + text[pos:]
