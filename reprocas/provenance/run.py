@@ -64,6 +64,7 @@ class Spec:
     cwd: Path = field(default_factory=Path.cwd)
     extra: dict[str, Any] = field(default_factory=dict)
     record_env: dict[str, str] | None = None  # the command's environment (None: ours)
+    allow_secrets: bool = False  # store secrets in the diff and lock files verbatim
 
 
 @dataclass
@@ -97,9 +98,11 @@ def record(
     for o in spec.outputs:
         safe_rel(o, "--output")
     checkout_inputs(repo, inputs, cwd, say)
-    env = capture_environment(repo, spec.env, cwd)
+    env = capture_environment(repo, spec.env, cwd, allow_secrets=spec.allow_secrets)
     for n in env.notes:
         say(f"note: {n}")
+    for w in env.warnings:
+        say(f"warning: {w}")
     d = drift(repo, name, env)
     if d is not None:
         prev, lines = d
