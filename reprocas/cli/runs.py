@@ -35,7 +35,13 @@ def run(
         ),
     ] = None,
     param: Annotated[
-        list[str] | None, typer.Option("--param", "-p", help="KEY=VALUE parameter (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            help="KEY=VALUE parameter (repeatable). The command gets it as {KEY} in its "
+            "arguments, REPROCAS_PARAM_KEY and the JSON file named by REPROCAS_PARAMS.",
+        ),
     ] = None,
     params_file: Annotated[
         list[Path] | None,
@@ -75,6 +81,10 @@ def run(
 ) -> None:
     """Record a run of COMMAND: its exact inputs, environment, code, parameters, output
     and metrics. Use `--` before the command: `reprocas run -n train -- python train.py`.
+
+    Parameters reach the command: `--param lr=0.1 -- python train.py --lr {lr}` runs
+    `--lr 0.1` ({{ and }} are literal braces); an argument `--lr 0.5` that disagrees
+    with a parameter is warned about and recorded (param_conflicts).
 
     The command's output is streamed (with --json, its stdout goes to stderr) and stored.
     A failed command is recorded too; reprocas then exits with the command's exit code.
@@ -243,6 +253,7 @@ def runs(
                     else None,
                     "replay_of_ref": s["replay_of_ref"],
                     "verdict": s["verdict"],
+                    "param_conflicts": s.get("param_conflicts") or [],
                 }
                 for h, s in rows
             ]
@@ -260,9 +271,15 @@ def runs(
         if s.get("replay_of") is not None:
             of = s["replay_of_ref"] or "a run no longer here"
             replayed = f"  replay of {of}: {s.get('verdict') or '?'}"
+        disagree = ", ".join(
+            f"{c.get('flag') or '--' + c['name']} {c['argv']}"
+            for c in s.get("param_conflicts") or ()
+        )
+        if disagree:
+            disagree = f"  arguments disagree with params: {disagree}"
         typer.echo(
             f"{h.ref:<20} {h.id.short}  {when}  {s['status']:<6} "
-            f"exit {s['exit_code']:<3} {params}  {mets}{replayed}".rstrip()
+            f"exit {s['exit_code']:<3} {params}  {mets}{replayed}{disagree}".rstrip()
         )
 
 

@@ -36,6 +36,7 @@ from reprocas.provenance.replay_code import (
     read_run_file,
     restore_code,
 )
+from reprocas.provenance.run_argv import child_env, recorded_command_line
 from reprocas.provenance.run_common import (
     METRICS_FILE,
     METRICS_PATH_KEY,
@@ -316,6 +317,7 @@ def replay(
     if (run.code or {}).get("patch"):
         patch = read_run_file(repo, run, PATCH_FILE) or b""
     found = find_code(run, patch)
+    cmd = recorded_command_line(list(run.command), run.params, run.extra)
     wd, created = prepare_workdir(workdir)
     say(f"replaying run {original.ref} ({original.id.short}) in {wd}")
     which = _original_name_note(repo, ref, original)
@@ -334,8 +336,9 @@ def replay(
         raise
     notes = list(code.notes) + ([which] if which else [])
     said = len(notes)
-    say(f"running in {cwd}: {' '.join(run.command)}")
-    outcome = execute(list(run.command), cwd, stdout_to=stdout_to, stderr_to=stderr_to)
+    say(f"running in {cwd}: {' '.join(cmd.argv)}")
+    with child_env(run.params) as (child, _):
+        outcome = execute(cmd.argv, cwd, stdout_to=stdout_to, stderr_to=stderr_to, env=child)
     draft = Draft(
         name=run.name,
         command=list(run.command),
@@ -384,6 +387,7 @@ def replay(
         draft.extra[CODE_REPOSITORY_KEY] = code.git_repository
     if code.source != "none":
         draft.extra[CODE_CWD_KEY] = code.rel_cwd
+    draft.extra.update(cmd.extra())
     if rules.recorded_allow_differ:  # the outputs' own rules hold for a replay of the replay
         draft.extra[ALLOW_DIFFER_KEY] = list(rules.recorded_allow_differ)
     draft.extra.update(

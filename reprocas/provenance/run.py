@@ -21,6 +21,7 @@ from reprocas.provenance.names import (
     RunHandle,
     check_run_name,
 )
+from reprocas.provenance.run_argv import child_env, command_line, conflict_warning
 from reprocas.provenance.run_common import (
     METRICS_FILE,
     METRICS_PATH_KEY,
@@ -91,6 +92,7 @@ def record(
         )
     name = check_run_name(spec.name or default_name(spec.command))
     cwd = spec.cwd.resolve()
+    cmd = command_line(spec.command, spec.params)  # an unknown {name} fails before anything
     with repo.index.read() as txn:
         inputs = resolve_inputs(repo, txn, spec.inputs)
     for o in spec.outputs:
@@ -108,9 +110,12 @@ def record(
                 say(f"  {ln}")
         else:
             say(f"environment unchanged since {prev}")
-    outcome = execute(
-        spec.command, cwd, stdout_to=stdout_to, stderr_to=stderr_to, env=spec.record_env
-    )
+    for c in cmd.conflicts:
+        say(conflict_warning(c))
+    with child_env(spec.params, spec.record_env) as (child, notes):
+        for n in notes:
+            say(f"note: {n}")
+        outcome = execute(cmd.argv, cwd, stdout_to=stdout_to, stderr_to=stderr_to, env=child)
     draft = Draft(
         name=name,
         command=list(spec.command),
@@ -124,6 +129,7 @@ def record(
         exit_code=outcome.exit_code,
         extra=dict(spec.extra),
     )
+    draft.extra.update(cmd.extra())
     if spec.metrics:  # where the command writes its metrics, so that a replay reads them back
         draft.extra.setdefault(METRICS_PATH_KEY, spec.metrics)
     draft.files[STDOUT_FILE] = outcome.stdout
