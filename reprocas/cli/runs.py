@@ -17,6 +17,16 @@ def _say(text: str) -> None:
     print(f"reprocas: {text}", file=sys.stderr, flush=True)
 
 
+def _size_option(text: str, option: str) -> int:
+    from reprocas.errors import InvalidParameterError
+    from reprocas.retention.policy import parse_size
+
+    try:
+        return parse_size(text)
+    except InvalidParameterError as exc:
+        raise InvalidParameterError(f"{option}: {exc}") from exc
+
+
 def run(
     command: Annotated[
         list[str], typer.Argument(help="The command and its arguments, after `--`.")
@@ -77,6 +87,24 @@ def run(
             "(logs, timestamps), e.g. 'logs/*'; recorded with the run (repeatable).",
         ),
     ] = None,
+    code_limit: Annotated[
+        str,
+        typer.Option(
+            "--code-limit",
+            metavar="SIZE",
+            help="At most this much of the code git does not track (or, outside git, of "
+            "the working directory) is stored with the run, e.g. 50MiB (default 10MiB).",
+        ),
+    ] = "10MiB",
+    code_file_limit: Annotated[
+        str,
+        typer.Option(
+            "--code-file-limit",
+            metavar="SIZE",
+            help="Larger files of that code are not stored (warned about), e.g. 4MiB "
+            "(default 1MiB).",
+        ),
+    ] = "1MiB",
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """Record a run of COMMAND: its exact inputs, environment, code, parameters, output
@@ -90,12 +118,17 @@ def run(
     A failed command is recorded too; reprocas then exits with the command's exit code.
     """
     from reprocas.provenance.run import Spec, record
+    from reprocas.provenance.run_code import CodeLimits
     from reprocas.provenance.run_inputs import parse_input
     from reprocas.provenance.run_params import parse_params
     from reprocas.provenance.run_store import run_json
     from reprocas.provenance.verdict import ALLOW_DIFFER_KEY, check_glob
 
     globs = [check_glob(g, "--allow-differ") for g in allow_differ or ()]
+    limits = CodeLimits(
+        total=_size_option(code_limit, "--code-limit"),
+        per_file=_size_option(code_file_limit, "--code-file-limit"),
+    )
     spec = Spec(
         command=list(command),
         name=name,
@@ -105,6 +138,7 @@ def run(
         metrics=metrics,
         env=env,
         extra={ALLOW_DIFFER_KEY: globs} if globs else {},
+        code_limits=limits,
     )
     out_sink = sys.stderr.buffer if as_json else sys.stdout.buffer
     with open_repo() as repo:

@@ -37,6 +37,7 @@ from reprocas.provenance.replay_code import (
     restore_code,
 )
 from reprocas.provenance.run_argv import child_env, recorded_command_line
+from reprocas.provenance.run_code import read_files
 from reprocas.provenance.run_common import (
     METRICS_FILE,
     METRICS_PATH_KEY,
@@ -355,6 +356,7 @@ def replay(
     draft.files[STDERR_FILE] = outcome.stderr
     if patch:
         draft.files[PATCH_FILE] = patch
+    draft.files.update(read_files(repo, run))  # a replay of the replay restores them too
     if outcome.error:
         draft.errors.append(outcome.error)
     new_outputs, missing = commit_outputs(repo, run.name, outputs, cwd)

@@ -22,6 +22,7 @@ from reprocas.provenance.names import (
     check_run_name,
 )
 from reprocas.provenance.run_argv import child_env, command_line, conflict_warning
+from reprocas.provenance.run_code import CodeLimits, capture_code, code_exclusions
 from reprocas.provenance.run_common import (
     METRICS_FILE,
     METRICS_PATH_KEY,
@@ -64,6 +65,7 @@ class Spec:
     cwd: Path = field(default_factory=Path.cwd)
     extra: dict[str, Any] = field(default_factory=dict)
     record_env: dict[str, str] | None = None  # the command's environment (None: ours)
+    code_limits: CodeLimits = field(default_factory=CodeLimits)
 
 
 @dataclass
@@ -110,6 +112,10 @@ def record(
                 say(f"  {ln}")
         else:
             say(f"environment unchanged since {prev}")
+    skip = code_exclusions(repo.root, cwd, inputs, spec.outputs, spec.metrics)
+    code = capture_code(cwd, env.code, exclude=skip, limits=spec.code_limits)
+    for w in code.warnings:
+        say(w)
     for c in cmd.conflicts:
         say(conflict_warning(c))
     with child_env(spec.params, spec.record_env) as (child, notes):
@@ -123,7 +129,7 @@ def record(
         params=spec.params,
         inputs=inputs,
         environment=env.snapshot,
-        code=env.code,
+        code=code.code,
         start_ns=outcome.start_ns,
         end_ns=outcome.end_ns,
         exit_code=outcome.exit_code,
@@ -136,6 +142,7 @@ def record(
     draft.files[STDERR_FILE] = outcome.stderr
     if env.patch:
         draft.files[PATCH_FILE] = env.patch
+    draft.files.update(code.files)
     error: ReprocasError | None = None
     if outcome.error:
         draft.errors.append(outcome.error)
