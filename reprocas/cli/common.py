@@ -25,6 +25,18 @@ class State:
 STATE = State()
 
 JsonOpt = typer.Option("--json", help="Print JSON (a stable schema, see docs/CLI.md).")
+AllowSecretsOpt = typer.Option(
+    "--allow-secrets",
+    help="Store what looks like a secret (keys, tokens, passwords in the uncommitted diff, "
+    "lock files and kept variables) verbatim instead of redacting it; recorded as "
+    "secrets_allowed, with a warning per secret.",
+)
+
+
+def warn(lines: list[str]) -> None:
+    """``reprocas: warning: LINE`` on stderr for each line (also under --json)."""
+    for line in lines:
+        print(f"reprocas: warning: {line}", file=sys.stderr, flush=True)
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from reprocas.cli.common import JsonOpt, open_repo, progress_bar
+from reprocas.cli.common import AllowSecretsOpt, JsonOpt, open_repo, progress_bar, warn
 from reprocas.cli.output import emit_json, human_bytes
 
 if TYPE_CHECKING:
@@ -36,7 +36,8 @@ EnvAllowOpt = typer.Option(
     "--env-allow",
     help="Also keep environment variables matching this glob (repeatable; also "
     "$REPROCAS_ENV_ALLOW, comma-separated). Names containing TOKEN, KEY, SECRET, "
-    "PASSWORD, CREDENTIAL, AUTH or PRIVATE are never kept.",
+    "PASSWORD, PASSWD, PWD, CREDENTIAL, AUTH, PRIVATE, SALT, COOKIE or SESSION are never "
+    "kept.",
 )
 IgnoreOpt = typer.Option(
     "--ignore",
@@ -97,20 +98,28 @@ def snapshot(
     ] = None,
     message: Annotated[str, typer.Option("--message", "-m", help="Why this snapshot.")] = "",
     env_allow: Annotated[list[str] | None, EnvAllowOpt] = None,
+    allow_secrets: Annotated[bool, AllowSecretsOpt] = False,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """Capture the environment as the next snapshot env/NAME@vN.
 
     Equal environments give equal facts ids; a snapshot identical to the latest one
     (same facts, same lock files, same patch, same site-packages) is not stored again.
+    Secrets in the uncommitted diff, the lock files and the kept variables are redacted
+    first, with a warning naming the file and line (--allow-secrets keeps them).
     """
     from reprocas.environment.capture import capture
     from reprocas.environment.store import env_name, save
 
     with open_repo() as repo:
         cap = capture(
-            python, project, env_allow=tuple(env_allow or ()), exclude=(repo.root.resolve(),)
+            python,
+            project,
+            env_allow=tuple(env_allow or ()),
+            exclude=(repo.root.resolve(),),
+            allow_secrets=allow_secrets,
         )
+        warn(cap.warnings())
         target = env_name(name, cap.project)
         with progress_bar("storing site-packages", full and not as_json) as bar:
             r = save(
@@ -141,6 +150,10 @@ def snapshot(
                 "new_bytes": r.new_bytes,
                 "site_packages": [s.to_json() for s in r.site_packages],
                 "notes": list(r.notes),
+                "redacted": []
+                if allow_secrets
+                else [f.to_json() for f in (*cap.git_findings, *cap.findings)],
+                "secrets_allowed": allow_secrets,
             }
         )
         return
@@ -184,6 +197,26 @@ def show(
         return
     for line in describe(rec):
         typer.echo(line)
+
+
+def _secret_lines(facts: dict[str, Any]) -> list[str]:
+    """What the snapshot redacted (or kept under --allow-secrets): where, never what."""
+    from reprocas.security import Finding
+
+    git = facts.get("git") or {}
+    redacted = [*(git.get("redacted") or []), *(facts.get("redacted") or [])]
+    kept = [*(git.get("secrets_kept") or []), *(facts.get("secrets_kept") or [])]
+    out = []
+    for label, found in (("redacted", redacted), ("kept", kept)):
+        where = [Finding.from_json(d) for d in found if isinstance(d, dict)]
+        if where:
+            out.append(
+                f"secrets     {len(where)} {label}: "
+                + ", ".join(f"{w.where} ({w.kind})" for w in where)
+            )
+    if (facts.get("secrets_allowed") or git.get("secrets_allowed")) and not kept:
+        out.append("secrets     --allow-secrets (none found)")
+    return out
 
 
 def describe(rec: EnvRecord) -> list[str]:
@@ -245,6 +278,7 @@ def describe(rec: EnvRecord) -> list[str]:
     out += [f"            {k}={v}" for k, v in sorted(env.items())]
     files = f.get("files") or []
     out.append(f"lock files  {', '.join(x['path'] for x in files) or '-'}")
+    out += _secret_lines(f)
     if rec.full:
         out.append(
             "stored      site-packages: " + ", ".join(str(s["path"]) for s in rec.site_packages)
@@ -373,6 +407,8 @@ def check(
             env_allow=rec.env_allow,
             default_allow=not rec.env_allow,
             exclude=(repo.root.resolve(),),
+            # Redact as the snapshot did, so that a kept secret is not reported as drift.
+            allow_secrets=bool(rec.facts.get("secrets_allowed")),
         )
     d = diff_facts(rec.facts, cap.facts, ignore=tuple(ignore or ()))
     if as_json:

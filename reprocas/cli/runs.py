@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from reprocas.cli.common import JsonOpt, open_repo
+from reprocas.cli.common import AllowSecretsOpt, JsonOpt, open_repo
 from reprocas.cli.output import emit_json
 
 
@@ -105,6 +105,7 @@ def run(
             "(default 1MiB).",
         ),
     ] = "1MiB",
+    allow_secrets: Annotated[bool, AllowSecretsOpt] = False,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """Record a run of COMMAND: its exact inputs, environment, code, parameters, output
@@ -139,6 +140,7 @@ def run(
         env=env,
         extra={ALLOW_DIFFER_KEY: globs} if globs else {},
         code_limits=limits,
+        allow_secrets=allow_secrets,
     )
     out_sink = sys.stderr.buffer if as_json else sys.stdout.buffer
     with open_repo() as repo:

@@ -1,10 +1,12 @@
 """Which environment variables an environment snapshot may keep, and scrubbing secrets.
 
 Nothing outside the allowlist is stored. A name that looks like a secret (it contains
-TOKEN, KEY, SECRET, PASSWORD, PASSWD, CREDENTIAL, AUTH or PRIVATE, in any case) is
-never stored, even when a pattern allows it: clinical projects must not leak
-credentials into their provenance. Credentials embedded in URLs (``https://user:pw@``)
-are replaced by ``***`` wherever a snapshot records a URL or a text file.
+TOKEN, KEY, SECRET, PASSWORD, PASSWD, PWD, CREDENTIAL, AUTH, PRIVATE, SALT, COOKIE or
+SESSION, in any case; ``PWD`` and ``OLDPWD`` themselves are the shell's working
+directories, not secrets) is never stored, even when a pattern allows it: clinical
+projects must not leak credentials into their provenance. The values kept are scanned
+for secrets too (:mod:`reprocas.security`): a token or a URL's credentials in an
+allowed variable are redacted.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import fnmatch
 import os
 import re
 from collections.abc import Iterable, Mapping
+
+from reprocas.security import Finding, redact_text
 
 DEFAULT_ALLOW: tuple[str, ...] = (
     # Python itself
@@ -78,13 +82,18 @@ DEFAULT_ALLOW: tuple[str, ...] = (
 ENV_VAR = "REPROCAS_ENV_ALLOW"
 """Extra allowlist patterns, comma-separated, added to the defaults."""
 
-SECRET_NAME = re.compile(r"TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|PRIVATE", re.I)
+SECRET_NAME = re.compile(
+    r"TOKEN|KEY|SECRET|PASSWORD|PASSWD|PWD|CREDENTIAL|AUTH|PRIVATE|SALT|COOKIE|SESSION", re.I
+)
 
-_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/@\s]+)@")
+NOT_SECRET = frozenset({"PWD", "OLDPWD"})
+"""The shell's current and previous working directory: they contain PWD, hold a path."""
 
 
 def looks_secret(name: str) -> bool:
     """Whether a variable name looks like it holds a credential."""
+    if name.upper() in NOT_SECRET:
+        return False
     return SECRET_NAME.search(name) is not None
 
 
@@ -104,38 +113,18 @@ def allowed(name: str, allow: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) for p in allow)
 
 
-def select(environ: Mapping[str, str], allow: Iterable[str]) -> dict[str, str]:
-    """The allowed variables of ``environ``, values scrubbed of URL credentials."""
+def select(
+    environ: Mapping[str, str], allow: Iterable[str], *, allow_secrets: bool = False
+) -> tuple[dict[str, str], list[Finding]]:
+    """The allowed variables of ``environ`` with secrets in their values redacted
+    (kept when ``allow_secrets``), and the secrets found (``env:NAME``, line 0)."""
     allow = tuple(allow)
-    return {k: redact_urls(v) for k, v in sorted(environ.items()) if allowed(k, allow)}
-
-
-def redact_urls(text: str) -> str:
-    """Replace credentials in URLs: any ``user:password@``, and any user or token in an
-    http(s) URL. ``git@host`` style ssh users are kept."""
-
-    def sub(m: re.Match[str]) -> str:
-        scheme, info = m.group("scheme"), m.group("info")
-        if ":" in info or scheme.lower().startswith("http"):
-            return scheme + "***@"
-        return m.group(0)
-
-    return _URL_USERINFO.sub(sub, text)
-
-
-_URL_USERINFO_B = re.compile(rb"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/@\s]+)@")
-
-
-def redact_bytes(data: bytes) -> tuple[bytes, bool]:
-    """:func:`redact_urls` over bytes (a lock file, a patch; invalid UTF-8 is fine).
-    The flag says whether anything was replaced. Git's base85 binary hunks never hold
-    ``://``, so a patch stays applicable."""
-
-    def sub(m: re.Match[bytes]) -> bytes:
-        scheme, info = m.group("scheme"), m.group("info")
-        if b":" in info or scheme.lower().startswith(b"http"):
-            return scheme + b"***@"
-        return m.group(0)
-
-    scrubbed = _URL_USERINFO_B.sub(sub, data)
-    return scrubbed, scrubbed != data
+    out: dict[str, str] = {}
+    findings: list[Finding] = []
+    for k, v in sorted(environ.items()):
+        if not allowed(k, allow):
+            continue
+        redacted, found = redact_text(v, f"env:{k}")
+        findings += [Finding(f.path, 0, f.kind) for f in found]
+        out[k] = v if allow_secrets else redacted
+    return out, findings

@@ -23,6 +23,7 @@ from typing import Any
 from reprocas.environment import allowlist, gitstate, hardware
 from reprocas.environment.errors import EnvironmentCaptureError
 from reprocas.native import core
+from reprocas.security import Finding, redact_bytes, secret_facts, warnings
 
 FACTS_SCHEMA = 1
 """Version of the facts layout (docs/ENVIRONMENT.md); bumped when a field changes meaning."""
@@ -63,10 +64,17 @@ class Capture:
     notes: list[str] = field(default_factory=list)
     env_allow: tuple[str, ...] = ()
     project: Path = Path(".")
+    findings: list[Finding] = field(default_factory=list)  # in lock files and variables
+    secrets_allowed: bool = False
+    git_findings: list[Finding] = field(default_factory=list)  # in the patch
 
     @property
     def site_dirs(self) -> list[str]:
         return list(self.facts["python"]["site_packages"])
+
+    def warnings(self) -> list[str]:
+        """One line per secret found: redacted, or kept under ``--allow-secrets``."""
+        return warnings([*self.git_findings, *self.findings], allowed=self.secrets_allowed)
 
 
 def default_python(environ: Mapping[str, str] | None = None) -> str:
@@ -142,9 +150,11 @@ def probe(python: str) -> dict[str, Any]:
     return facts
 
 
-def lock_files(project: Path) -> tuple[dict[str, bytes], list[dict[str, Any]], list[str]]:
-    """The lock and manifest files of ``project``: contents (credentials in URLs
-    redacted), their facts, and notes about files left out."""
+def lock_files(
+    project: Path, *, allow_secrets: bool = False
+) -> tuple[dict[str, bytes], list[dict[str, Any]], list[str], list[Finding]]:
+    """The lock and manifest files of ``project``: contents (secrets redacted unless
+    ``allow_secrets``), their facts, notes about files left out, and the secrets found."""
     files: dict[str, bytes] = {}
     notes: list[str] = []
     for pattern in LOCK_PATTERNS:
@@ -161,20 +171,22 @@ def lock_files(project: Path) -> tuple[dict[str, bytes], list[dict[str, Any]], l
             except OSError as exc:
                 notes.append(f"cannot read {rel}: {exc.strerror or exc}")
     facts: list[dict[str, Any]] = []
+    findings: list[Finding] = []
     for rel in sorted(files):
-        data, redacted = allowlist.redact_bytes(files[rel])
-        files[rel] = data
+        data, found = redact_bytes(files[rel], rel)
+        findings += found
+        redacted = bool(found) and not allow_secrets
         if redacted:
-            notes.append(f"{rel}: credentials in URLs were replaced by *** before storing")
+            files[rel] = data
         facts.append(
             {
                 "path": rel,
-                "size": len(data),
-                "blake3": core.blake3_digest(data).hex(),
+                "size": len(files[rel]),
+                "blake3": core.blake3_digest(files[rel]).hex(),
                 "redacted": redacted,
             }
         )
-    return files, facts, notes
+    return files, facts, notes, findings
 
 
 def capture(
@@ -185,13 +197,16 @@ def capture(
     default_allow: bool = True,
     environ: Mapping[str, str] | None = None,
     exclude: tuple[Path, ...] = (),
+    allow_secrets: bool = False,
 ) -> Capture:
     """Capture the environment of ``python`` (default: :func:`default_python`) for the
     project in ``project`` (default: the current directory).
 
     ``env_allow`` adds glob patterns to the variable allowlist (see
     :mod:`reprocas.environment.allowlist`); ``exclude`` names directories (the reprocas
-    repository) to leave out of the untracked-files list.
+    repository) to leave out of the untracked-files list. Secrets in the lock files,
+    the patch and the kept variables are redacted unless ``allow_secrets`` (see
+    :mod:`reprocas.security`); :meth:`Capture.warnings` says where.
     """
     env = dict(os.environ if environ is None else environ)
     project = (project or Path.cwd()).resolve()
@@ -199,8 +214,10 @@ def capture(
         raise EnvironmentCaptureError(f"--project {project} is not a directory", path=str(project))
     seen = probe(python or default_python(env))
     allow = allowlist.patterns(env_allow, defaults=default_allow)
-    files, file_facts, notes = lock_files(project)
-    git = gitstate.capture(project, exclude=exclude)
+    files, file_facts, notes, findings = lock_files(project, allow_secrets=allow_secrets)
+    variables, env_findings = allowlist.select(env, allow, allow_secrets=allow_secrets)
+    findings += env_findings
+    git = gitstate.capture(project, exclude=exclude, allow_secrets=allow_secrets)
     notes += git.notes
     gpu = hardware.gpu()
     nvcc = hardware.nvcc_version()
@@ -215,11 +232,23 @@ def capture(
         "conda": seen.get("conda"),
         "gpu": gpu,
         "container": hardware.container(env),
-        "env": allowlist.select(env, allow),
+        "env": variables,
         "git": git.facts,
         "files": file_facts,
+        # The patch's secrets are recorded in "git"; these are the files' and variables'.
+        **secret_facts(findings, allow_secrets),
     }
-    return Capture(facts, files, git.patch, notes, allow, project)
+    return Capture(
+        facts,
+        files,
+        git.patch,
+        notes,
+        allow,
+        project,
+        findings,
+        allow_secrets,
+        git.findings,
+    )
 
 
 def normalise(name: str) -> str:

@@ -4,7 +4,9 @@ Every case a user can be in is an answer, not an error: no git installed, not a
 repository, a repository without commits, a detached HEAD, a dirty tree with binary
 files. The uncommitted tracked changes become one patch (``git diff HEAD --binary``,
 which ``git apply`` takes back, binary files included); untracked files are listed,
-not stored.
+not stored. Secrets in the patch are redacted before it goes anywhere (see
+:func:`reprocas.security.redact_patch`) unless ``allow_secrets``; either way the
+findings are recorded (``redacted`` or ``secrets_kept``).
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reprocas.environment.allowlist import redact_bytes, redact_urls
 from reprocas.native import core
+from reprocas.security import Finding, redact_patch, redact_urls, secret_facts
 
 MAX_UNTRACKED = 1000
 """At most this many untracked paths are listed (the count is always exact)."""
@@ -30,6 +32,7 @@ class GitState:
     facts: dict[str, Any] | None
     patch: bytes = b""
     notes: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
 
 
 def _git(root: Path, *args: str, text: bool = True) -> subprocess.CompletedProcess[Any]:
@@ -51,9 +54,12 @@ def _first_line(text: str) -> str:
     return next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
 
 
-def capture(project: Path, *, exclude: tuple[Path, ...] = ()) -> GitState:
+def capture(
+    project: Path, *, exclude: tuple[Path, ...] = (), allow_secrets: bool = False
+) -> GitState:
     """The git state of ``project``; paths under ``exclude`` (the reprocas repository,
-    say) are left out of the untracked list."""
+    say) are left out of the untracked list. Secrets in the patch are redacted unless
+    ``allow_secrets``."""
     if shutil.which("git") is None:
         return GitState(None, notes=["git is not installed: no code state recorded"])
     top = _git(project, "rev-parse", "--show-toplevel")
@@ -83,9 +89,10 @@ def capture(project: Path, *, exclude: tuple[Path, ...] = ()) -> GitState:
     patch = diff.stdout if diff.returncode == 0 else b""
     if diff.returncode != 0:
         notes.append("git diff failed: " + _first_line(diff.stderr.decode("utf-8", "replace")))
-    patch, redacted = redact_bytes(patch)
+    scrubbed, findings = redact_patch(patch)
+    redacted = bool(findings) and not allow_secrets
     if redacted:
-        notes.append("uncommitted changes: credentials in URLs were replaced by *** in the patch")
+        patch = scrubbed
 
     untracked = _untracked(toplevel, exclude)
     diff_facts: dict[str, Any] | None = None
@@ -106,8 +113,9 @@ def capture(project: Path, *, exclude: tuple[Path, ...] = ()) -> GitState:
         "diff": diff_facts,
         "untracked": untracked[:MAX_UNTRACKED],
         "untracked_count": len(untracked),
+        **secret_facts(findings, allow_secrets),
     }
-    return GitState(facts, patch, notes)
+    return GitState(facts, patch, notes, findings)
 
 
 def _remote_url(project: Path, branch: str | None) -> str | None:

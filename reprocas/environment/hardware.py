@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from reprocas.environment.allowlist import redact_urls
+from reprocas.security import redact_urls
 
 _CUDA_RE = re.compile(r"CUDA Version:\s*([0-9.]+)")
 _NVCC_RE = re.compile(r"release\s+([0-9.]+)")

@@ -29,12 +29,21 @@ from reprocas.store.repository import Repository
 class RunContext:
     """The run being recorded inside a ``with reprocas.run(...)`` block."""
 
-    def __init__(self, repo: Any, name: str, params: dict[str, Any], env: str, cwd: Path) -> None:
+    def __init__(
+        self,
+        repo: Any,
+        name: str,
+        params: dict[str, Any],
+        env: str,
+        cwd: Path,
+        allow_secrets: bool = False,
+    ) -> None:
         self.repo = repo  # a reprocas.Repo
         self.store: Repository = repo.store
         self.name = check_run_name(name)
         self.cwd = cwd
         self.env = env
+        self.allow_secrets = allow_secrets
         self.draft = Draft(
             name=self.name,
             command=[sys.executable, *sys.argv],
@@ -88,12 +97,14 @@ class RunContext:
         if exc is not None:
             d.exit_code = 130 if isinstance(exc, KeyboardInterrupt) else 1
             d.errors.append(f"{type(exc).__name__}: {exc}")
-        env = capture_environment(self.store, self.env, self.cwd)
+        env = capture_environment(self.store, self.env, self.cwd, allow_secrets=self.allow_secrets)
+        for w in env.warnings:
+            print(f"reprocas: warning: {w}", file=sys.stderr, flush=True)
         d.environment, d.code = env.snapshot, env.code
         if env.patch:
             d.files["code/diff.patch"] = env.patch
         skip = code_exclusions(self.store.root, self.cwd, d.inputs, self._outputs, None)
-        stored = capture_code(self.cwd, env.code, exclude=skip)
+        stored = capture_code(self.cwd, env.code, exclude=skip, allow_secrets=self.allow_secrets)
         d.code = stored.code
         d.files.update(stored.files)
         for w in stored.warnings:
@@ -112,10 +123,13 @@ def run(
     repo: Any = None,
     env: str = "light",
     cwd: str | os.PathLike[str] | None = None,
+    allow_secrets: bool = False,
 ) -> Iterator[RunContext]:
     """Record the block as a run (see the module docstring). ``repo`` is a
     ``reprocas.Repo`` or a path (default: the repository found from the current
-    directory); ``env`` is ``light``, ``full`` or ``none``."""
+    directory); ``env`` is ``light``, ``full`` or ``none``. Secrets in the uncommitted
+    diff and the lock files are redacted, with a warning on stderr, unless
+    ``allow_secrets``."""
     from reprocas.api import Repo
 
     owned = not isinstance(repo, Repo)
@@ -127,6 +141,7 @@ def run(
             params or {},
             env,
             Path(cwd or Path.cwd()).resolve(),
+            allow_secrets,
         )
         try:
             yield ctx

@@ -161,9 +161,13 @@ def check_environment(
     except ReprocasError as exc:
         say(f"note: the recorded environment cannot be read ({exc}); drift not checked")
         before = None
-    cap = capture(None, cwd, exclude=(repo.root.resolve(),))
+    allow = bool(before is not None and before.facts.get("secrets_allowed"))
+    cap = capture(None, cwd, exclude=(repo.root.resolve(),), allow_secrets=allow)
     cap.facts["git"] = before.facts.get("git") if before is not None else None
     cap.patch = patch
+    cap.git_findings = []  # the stored patch is the recorded one, scanned when recorded
+    for w in cap.warnings():
+        say(f"warning: {w}")
     name = before.version.name if before is not None else env_name(None, Path(run.cwd))
     saved = save(repo, cap, name, full=bool(before is not None and before.full))
     if before is None:

@@ -260,7 +260,12 @@ def restore_code(
         _checkout_commit(found.toplevel, found.commit, workdir)
     if patch:
         _apply_patch(patch, workdir)
-    if (code.get("diff") or {}).get("redacted"):
+    if code.get("redacted"):
+        notes.append(
+            f"the stored diff had {len(code['redacted'])} secret(s) redacted when it was "
+            "recorded: the code holds «redacted:KIND» markers there"
+        )
+    elif (code.get("diff") or {}).get("redacted"):
         notes.append("the stored diff had credentials in URLs replaced by ***")
     notes += restore_untracked(repo, run, workdir, say)
     rel = found.rel_cwd or _hint(run, CODE_CWD_KEY)

@@ -66,6 +66,7 @@ class Spec:
     extra: dict[str, Any] = field(default_factory=dict)
     record_env: dict[str, str] | None = None  # the command's environment (None: ours)
     code_limits: CodeLimits = field(default_factory=CodeLimits)
+    allow_secrets: bool = False  # store secrets in the diff and lock files verbatim
 
 
 @dataclass
@@ -100,9 +101,11 @@ def record(
     for o in spec.outputs:
         safe_rel(o, "--output")
     checkout_inputs(repo, inputs, cwd, say)
-    env = capture_environment(repo, spec.env, cwd)
+    env = capture_environment(repo, spec.env, cwd, allow_secrets=spec.allow_secrets)
     for n in env.notes:
         say(f"note: {n}")
+    for w in env.warnings:
+        say(f"warning: {w}")
     d = drift(repo, name, env)
     if d is not None:
         prev, lines = d
@@ -113,7 +116,9 @@ def record(
         else:
             say(f"environment unchanged since {prev}")
     skip = code_exclusions(repo.root, cwd, inputs, spec.outputs, spec.metrics)
-    code = capture_code(cwd, env.code, exclude=skip, limits=spec.code_limits)
+    code = capture_code(
+        cwd, env.code, exclude=skip, limits=spec.code_limits, allow_secrets=spec.allow_secrets
+    )
     for w in code.warnings:
         say(w)
     for c in cmd.conflicts:

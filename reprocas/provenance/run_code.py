@@ -25,15 +25,16 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, NamedTuple
+from typing import Any
 
 import lmdb
 
-from reprocas.environment.allowlist import redact_bytes as _redact_urls
 from reprocas.model.ids import ObjectId
 from reprocas.model.objects import Run
 from reprocas.native import core
 from reprocas.provenance.run_store import tree_files
+from reprocas.security import Finding, redact_bytes
+from reprocas.security import warnings as secret_warnings
 from reprocas.store import checkout as checkout_mod
 from reprocas.store.repository import Repository
 
@@ -72,27 +73,6 @@ JUNK_DIRS = frozenset(
 )
 """Directories never stored (at any depth); ``*.egg-info`` too."""
 JUNK_SUFFIXES = (".pyc", ".pyo", ".swp", ".DS_Store")
-
-
-# -- secret scanning ----------------------------------------------------------------------------
-
-
-class Finding(NamedTuple):
-    """A secret found (and redacted) in a file."""
-
-    path: str
-    line: int | None
-    kind: str
-
-
-def redact_bytes(data: bytes, path: str) -> tuple[bytes, list[Finding]]:
-    """Redact secrets from a file's bytes: credentials in URLs, line by line."""
-    out, changed = _redact_urls(data)
-    if not changed:
-        return data, []
-    before, after = data.split(b"\n"), out.split(b"\n")
-    lines = [i + 1 for i, (a, b) in enumerate(zip(before, after, strict=False)) if a != b]
-    return out, [Finding(path, n, "url-credentials") for n in lines]
 
 
 # -- what is stored -----------------------------------------------------------------------------
@@ -202,9 +182,12 @@ def capture_code(
     *,
     exclude: Iterable[Path],
     limits: CodeLimits = CodeLimits(),
+    allow_secrets: bool = False,
 ) -> StoredCode:
     """The code of a run that no commit holds (see the module docstring). ``git_code``
-    is the run's git code state (None outside git): the record is added to it."""
+    is the run's git code state (None outside git): the record is added to it.
+    Secrets are redacted from the stored copies unless ``allow_secrets`` (then they
+    are kept, and said so)."""
     cwd = cwd.resolve()
     base, names, skipped, stopped = _candidates(cwd, git_code is not None, list(exclude))
     files: dict[str, bytes] = {}
@@ -239,8 +222,10 @@ def capture_code(
             reason = f"cannot be read: {exc.strerror or exc}"
             skipped.append({"path": rel, "bytes": st.st_size, "reason": reason})
             continue
-        data, found = redact_bytes(data, rel)
+        redacted, found = redact_bytes(data, rel)
         findings += found
+        if not allow_secrets:
+            data = redacted
         total += len(data)
         files[f"{CODE_FILES_DIR}/{rel}"] = data
         if st.st_mode & 0o111:
@@ -265,23 +250,24 @@ def capture_code(
         "executable": executable,
         "skipped": skipped[:MAX_RECORDED],
         "skipped_count": len(skipped),
-        "redacted": [f._asdict() for f in findings[:MAX_RECORDED]],
         "limits": {"total": limits.total, "per_file": limits.per_file},
     }
+    listed = [f.to_json() for f in findings[:MAX_RECORDED]]
+    if allow_secrets:
+        record.update(secrets_allowed=True, secrets_kept=listed)
+    else:
+        record["redacted"] = listed
     if git_code is not None:
         code = {**git_code, "files": record}
     else:
         code = {"commit": None, "git": False, "files": record}
-    return StoredCode(code, files, _warnings(skipped, findings))
+    return StoredCode(code, files, _warnings(skipped, findings, allow_secrets))
 
 
-def _warnings(skipped: list[dict[str, Any]], findings: list[Finding]) -> list[str]:
-    out = [
-        f"warning: secret redacted in {f.path}"
-        + (f" line {f.line}" if f.line is not None else "")
-        + f" ({f.kind})"
-        for f in findings
-    ]
+def _warnings(
+    skipped: list[dict[str, Any]], findings: list[Finding], allow_secrets: bool
+) -> list[str]:
+    out = [f"warning: {w}" for w in secret_warnings(findings, allowed=allow_secrets)]
     if skipped:
         out.append(
             f"warning: {len(skipped)} file(s) of the code outside git not stored "

@@ -33,6 +33,7 @@ class EnvState:
     code: dict[str, Any] | None = None
     patch: bytes = b""
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # secrets redacted (or kept)
 
 
 def _code(git: dict[str, Any] | None, patch: bytes) -> dict[str, Any] | None:
@@ -46,22 +47,32 @@ def _code(git: dict[str, Any] | None, patch: bytes) -> dict[str, Any] | None:
         "diff": git.get("diff"),
         "patch": PATCH_FILE if patch else None,
         "untracked_count": git.get("untracked_count", 0),
+        **{k: git[k] for k in ("redacted", "secrets_allowed", "secrets_kept") if k in git},
     }
 
 
-def capture_environment(repo: Repository, mode: str, cwd: Path) -> EnvState:
-    """A light (or full) environment snapshot, reused when unchanged; code state always."""
+def capture_environment(
+    repo: Repository, mode: str, cwd: Path, *, allow_secrets: bool = False
+) -> EnvState:
+    """A light (or full) environment snapshot, reused when unchanged; code state always.
+    Secrets are redacted from what is stored unless ``allow_secrets``."""
     if mode not in ENV_MODES:
         raise InvalidParameterError(f"--env must be one of {', '.join(ENV_MODES)}, not {mode!r}")
     if mode == "none":
         from reprocas.environment import gitstate
+        from reprocas.security import warnings
 
-        g = gitstate.capture(cwd, exclude=(repo.root.resolve(),))
-        return EnvState(code=_code(g.facts, g.patch), patch=g.patch, notes=list(g.notes))
+        g = gitstate.capture(cwd, exclude=(repo.root.resolve(),), allow_secrets=allow_secrets)
+        return EnvState(
+            code=_code(g.facts, g.patch),
+            patch=g.patch,
+            notes=list(g.notes),
+            warnings=warnings(g.findings, allowed=allow_secrets),
+        )
     from reprocas.environment.capture import capture
     from reprocas.environment.store import env_name, save
 
-    cap = capture(None, cwd, exclude=(repo.root.resolve(),))
+    cap = capture(None, cwd, exclude=(repo.root.resolve(),), allow_secrets=allow_secrets)
     r = save(repo, cap, env_name(None, cap.project), full=mode == "full")
     return EnvState(
         snapshot=r.id,
@@ -72,6 +83,7 @@ def capture_environment(repo: Repository, mode: str, cwd: Path) -> EnvState:
         code=_code(cap.facts.get("git"), cap.patch),
         patch=cap.patch,
         notes=list(r.notes),
+        warnings=cap.warnings(),
     )
 
 

@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,6 +168,34 @@ def assert_checkout_equals(
 
 def pack_files(repo_path: Path) -> set[Path]:
     return set((repo_path / "packs").glob("*/*.pack"))
+
+
+def repository_bytes(repo_path: Path) -> Iterator[tuple[str, bytes]]:
+    """Everything a repository holds, as ``(where, bytes)``: every raw file under
+    ``repo_path`` (packs, index, logs), then every frame and object of every pack,
+    decompressed. Searching these for a marker proves it is nowhere in the store."""
+    from reprocas.native import core
+    from reprocas.store.packs import read_blob, read_trailer
+
+    for path in sorted(repo_path.rglob("*")):
+        if path.is_file():
+            yield str(path), path.read_bytes()
+    for pack in sorted((repo_path / "packs").glob("*/*.pack")):
+        trailer = read_trailer(pack)
+        items = [
+            (f.codec, read_blob(pack, f.offset, f.stored_len), f.raw_len) for f in trailer.frames
+        ]
+        items += [
+            (o.codec, read_blob(pack, o.offset, o.stored_len), o.raw_len) for o in trailer.objects
+        ]
+        for i, data in enumerate(core.decompress_chunks(items)):
+            yield f"{pack} item {i} (decompressed)", data
+
+
+def where_in_repository(repo_path: Path, needle: bytes) -> list[str]:
+    """Where in the repository (raw or decompressed, see :func:`repository_bytes`)
+    ``needle`` occurs."""
+    return [where for where, data in repository_bytes(repo_path) if needle in data]
 
 
 def tmp_files(repo_path: Path) -> list[Path]:

@@ -208,12 +208,24 @@ def test_secrets_in_stored_code_are_redacted_and_warned_about(cli: Cli, tmp_path
     (proj / "show.py").write_text("import conf\nopen('result.txt', 'w').write(conf.NAME)\n")
     assert_ok(cli("init"))
     rec, err = _run(cli, proj, "-n", "s", "-o", "result.txt", "--", PY, "show.py")
-    assert "reprocas: warning: secret redacted in conf.py line 2" in err
-    assert rec["code"]["files"]["redacted"][0]["path"] == "conf.py"
+    assert "reprocas: warning: secret redacted in conf.py line 2 (" in err
+    [found] = rec["code"]["files"]["redacted"]
+    assert found["path"] == "conf.py" and found["line"] == 2
     r = _replay(cli, tmp_path, "s")
     stored = (Path(r["workdir"]) / "conf.py").read_text()
     assert "s3cret" not in stored and "db.example.org" in stored
+    assert stored.startswith('NAME = "x"\n')
     assert r["verdict"] == "identical"
+    assert any("secrets were redacted" in n and "conf.py line 2" in n for n in r["notes"])
+    # --allow-secrets keeps them, and says so
+    rec, err = _run(
+        cli, proj, "-n", "s", "--allow-secrets", "-o", "result.txt", "--", PY, "show.py"
+    )
+    assert "secret kept in conf.py line 2" in err
+    files = rec["code"]["files"]
+    assert files["secrets_allowed"] and files["secrets_kept"][0]["path"] == "conf.py"
+    r = _replay(cli, tmp_path, "s#3")
+    assert "s3cret" in (Path(r["workdir"]) / "conf.py").read_text()
 
 
 @pytest.mark.parametrize("where", ["git", "plain"])

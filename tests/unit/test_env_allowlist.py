@@ -1,10 +1,11 @@
-"""Which environment variables a snapshot keeps, and credentials scrubbed from URLs."""
+"""Which environment variables a snapshot keeps, and secrets scrubbed from their values."""
 
 from __future__ import annotations
 
 import pytest
 
 from reprocas.environment import allowlist
+from reprocas.security import Finding
 
 
 @pytest.mark.parametrize(
@@ -20,6 +21,13 @@ from reprocas.environment import allowlist
         "HTTP_AUTHORIZATION",
         "SSH_PRIVATE",
         "OMP_Secret",
+        "PASSWORD_SALT",
+        "OMP_SALT",
+        "BROWSER_COOKIE",
+        "DJANGO_SESSION_ID",
+        "MYSQL_PWD",
+        "PWD_HASH",
+        "db_pwd",
     ],
 )
 def test_secret_names_are_never_kept(name: str) -> None:
@@ -50,22 +58,35 @@ def test_patterns_from_environment_and_options(monkeypatch: pytest.MonkeyPatch) 
     allow = allowlist.patterns(["EXTRA_*", "MY_*"], defaults=False)
     assert allow == ("MY_*", "OTHER", "EXTRA_*")
     env = {"MY_SEED": "1", "MY_TOKEN": "x", "OTHER": "2", "EXTRA_A": "3", "NOPE": "4"}
-    assert allowlist.select(env, allow) == {"EXTRA_A": "3", "MY_SEED": "1", "OTHER": "2"}
+    assert allowlist.select(env, allow) == ({"EXTRA_A": "3", "MY_SEED": "1", "OTHER": "2"}, [])
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("https://user:pw@host/simple", "https://***@host/simple"),
-        ("https://ghp_abcdef@github.com/o/r", "https://***@github.com/o/r"),
-        ("git+ssh://git@github.com/o/r.git", "git+ssh://git@github.com/o/r.git"),
-        ("ssh://deploy:hunter2@host/x", "ssh://***@host/x"),
-        ("https://host/simple", "https://host/simple"),
-        ("a https://u:p@h1/x and http://t@h2/y", "a https://***@h1/x and http://***@h2/y"),
-        ("mailto:someone@example.org", "mailto:someone@example.org"),
-    ],
-)
-def test_redact_urls(text: str, expected: str) -> None:
-    assert allowlist.redact_urls(text) == expected
-    data, changed = allowlist.redact_bytes(text.encode() + b"\xff")
-    assert data == expected.encode() + b"\xff" and changed == (text != expected)
+@pytest.mark.parametrize("name", ["PWD", "OLDPWD", "pwd"])
+def test_the_shells_working_directories_are_not_secrets(name: str) -> None:
+    assert not allowlist.looks_secret(name)
+    assert allowlist.allowed(name, (name,))
+
+
+def test_kept_values_are_scanned_for_secrets() -> None:
+    token = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+    env = {
+        "OMP_NUM_THREADS": "4",
+        "PIP_INDEX_URL": "https://user:hunter2@pypi.example.org/simple",
+        "LC_GITHUB": f"prefix {token} suffix",
+        "PWD": "/home/me/project",
+    }
+    allow = ("OMP_*", "PIP_*", "LC_*", "PWD")
+    kept, found = allowlist.select(env, allow)
+    assert kept == {
+        "LC_GITHUB": "prefix «redacted:github-token» suffix",
+        "OMP_NUM_THREADS": "4",
+        "PIP_INDEX_URL": "https://***@pypi.example.org/simple",
+        "PWD": "/home/me/project",
+    }
+    assert found == [
+        Finding("env:LC_GITHUB", 0, "github-token"),
+        Finding("env:PIP_INDEX_URL", 0, "password-in-url"),
+    ]
+    assert found[0].where == "environment variable LC_GITHUB"
+    verbatim, again = allowlist.select(env, allow, allow_secrets=True)
+    assert verbatim == env and again == found

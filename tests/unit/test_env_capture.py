@@ -14,6 +14,7 @@ import pytest
 from reprocas.environment import _probe, capture, hardware
 from reprocas.environment.errors import EnvironmentCaptureError
 from reprocas.environment.store import env_name, site_name
+from reprocas.security import Finding
 
 GPU_LINE = "NVIDIA A100-SXM4-80GB, 535.104.05, 81920, 8.0"
 NVIDIA_SMI = f"""#!/bin/sh
@@ -106,7 +107,7 @@ def test_lock_files(tmp_path: Path) -> None:
     (tmp_path / "requirements" / "gpu.txt").write_text("c==3\n")
     (tmp_path / "uv.lock").write_text("version = 1\n")
     (tmp_path / "notes.txt").write_text("not a lock file\n")
-    files, facts, notes = capture.lock_files(tmp_path)
+    files, facts, notes, found = capture.lock_files(tmp_path)
     assert sorted(files) == [
         "requirements-dev.txt",
         "requirements.txt",
@@ -115,7 +116,10 @@ def test_lock_files(tmp_path: Path) -> None:
     ]
     assert files["requirements-dev.txt"] == b"--index-url https://***@h/s\nb==2\n"
     assert [f["redacted"] for f in facts] == [True, False, False, False]
-    assert any("requirements-dev.txt" in n for n in notes)
+    assert found == [Finding("requirements-dev.txt", 1, "password-in-url")] and notes == []
+    verbatim, facts, _, kept = capture.lock_files(tmp_path, allow_secrets=True)
+    assert verbatim["requirements-dev.txt"] == b"--index-url https://u:p@h/s\nb==2\n"
+    assert kept == found and not any(f["redacted"] for f in facts)
 
 
 def test_default_python_follows_the_active_environment(tmp_path: Path) -> None:
