@@ -271,3 +271,18 @@ def test_a_run_recorded_with_the_python_api_stores_its_script(
         [PY, "s.py", str(repo_path)], cwd=proj, env=clean_env(), check=True, capture_output=True
     )
     assert _stored(repo_path, "api#1") == {"s.py", "util.py"}  # not the output
+
+
+def test_run_diff_tells_when_the_code_outside_git_changed(cli: Cli, tmp_path: Path) -> None:
+    proj = tmp_path / "plain"
+    proj.mkdir()
+    (proj / "main.py").write_text("import helpers\n")
+    (proj / "helpers.py").write_text("A = 1\n")
+    assert_ok(cli("init"))
+    _run(cli, proj, "-n", "d", "--", PY, "main.py")
+    _run(cli, proj, "-n", "d", "--", PY, "main.py")
+    (proj / "helpers.py").write_text("A = 2\n")
+    _run(cli, proj, "-n", "d", "--", PY, "main.py")
+    assert assert_ok(cli("diff", "d#1", "d#2", "--json")).json()["code"]["same_files"] is True
+    assert assert_ok(cli("diff", "d#2", "d#3", "--json")).json()["code"]["same_files"] is False
+    assert "the files outside git differ" in assert_ok(cli("diff", "d#2", "d#3")).out
