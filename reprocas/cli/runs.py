@@ -93,7 +93,7 @@ def run(
             "--code-limit",
             metavar="SIZE",
             help="At most this much of the code git does not track (or, outside git, of "
-            "the working directory) is stored with the run, e.g. 50MiB (default 10MiB).",
+            "the working directory) is stored with the run, e.g. 50MiB.",
         ),
     ] = "10MiB",
     code_file_limit: Annotated[
@@ -101,8 +101,8 @@ def run(
         typer.Option(
             "--code-file-limit",
             metavar="SIZE",
-            help="Larger files of that code are not stored (warned about), e.g. 4MiB "
-            "(default 1MiB).",
+            help="Larger files of that code are not stored (each is named in a warning), "
+            "e.g. 4MiB.",
         ),
     ] = "1MiB",
     allow_secrets: Annotated[bool, AllowSecretsOpt] = False,
