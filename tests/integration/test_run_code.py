@@ -286,3 +286,9 @@ def test_run_diff_tells_when_the_code_outside_git_changed(cli: Cli, tmp_path: Pa
     assert assert_ok(cli("diff", "d#1", "d#2", "--json")).json()["code"]["same_files"] is True
     assert assert_ok(cli("diff", "d#2", "d#3", "--json")).json()["code"]["same_files"] is False
     assert "the files outside git differ" in assert_ok(cli("diff", "d#2", "d#3")).out
+    events = assert_ok(cli("log", "--timeline", "d", "--json")).json()
+    code = [e for e in events if e["kind"] == "code"]
+    assert [(e["run"], e["files_changed"], e["commit_changed"]) for e in code] == [
+        ("d#3", True, False)
+    ]
+    assert "d#3: the files outside git differ" in assert_ok(cli("log", "--timeline", "d")).out
