@@ -292,3 +292,38 @@ def test_run_diff_tells_when_the_code_outside_git_changed(cli: Cli, tmp_path: Pa
         ("d#3", True, False)
     ]
     assert "d#3: the files outside git differ" in assert_ok(cli("log", "--timeline", "d")).out
+
+
+def test_what_cannot_be_stored_is_named_a_nested_repository_and_a_huge_directory(
+    tmp_path: Path,
+) -> None:
+    from reprocas.provenance.run_code import MAX_WALK, capture_code
+
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "main.py").write_text("0\n")
+    git(proj, "init", "-q")
+    git(proj, "add", "-A")
+    git(proj, "commit", "-q", "-m", "m")
+    (proj / "vendor").mkdir()
+    (proj / "vendor/lib.py").write_text("1\n")
+    git(proj / "vendor", "init", "-q")
+    (proj / "new.py").write_text("2\n")
+    got = capture_code(proj, {"commit": "x"}, exclude=[])
+    assert set(got.files) == {"code/files/new.py"}
+    assert got.code is not None
+    assert got.code["files"]["skipped"] == [
+        {"path": "vendor/", "bytes": None, "reason": "a nested git repository"}
+    ]
+    assert any("vendor/: a nested git repository" in w for w in got.warnings)
+
+    big = tmp_path / "home"
+    (big / "many").mkdir(parents=True)
+    for i in range(MAX_WALK + 5):
+        (big / "many" / f"{i:05d}.txt").touch()
+    got = capture_code(big, None, exclude=[])
+    assert len(got.files) == MAX_WALK
+    assert got.code is not None and got.code["git"] is False
+    [stop] = got.code["files"]["skipped"]
+    assert f"only the first {MAX_WALK} files" in stop["reason"]
+    assert any(f"only the first {MAX_WALK} files" in w for w in got.warnings)
