@@ -3,6 +3,7 @@ rebuild it.
 
 * :mod:`~reprocas.environment.capture` — the facts, read inside the target interpreter;
 * :mod:`~reprocas.environment.allowlist` — which environment variables may be stored;
+  secrets in what is stored are redacted by :mod:`reprocas.security`;
 * :mod:`~reprocas.environment.store` — saving and loading snapshots in a repository;
 * :mod:`~reprocas.environment.diff` — drift between two snapshots;
 * :mod:`~reprocas.environment.export` — requirements file, Dockerfile, conda file;

@@ -259,7 +259,17 @@ def restore_code(
     if found.commit is not None and found.toplevel is not None:
         _checkout_commit(found.toplevel, found.commit, workdir)
     if patch:
-        _apply_patch(patch, workdir)
+        try:
+            _apply_patch(patch, workdir)
+        except CodeRestoreError as exc:
+            if not code.get("redacted"):
+                raise
+            # A secret redacted from a removed or context line no longer matches the commit.
+            raise CodeRestoreError(
+                f"{exc.message}; secrets were redacted from the diff when the run was "
+                "recorded (code.redacted): record it with --allow-secrets to replay it",
+                **exc.fields,
+            ) from exc
     if code.get("redacted"):
         notes.append(
             f"the stored diff had {len(code['redacted'])} secret(s) redacted when it was "

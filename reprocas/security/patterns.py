@@ -73,6 +73,7 @@ RULES: tuple[Rule, ...] = (
         re.compile(r"https://hooks\.slack\.com/services/T[A-Za-z0-9]+/B[A-Za-z0-9]+/\w{16,}"),
         frozenset(),
     ),
+    Rule("huggingface-token", re.compile(r"hf_[A-Za-z0-9]{34,40}" + _E)),
     Rule("stripe-key", re.compile(r"(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,247}" + _E)),
     # OpenAI-style keys (sk-..., sk-proj-...): long, and holding a digit, which a
     # hyphenated word (sk-learn-style names) does not.
@@ -178,7 +179,7 @@ _PLACEHOLDER = re.compile(
 _PATH_START = re.compile(r"^(?:/|\./|\.\./|~/|[A-Za-z]:[\\/])")
 _WORD_CHUNKS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
 _VOWEL = re.compile(r"[aeiouyAEIOUY]")
-_WORDY_PART = re.compile(r"(?:[A-Z]?[a-z]+|[A-Z]+)*[0-9]{0,4}[A-Za-z]{0,2}")
+_WORDY_PART = re.compile(r"[0-9]{1,10}|(?:[A-Z]?[a-z]+|[A-Z]+)*(?:[0-9]{1,4}[A-Za-z]{0,2})*")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
@@ -225,15 +226,19 @@ def _char_classes(text: str) -> int:
 def wordy(text: str) -> bool:
     """Whether ``text`` reads like an identifier made of words and small numbers
     (``model_weights_cache``, ``train2017``, ``ResNet50_v2``) rather than random
-    characters: each part between separators is words, then at most a 4-digit number
-    and a 2-letter suffix (``imagenet1k``), every longer word has a vowel."""
+    characters: each part between separators is a number, or words followed by small
+    numbers with short suffixes (``imagenet1k``, ``1x1``); every longer word has a
+    vowel."""
     if re.search(r"[^A-Za-z0-9_\-. :]", text):
         return False
     parts = [p for p in re.split(r"[_\-. :]+", text) if p]
     if not parts or not all(_WORDY_PART.fullmatch(p) for p in parts):
         return False
     chunks = _WORD_CHUNKS.findall(text)
-    if len(chunks) > 8 or sum(map(len, chunks)) / len(chunks) < 2:
+    # Random characters change class every one or two characters; words do not (a
+    # separator between short parts, as in Conv2d_1x1_3, allows shorter chunks).
+    shortest = 1.25 if len(parts) > 1 else 2
+    if len(chunks) > 8 or sum(map(len, chunks)) / len(chunks) < shortest:
         return False
     return all(c.isdigit() or len(c) <= 2 or (len(c) <= 12 and _VOWEL.search(c)) for c in chunks)
 

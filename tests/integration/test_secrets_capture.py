@@ -15,7 +15,13 @@ import pytest
 import reprocas
 from reprocas.provenance.names import load_run, resolve_run
 from reprocas.provenance.replay_code import read_run_file
-from tests.integration._helpers import assert_ok, git, run_cli, verify_ok, where_in_repository
+from tests.integration._helpers import (
+    assert_ok,
+    git,
+    run_cli,
+    verify_ok,
+    where_in_repository,
+)
 from tests.integration.conftest import Cli
 
 _RNG = random.Random(2026)
@@ -208,6 +214,44 @@ def test_run_allow_secrets_keeps_the_diff(cli: Cli, project: Path, repo_path: Pa
         run = load_run(repo.store, txn, resolve_run(repo.store, txn, "train#1").id)
     assert run.code is not None and run.code["secrets_allowed"] is True
     assert "redacted" not in run.code and len(run.code["secrets_kept"]) == 4
+
+
+def test_replay_of_a_redacted_diff(cli: Cli, project: Path, tmp_path: Path) -> None:
+    """Added lines still apply (the code holds the markers); a secret redacted from a
+    removed line no longer matches the commit, and the error says why."""
+    git(project, "checkout", "-q", "--", "config.py")
+    assert_ok(
+        cli("run", "-n", "added", "--env", "none", "--", sys.executable, "train.py", cwd=project)
+    )
+    res = assert_ok(cli("replay", "added", "--workdir", tmp_path / "w1", "--json", cwd=project))
+    assert "secret(s) redacted when it was recorded" in res.err
+    replay = res.json()
+    workdir = Path(replay["workdir"])
+    assert "API_KEY='«redacted:openai-key»'" in (workdir / "train.py").read_text()
+    (project / "config.py").write_text("TOKEN = os.environ['TOKEN']\nEPOCHS = 3\n")
+    assert_ok(
+        cli("run", "-n", "removed", "--env", "none", "--", sys.executable, "train.py", cwd=project)
+    )
+    res = cli("replay", "removed", "--workdir", tmp_path / "w2", cwd=project)
+    assert res.returncode == 1 and "Traceback" not in res.err, res.describe()
+    last = res.err.strip().splitlines()[-1]
+    assert last.startswith("reprocas: error: the stored uncommitted diff"), res.describe()
+    assert "does not apply" in last and "--allow-secrets" in last
+    assert_ok(
+        cli(
+            "run",
+            "-n",
+            "kept",
+            "--env",
+            "none",
+            "--allow-secrets",
+            "--",
+            sys.executable,
+            "train.py",
+            cwd=project,
+        )
+    )
+    assert_ok(cli("replay", "kept", "--workdir", tmp_path / "w3", cwd=project))
 
 
 def test_python_api_run_redacts_and_warns(

@@ -43,6 +43,7 @@ GITHUB = "ghp_" + rand(36)
 GITHUB_PAT = "github_pat_" + rand(60, ALNUM + "_")
 SLACK = "xoxb-" + rand(12, string.digits) + "-" + rand(24)
 STRIPE = "sk_live_" + rand(24)
+HF = "hf_" + rand(34, string.ascii_letters)
 OPENAI = "sk-live-" + rand(12) + "7" + rand(12)
 JWT = "eyJ" + rand(20) + ".eyJ" + rand(30) + "." + rand(43, ALNUM + "_-")
 GENERIC = rand(24)
@@ -57,6 +58,7 @@ KINDS: list[tuple[str, str, str, str]] = [
     ("README.md", "use {s} to push", GITHUB_PAT, "github-token"),
     ("notify.py", "client = WebClient(token='{s}')", SLACK, "slack-token"),
     ("pay.py", 'stripe.api_key = "{s}"', STRIPE, "stripe-key"),
+    ("hub.sh", "huggingface-cli login --token {s}", HF, "huggingface-token"),
     ("train.py", "API_KEY='{s}'", OPENAI, "openai-key"),
     ("req.http", "Cookie: jwt={s}; path=/", JWT, "jwt"),
     ("config.yaml", "  api_key: {s}", GENERIC, "assignment"),
@@ -173,6 +175,23 @@ token = "${GITHUB_TOKEN}"
 key = "train/images/0001.png"
 salt = bcrypt.gensalt()
 model = "sk-learn-regression-baseline"
+tokenizer = AutoTokenizer.from_pretrained("bert-base-uncased")
+max_tokens = 4096
+key = jax.random.PRNGKey(0)
+rng_key, subkey = jax.random.split(key)
+session = tf.compat.v1.Session()
+cookie_jar = http.cookiejar.CookieJar()
+SECRET_KEY = env("SECRET_KEY")
+pad_token = "[PAD]"
+bos_token = "<|endoftext|>"
+api_key = "OPENAI_API_KEY"
+model_key = "meta-llama/Llama-2-7b-hf"
+ckpt_key = "checkpoint-12000"
+partition_key = "2024-01-15"
+redis_key = "queue:jobs:pending"
+s3_key = "datasets/imagenet/train-00001-of-01024.tar"
+layer_key = "Conv2d_1x1_3"
+hf_hub_download(repo_id="org/model", token=True)
 """,
     "config.yaml": """
 database:
@@ -367,7 +386,7 @@ def test_a_patch_is_redacted_by_file_and_new_line_and_still_applies(tmp_path: Pa
             "train.py": base.encode(),
             "src/cfg.py": f"A = 1\nKEY_ID = '{old_key}'\nB = 2\n".encode(),
             "blob.bin": bytes(range(256)) * 4,
-            "spaced name.txt": b"x\n",
+            "spaced nämé.txt": b"x\n",
         },
     )
     lines = base.splitlines()
@@ -376,7 +395,7 @@ def test_a_patch_is_redacted_by_file_and_new_line_and_still_applies(tmp_path: Pa
     (repo / "train.py").write_text("\n".join(lines) + "\n")
     (repo / "src/cfg.py").write_text("A = 1\nKEY_ID = os.environ['KEY_ID']\nB = 2\n")
     (repo / "blob.bin").write_bytes(bytes(range(256)) * 3 + f"{GITHUB}".encode())
-    (repo / "spaced name.txt").write_text(f"x\ntoken: {GENERIC}\n")
+    (repo / "spaced nämé.txt").write_text(f"x\ntoken: {GENERIC}\n")
     (repo / "new.pem").write_text(
         "\n".join(["-----BEGIN PRIVATE KEY-----", *PEM_BODY, "-----END PRIVATE KEY-----"]) + "\n"
     )
@@ -385,7 +404,7 @@ def test_a_patch_is_redacted_by_file_and_new_line_and_still_applies(tmp_path: Pa
     out, found = redact_patch(patch)
     assert sorted(found, key=lambda f: (f.path, f.line)) == [
         Finding("new.pem", 1, "private-key"),
-        Finding("spaced name.txt", 2, "assignment"),
+        Finding("spaced nämé.txt", 2, "assignment"),
         Finding("src/cfg.py", 2, "aws-access-key"),  # the removed line, by its old line
         Finding("train.py", 3, "openai-key"),
         Finding("train.py", 16, "aws-access-key"),
