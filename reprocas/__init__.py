@@ -20,6 +20,7 @@ __all__ = [
     "__version__",
     "dataset",
     "errors",
+    "params",
     "read_table",
     "run",
 ]
@@ -40,6 +41,14 @@ def read_table(ref: str, path: str, **kwargs: Any) -> Any:
     from reprocas.api import Repo
 
     return Repo.open_repo().read_table(ref, path, **kwargs)
+
+
+def params() -> dict[str, Any]:
+    """The parameters of the run this process belongs to (``reprocas run --param``),
+    typed as recorded; ``{}`` outside a run."""
+    from reprocas.provenance.run_argv import read_params
+
+    return read_params()
 
 
 def run(name: str | None = None, params: dict[str, Any] | None = None, **kwargs: Any) -> Any:

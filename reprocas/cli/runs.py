@@ -17,6 +17,16 @@ def _say(text: str) -> None:
     print(f"reprocas: {text}", file=sys.stderr, flush=True)
 
 
+def _size_option(text: str, option: str) -> int:
+    from reprocas.errors import InvalidParameterError
+    from reprocas.retention.policy import parse_size
+
+    try:
+        return parse_size(text)
+    except InvalidParameterError as exc:
+        raise InvalidParameterError(f"{option}: {exc}") from exc
+
+
 def run(
     command: Annotated[
         list[str], typer.Argument(help="The command and its arguments, after `--`.")
@@ -35,7 +45,13 @@ def run(
         ),
     ] = None,
     param: Annotated[
-        list[str] | None, typer.Option("--param", "-p", help="KEY=VALUE parameter (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            help="KEY=VALUE parameter (repeatable). The command gets it as {KEY} in its "
+            "arguments, REPROCAS_PARAM_KEY and the JSON file named by REPROCAS_PARAMS.",
+        ),
     ] = None,
     params_file: Annotated[
         list[Path] | None,
@@ -71,22 +87,49 @@ def run(
             "(logs, timestamps), e.g. 'logs/*'; recorded with the run (repeatable).",
         ),
     ] = None,
+    code_limit: Annotated[
+        str,
+        typer.Option(
+            "--code-limit",
+            metavar="SIZE",
+            help="At most this much of the code git does not track (or, outside git, of "
+            "the working directory) is stored with the run, e.g. 50MiB.",
+        ),
+    ] = "10MiB",
+    code_file_limit: Annotated[
+        str,
+        typer.Option(
+            "--code-file-limit",
+            metavar="SIZE",
+            help="Larger files of that code are not stored (each is named in a warning), "
+            "e.g. 4MiB.",
+        ),
+    ] = "1MiB",
     allow_secrets: Annotated[bool, AllowSecretsOpt] = False,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """Record a run of COMMAND: its exact inputs, environment, code, parameters, output
     and metrics. Use `--` before the command: `reprocas run -n train -- python train.py`.
 
+    Parameters reach the command: `--param lr=0.1 -- python train.py --lr {lr}` runs
+    `--lr 0.1` ({{ and }} are literal braces); an argument `--lr 0.5` that disagrees
+    with a parameter is warned about and recorded (param_conflicts).
+
     The command's output is streamed (with --json, its stdout goes to stderr) and stored.
     A failed command is recorded too; reprocas then exits with the command's exit code.
     """
     from reprocas.provenance.run import Spec, record
+    from reprocas.provenance.run_code import CodeLimits
     from reprocas.provenance.run_inputs import parse_input
     from reprocas.provenance.run_params import parse_params
     from reprocas.provenance.run_store import run_json
     from reprocas.provenance.verdict import ALLOW_DIFFER_KEY, check_glob
 
     globs = [check_glob(g, "--allow-differ") for g in allow_differ or ()]
+    limits = CodeLimits(
+        total=_size_option(code_limit, "--code-limit"),
+        per_file=_size_option(code_file_limit, "--code-file-limit"),
+    )
     spec = Spec(
         command=list(command),
         name=name,
@@ -96,6 +139,7 @@ def run(
         metrics=metrics,
         env=env,
         extra={ALLOW_DIFFER_KEY: globs} if globs else {},
+        code_limits=limits,
         allow_secrets=allow_secrets,
     )
     out_sink = sys.stderr.buffer if as_json else sys.stdout.buffer
@@ -248,6 +292,7 @@ def runs(
                     "replay_of_ref": s["replay_of_ref"],
                     "verdict": s["verdict"],
                     "inputs": s["inputs"],
+                    "param_conflicts": s.get("param_conflicts") or [],
                 }
                 for h, s in rows
             ]
@@ -265,9 +310,15 @@ def runs(
         if s.get("replay_of") is not None:
             of = s["replay_of_ref"] or "a run no longer here"
             replayed = f"  replay of {of}: {s.get('verdict') or '?'}"
+        disagree = ", ".join(
+            f"{c.get('flag') or '--' + c['name']} {c['argv']}"
+            for c in s.get("param_conflicts") or ()
+        )
+        if disagree:
+            disagree = f"  arguments disagree with params: {disagree}"
         typer.echo(
             f"{h.ref:<20} {h.id.short}  {when}  {s['status']:<6} "
-            f"exit {s['exit_code']:<3} {params}  {mets}{replayed}".rstrip()
+            f"exit {s['exit_code']:<3} {params}  {mets}{replayed}{disagree}".rstrip()
         )
 
 

@@ -156,3 +156,20 @@ def _untracked(toplevel: Path, exclude: tuple[Path, ...]) -> list[str]:
             continue
         out.append(p)
     return sorted(out)
+
+
+def untracked_files(project: Path) -> tuple[Path, list[str]] | None:
+    """The toplevel of the git repository around ``project`` and every file in it that
+    git neither tracks nor ignores, relative to the toplevel, sorted (a nested
+    repository is listed as its directory, ending in ``/``); None outside a repository
+    or without git."""
+    if shutil.which("git") is None:
+        return None
+    top = _git(project, "rev-parse", "--show-toplevel")
+    if top.returncode != 0:
+        return None
+    toplevel = Path(top.stdout.strip())
+    r = _git(toplevel, "ls-files", "--others", "--exclude-standard", "-z", text=False)
+    if r.returncode != 0:
+        return None
+    return toplevel, sorted(os.fsdecode(p) for p in r.stdout.split(b"\0") if p)

@@ -21,6 +21,7 @@ from typing import Any
 
 from reprocas.provenance.names import RunHandle, check_run_name
 from reprocas.provenance.run import default_name
+from reprocas.provenance.run_code import capture_code, code_exclusions
 from reprocas.provenance.run_exec import capture_environment
 from reprocas.provenance.run_inputs import checkout_inputs, resolve_inputs
 from reprocas.provenance.run_params import typed_metrics
@@ -112,6 +113,12 @@ class RunContext:
         d.environment, d.code = env.snapshot, env.code
         if env.patch:
             d.files["code/diff.patch"] = env.patch
+        skip = code_exclusions(self.store.root, self.cwd, d.inputs, self._outputs, None)
+        stored = capture_code(self.cwd, env.code, exclude=skip, allow_secrets=self.allow_secrets)
+        d.code = stored.code
+        d.files.update(stored.files)
+        for w in stored.warnings:
+            print(f"reprocas: {w}", file=sys.stderr, flush=True)
         outputs, missing = commit_outputs(self.store, self.name, self._outputs, self.cwd)
         d.outputs = outputs
         d.errors += [f"output {m} was never created" for m in missing]

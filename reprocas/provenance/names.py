@@ -68,6 +68,7 @@ def summary_of(run: Run) -> dict[str, Any]:
         "metrics": scalars,
         "replay_of": run.extra.get("replay_of"),
         "verdict": run.extra.get("verdict"),
+        "param_conflicts": list(run.extra.get("param_conflicts") or []),
     }
 
 

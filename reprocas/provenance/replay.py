@@ -37,6 +37,8 @@ from reprocas.provenance.replay_code import (
     read_run_file,
     restore_code,
 )
+from reprocas.provenance.run_argv import child_env, recorded_command_line
+from reprocas.provenance.run_code import read_files
 from reprocas.provenance.run_common import (
     METRICS_FILE,
     METRICS_PATH_KEY,
@@ -322,6 +324,7 @@ def replay(
     if (run.code or {}).get("patch"):
         patch = read_run_file(repo, run, PATCH_FILE) or b""
     found = find_code(run, patch)
+    cmd = recorded_command_line(list(run.command), run.params, run.extra)
     wd, created = prepare_workdir(workdir)
     say(f"replaying run {original.ref} ({original.id.short}) in {wd}")
     which = _original_name_note(repo, ref, original)
@@ -340,12 +343,16 @@ def replay(
         raise
     notes = list(code.notes) + ([which] if which else [])
     said = len(notes)
-    say(f"running in {cwd}: {' '.join(run.command)}")
-    with Reads(repo) as reads:  # API reads pinned to the original's, and recorded (run_reads)
-        env_vars = reads.child_env(None, pin=run_reads.pins_of(run.inputs))
-        outcome = execute(
-            list(run.command), cwd, stdout_to=stdout_to, stderr_to=stderr_to, env=env_vars
-        )
+    say(f"running in {cwd}: {' '.join(cmd.argv)}")
+    # API reads pinned to the original's and recorded (run_reads); params as recorded.
+    with (
+        Reads(repo) as reads,
+        child_env(run.params, reads.child_env(None, pin=run_reads.pins_of(run.inputs))) as (
+            child,
+            _,
+        ),
+    ):
+        outcome = execute(cmd.argv, cwd, stdout_to=stdout_to, stderr_to=stderr_to, env=child)
         replay_inputs, api_reads = reads.merge(run_reads.declared(run.inputs), say)
     notes += run_reads.replay_notes(repo, run.inputs, replay_inputs, api_reads)
     draft = Draft(
@@ -364,6 +371,7 @@ def replay(
     draft.files[STDERR_FILE] = outcome.stderr
     if patch:
         draft.files[PATCH_FILE] = patch
+    draft.files.update(read_files(repo, run))  # a replay of the replay restores them too
     if outcome.error:
         draft.errors.append(outcome.error)
     new_outputs, missing = commit_outputs(repo, run.name, outputs, cwd)
@@ -396,6 +404,7 @@ def replay(
         draft.extra[CODE_REPOSITORY_KEY] = code.git_repository
     if code.source != "none":
         draft.extra[CODE_CWD_KEY] = code.rel_cwd
+    draft.extra.update(cmd.extra())
     if rules.recorded_allow_differ:  # the outputs' own rules hold for a replay of the replay
         draft.extra[ALLOW_DIFFER_KEY] = list(rules.recorded_allow_differ)
     draft.extra.update(

@@ -19,6 +19,7 @@ from typing import Any
 from reprocas.errors import NotFoundError, ReprocasError
 from reprocas.model.ids import ObjectId
 from reprocas.model.objects import Run
+from reprocas.provenance.run_code import files_record, restore_files
 from reprocas.provenance.run_common import PATCH_FILE, Say
 from reprocas.provenance.run_store import tree_files
 from reprocas.store import checkout as checkout_mod
@@ -210,7 +211,7 @@ def find_code(run: Run, patch: bytes) -> CodeSource:
     """Find the run's code state: a local git repository holding its commit. Raises a
     clear error when the commit (or the stored diff) is nowhere to be found."""
     code = run.code or {}
-    if not code:
+    if not code or code.get("git") is False:  # outside git: at most its stored files
         return CodeSource("none", rel_cwd=".")
     if code.get("patch") and not patch:
         raise CodeRestoreError(
@@ -244,11 +245,15 @@ def restore_code(
     what it stored of the untracked files."""
     code = run.code or {}
     if found.source == "none":
-        say(
-            "note: the run recorded no code state (it did not run in a git repository); "
-            "the command runs in the working directory with its inputs only"
-        )
-        notes = ["no code state recorded", *restore_untracked(repo, run, workdir, say)]
+        if files_record(run) is None:
+            say(
+                "note: the run recorded no code state (it did not run in a git repository); "
+                "the command runs in the working directory with its inputs only"
+            )
+            notes = ["no code state recorded"]
+        else:
+            notes = ["no git code state: the run did not run in a git repository"]
+        notes += restore_untracked(repo, run, workdir, say)
         return CodeRestore("none", ".", notes=notes)
     notes = []
     if found.commit is not None and found.toplevel is not None:
@@ -292,17 +297,37 @@ def restore_code(
 
 
 def restore_untracked(repo: Repository, run: Run, workdir: Path, say: Say) -> list[str]:
-    """Restore the files of the original working tree that git did not track, when the
-    run stored them, and return notes for the replay. The one place that does it:
-    called after the commit and the diff are in place (and for a run outside git)."""
-    del repo, workdir, say  # nothing of them is stored yet: only say what is missing
-    count = (run.code or {}).get("untracked_count")
-    if count:
-        return [
-            f"{count} untracked path(s) of the original working tree were not recorded "
-            "and are not restored"
-        ]
-    return []
+    """Restore the files of the original working tree that git did not track (or, for
+    a run outside git, its working directory's files), when the run stored them, and
+    return notes for the replay. The one place that does it: called after the commit
+    and the diff are in place (and for a run outside git)."""
+    rec = files_record(run)
+    if rec is None:  # recorded before runs stored them
+        count = (run.code or {}).get("untracked_count")
+        if count:
+            return [
+                f"{count} untracked path(s) of the original working tree were not recorded "
+                "and are not restored"
+            ]
+        return []
+    count, size, problems = restore_files(repo, run, workdir)
+    where = "git did not track" if run.code and run.code.get("git") is not False else "stored"
+    say(f"code: {count} file(s) {where} restored from the run ({size} bytes)")
+    notes = [f"{p}: not restored" for p in problems]
+    skipped = rec.get("skipped") or []
+    if skipped:
+        names = ", ".join(str(s.get("path")) for s in skipped[:10])
+        more = len(skipped) - 10 if len(skipped) > 10 else 0
+        notes.append(
+            f"{rec.get('skipped_count', len(skipped))} file(s) were not stored when the run "
+            f"was recorded and are not restored: {names}" + (f" and {more} more" if more else "")
+        )
+    if rec.get("redacted"):
+        notes.append(
+            "secrets were redacted in the stored files: "
+            + ", ".join(f"{r.get('path')} line {r.get('line')}" for r in rec["redacted"][:10])
+        )
+    return notes
 
 
 # -- reading what the run stored --------------------------------------------------------------

@@ -21,6 +21,8 @@ from reprocas.provenance.names import (
     RunHandle,
     check_run_name,
 )
+from reprocas.provenance.run_argv import child_env, command_line, conflict_warning
+from reprocas.provenance.run_code import CodeLimits, capture_code, code_exclusions
 from reprocas.provenance.run_common import (
     METRICS_FILE,
     METRICS_PATH_KEY,
@@ -64,6 +66,7 @@ class Spec:
     cwd: Path = field(default_factory=Path.cwd)
     extra: dict[str, Any] = field(default_factory=dict)
     record_env: dict[str, str] | None = None  # the command's environment (None: ours)
+    code_limits: CodeLimits = field(default_factory=CodeLimits)
     allow_secrets: bool = False  # store secrets in the diff and lock files verbatim
 
 
@@ -93,6 +96,7 @@ def record(
         )
     name = check_run_name(spec.name or default_name(spec.command))
     cwd = spec.cwd.resolve()
+    cmd = command_line(spec.command, spec.params)  # an unknown {name} fails before anything
     with repo.index.read() as txn:
         inputs = resolve_inputs(repo, txn, spec.inputs)
     for o in spec.outputs:
@@ -112,14 +116,22 @@ def record(
                 say(f"  {ln}")
         else:
             say(f"environment unchanged since {prev}")
-    with Reads(repo) as reads:  # reads through the API are inputs too (run_reads)
-        outcome = execute(
-            spec.command,
-            cwd,
-            stdout_to=stdout_to,
-            stderr_to=stderr_to,
-            env=reads.child_env(spec.record_env),
-        )
+    skip = code_exclusions(repo.root, cwd, inputs, spec.outputs, spec.metrics)
+    code = capture_code(
+        cwd, env.code, exclude=skip, limits=spec.code_limits, allow_secrets=spec.allow_secrets
+    )
+    for w in code.warnings:
+        say(w)
+    for c in cmd.conflicts:
+        say(conflict_warning(c))
+    # Reads through the API are inputs too (run_reads); params reach the command (run_argv).
+    with (
+        Reads(repo) as reads,
+        child_env(spec.params, reads.child_env(spec.record_env)) as (child, notes),
+    ):
+        for n in notes:
+            say(f"note: {n}")
+        outcome = execute(cmd.argv, cwd, stdout_to=stdout_to, stderr_to=stderr_to, env=child)
         inputs, _ = reads.merge(inputs, say)
     draft = Draft(
         name=name,
@@ -128,18 +140,20 @@ def record(
         params=spec.params,
         inputs=inputs,
         environment=env.snapshot,
-        code=env.code,
+        code=code.code,
         start_ns=outcome.start_ns,
         end_ns=outcome.end_ns,
         exit_code=outcome.exit_code,
         extra=dict(spec.extra),
     )
+    draft.extra.update(cmd.extra())
     if spec.metrics:  # where the command writes its metrics, so that a replay reads them back
         draft.extra.setdefault(METRICS_PATH_KEY, spec.metrics)
     draft.files[STDOUT_FILE] = outcome.stdout
     draft.files[STDERR_FILE] = outcome.stderr
     if env.patch:
         draft.files[PATCH_FILE] = env.patch
+    draft.files.update(code.files)
     error: ReprocasError | None = None
     if outcome.error:
         draft.errors.append(outcome.error)

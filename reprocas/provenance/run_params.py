@@ -13,7 +13,7 @@ from typing import Any
 from reprocas.provenance.errors import MetricsError, ParamsError
 
 
-def _param_value(text: str) -> Any:
+def param_value(text: str) -> Any:
     """``3`` -> 3, ``0.1`` -> 0.1, ``true`` -> True, ``[1,2]`` -> [1, 2]; else the text."""
     try:
         value = json.loads(text)
@@ -36,7 +36,7 @@ def parse_params(
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise ParamsError(f"--param {pair!r}: use KEY=VALUE")
-        params[key.strip()] = _param_value(value)
+        params[key.strip()] = param_value(value)
     return params
 
 

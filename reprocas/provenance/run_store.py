@@ -232,6 +232,7 @@ def run_json(handle: RunHandle, run: Run, env_ref: str | None = None) -> dict[st
         "status": run.status,
         "exit_code": run.exit_code,
         "command": list(run.command),
+        "argv": list(run.extra.get("argv") or run.command),
         "cwd": run.cwd,
         "host": run.host,
         "user": run.user,
@@ -252,6 +253,7 @@ def run_json(handle: RunHandle, run: Run, env_ref: str | None = None) -> dict[st
         "environment": {"ref": env_ref, "id": run.environment.hex} if run.environment else None,
         "code": run.code,
         "errors": list(run.errors),
+        "param_conflicts": list(run.extra.get("param_conflicts") or []),
         "replay_of": run.extra["replay_of"].hex()
         if isinstance(run.extra.get("replay_of"), bytes)
         else None,

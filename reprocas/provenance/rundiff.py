@@ -94,6 +94,9 @@ def _code(ra: Run, rb: Run) -> dict[str, Any]:
         "b": {"commit": cb.get("commit"), "dirty": cb.get("dirty")},
         "same_commit": ca.get("commit") == cb.get("commit"),
         "same_diff": da == db,
+        # the code no commit holds (docs/RUNS.md, "What is stored of the code")
+        "same_files": (ca.get("files") or {}).get("blake3")
+        == (cb.get("files") or {}).get("blake3"),
     }
 
 
@@ -188,9 +191,10 @@ def render(d: dict[str, Any]) -> list[str]:
     c = d["code"]
     lines.append(
         "code: same"
-        if c["same_commit"] and c["same_diff"]
+        if c["same_commit"] and c["same_diff"] and c.get("same_files", True)
         else f"code: {c['a']['commit']} -> {c['b']['commit']}"
         + ("" if c["same_diff"] else " (uncommitted changes differ)")
+        + ("" if c.get("same_files", True) else " (the files outside git differ)")
     )
     for k, m in d["metrics"].items():
         delta = f" ({m['delta']:+g})" if isinstance(m["delta"], int | float) else ""

@@ -222,6 +222,7 @@ def _code_state(run: Run) -> dict[str, Any] | None:
         "branch": c.get("branch"),
         "dirty": bool(c.get("dirty")),
         "diff": diff.get("blake3") if isinstance(diff, dict) else None,
+        "files": (c.get("files") or {}).get("blake3"),  # the code stored outside git
     }
 
 
@@ -407,8 +408,13 @@ def _run_events(
                 )
             ca, cb = _code_state(prev), _code_state(run)
             ca_, cb_ = ca or {}, cb or {}
-            # The commit, or the uncommitted changes (untracked files alone are not code).
-            if ca_.get("commit") != cb_.get("commit") or ca_.get("diff") != cb_.get("diff"):
+            # The commit, the uncommitted changes, or the files stored outside git.
+            files_changed = ca_.get("files") != cb_.get("files")
+            if (
+                ca_.get("commit") != cb_.get("commit")
+                or ca_.get("diff") != cb_.get("diff")
+                or files_changed
+            ):
                 commit = cb_.get("commit")
                 events.append(
                     Event(
@@ -422,6 +428,7 @@ def _run_events(
                             "to": cb,
                             "commit_changed": ca_.get("commit") != cb_.get("commit"),
                             "diff_changed": ca_.get("diff") != cb_.get("diff"),
+                            "files_changed": files_changed,
                         },
                     )
                 )
@@ -497,6 +504,8 @@ def _line(e: Event) -> str:
             )
         if d["diff_changed"]:
             what.append("uncommitted changes differ")
+        if d.get("files_changed"):
+            what.append("the files outside git differ")
         return f"{d['run']}: " + "; ".join(what)
     # run
     mets = []

@@ -99,7 +99,7 @@ def project(tmp_path: Path, cli: Cli) -> Path:
         ("needs_local.py", NEEDS_LOCAL),
     ):
         (ml / name).write_text(text)
-    (proj / ".gitignore").write_text("inputs/\nout/\nmetrics.json\nresult.txt\n")
+    (proj / ".gitignore").write_text("inputs/\nout/\nmetrics.json\nresult.txt\nlocal.txt\n")
     (proj / "README").write_text("a project\n")
     _git(proj, "init", "-q")
     _git(proj, "add", "-A")
@@ -267,7 +267,7 @@ def test_a_failing_replay_diverges_on_its_exit_status(
     cli: Cli, project: Path, repo_path: Path
 ) -> None:
     ml = project / "ml"
-    (ml / "local.txt").write_text("only here\n")  # untracked: never restored
+    (ml / "local.txt").write_text("only here\n")  # ignored by git: not stored, not restored
     _run(cli, ml, "-n", "local", "--env", "none", "-o", "result.txt", "--", PY, "needs_local.py")
     res = cli("replay", "local", "--json")
     assert res.returncode == DIVERGED, res.describe()
@@ -282,7 +282,7 @@ def test_a_failing_replay_diverges_on_its_exit_status(
     }
     assert kinds["output"]["path"] == "result.txt" and kinds["output"]["status"] == "missing"
     assert "local.txt" in res.err  # the command's own error, streamed
-    assert any("untracked" in n for n in r["notes"])
+    assert r["run"]["code"].get("files") is None  # an ignored file is not code
     [_, rep] = assert_ok(cli("runs", "--json")).json()
     assert rep["status"] == "failed" and rep["exit_code"] == 1 and rep["verdict"] == "diverged"
     with reprocas.Repo.open(repo_path) as repo, repo.store.index.read() as txn:
