@@ -392,14 +392,28 @@ class Repo:
         path: str,
         to: str | os.PathLike[str],
         format: str | None = None,
+        *,
+        force: bool = False,
     ) -> Path:
-        """Write one table of a version to a local file (format from ``to``'s suffix)."""
-        from reprocas.tabular.formats import format_of
+        """Write one table of a version to a local file. The format is ``format``, else
+        ``to``'s suffix (an unknown suffix is refused rather than guessed); an existing
+        file is replaced only with ``force``, as `checkout` refuses a non-empty DEST."""
+        from reprocas.errors import DestinationError, InvalidParameterError
+        from reprocas.tabular.formats import FORMATS, format_of
         from reprocas.tabular.read import arrow_errors, export_table, read_table
 
         out = Path(to)
         refuse_overlap(self.store.root, out, "export to", ("is", "inside", "holds"))
-        fmt = format or format_of(out.name) or "parquet"
+        fmt = format or format_of(out.name)
+        if fmt is None:
+            raise InvalidParameterError(
+                f"cannot tell the format of {out.name!r} from its suffix; name it .parquet, "
+                f".arrow or .csv, or say --format ({', '.join(FORMATS)})"
+            )
+        if (out.exists() or out.is_symlink()) and not force:
+            raise DestinationError(f"{out} exists; pass --force to overwrite it")
+        if out.is_dir():
+            raise DestinationError(f"{out} is a directory; name the file to write")
         with arrow_errors(f"{ref}:{path}"):
             export_table(read_table(self.store, self.resolve(ref), path), out, fmt)
         return out

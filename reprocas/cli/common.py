@@ -83,7 +83,8 @@ class BarProgress(Progress):
         )
         self._bar.start()
         self._task = self._bar.add_task(
-            f"{self.description} ({self._files} files)", total=self._total
+            f"{self.description} ({self._files} file{'' if self._files == 1 else 's'})",
+            total=self._total,
         )
 
     def close(self) -> None:

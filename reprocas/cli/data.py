@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from reprocas.cli.common import STATE, JsonOpt, open_repo, progress_bar
-from reprocas.cli.output import emit_json, human_bytes
+from reprocas.cli.output import emit_json, human_bytes, plural, quote_name
 from reprocas.errors import IntegrityError, StorageIOError
 from reprocas.model.chunking import DEFAULT_MAX_DEPTH, DeltaConfig
 
@@ -118,7 +118,7 @@ def commit(
     else:
         typer.echo(f"nothing changed: {src} equals {r.ref} ({r.id.short}); no new version")
     typer.echo(
-        f"  {r.files} files, {human_bytes(r.logical_bytes)} logical, "
+        f"  {plural(r.files, 'file')}, {human_bytes(r.logical_bytes)} logical, "
         f"{human_bytes(r.new_bytes)} new in the store"
     )
     for p in r.skipped:
@@ -263,13 +263,23 @@ def export_table(
     to: Annotated[Path, typer.Option("--to", help="The file to write.")],
     fmt: Annotated[
         str | None,
-        typer.Option("--format", help="parquet, arrow or csv (default: from --to's suffix)."),
+        typer.Option(
+            "--format",
+            help="parquet, arrow or csv (default: from --to's suffix: .parquet/.pq, "
+            ".arrow/.feather/.ipc, .csv; another suffix is refused).",
+        ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite --to if it exists (refused otherwise).")
+    ] = False,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
-    """Write one table of a version to a local file, read exactly as committed."""
+    """Write one table of a version to a local file, read exactly as committed.
+
+    Example: reprocas export-table clinical@v2 visits.parquet --to v2.csv
+    """
     with open_repo() as repo:
-        out = repo.export_table(ref, path, to, fmt)
+        out = repo.export_table(ref, path, to, fmt, force=force)
         rows = repo.table_info(ref, path)
     n = rows.rows if rows is not None else None
     if as_json:
@@ -279,21 +289,32 @@ def export_table(
 
 
 def diff(
-    ref_a: Annotated[str, typer.Argument(help="The older version.")],
-    ref_b: Annotated[str, typer.Argument(help="The newer version.")],
-    path: Annotated[str | None, typer.Option("--path", help="Only this file or directory.")] = None,
+    ref_a: Annotated[str, typer.Argument(help="The older version (or run).")],
+    ref_b: Annotated[str, typer.Argument(help="The newer version (or run).")],
+    path: Annotated[
+        str | None, typer.Option("--path", help="Versions only: only this file or directory.")
+    ] = None,
     key: Annotated[
         str | None,
-        typer.Option("--key", help="Key column(s), comma-separated: diff tables row by row."),
+        typer.Option(
+            "--key", help="Versions only: key column(s), comma-separated: diff tables row by row."
+        ),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", help="Sample changed rows to show.")] = 5,
+    limit: Annotated[
+        int, typer.Option("--limit", help="Versions only: sample changed rows to show.")
+    ] = 5,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
-    """What changed between two versions: files added, removed and changed; for tables,
-    schema changes and row counts; with --key, rows added, removed and changed.
+    """What changed between two dataset versions, or between two runs.
 
-    Given two runs (NAME, NAME#N or run id prefix), what differs between the runs:
-    params, inputs, environment, code, metrics, outputs and run time."""
+    Two dataset versions (NAME@vN, NAME@TAG, id prefix): files added, removed and
+    changed; for tables, schema changes and row counts; with --key, rows added,
+    removed and changed. --path, --key and --limit apply to versions only.
+    Example: reprocas diff clinical@v1 clinical@v2 --key encounter_id
+
+    Two runs (NAME, NAME#N or run id prefix): what differs between the runs:
+    params, inputs, environment, code, metrics, outputs and run time.
+    Example: reprocas diff train#1 train#2"""
     from reprocas.cli.runs import diff_if_runs
 
     if path is None and key is None and diff_if_runs(ref_a, ref_b, as_json):
@@ -338,8 +359,25 @@ def diff(
             for c, n in sorted(r["columns"].items(), key=lambda kv: -kv[1]):
                 typer.echo(f"           {c}: {n} rows")
             for sample in r["samples"]:
-                ch = "; ".join(f"{c}: {x!r} -> {y!r}" for c, (x, y) in sample["changes"].items())
-                typer.echo(f"           {sample['key']}  {ch}")
+                key_text = ", ".join(f"{k}={_cell(v)}" for k, v in sample["key"].items())
+                ch = "; ".join(
+                    f"{c}: {_cell(x)} -> {_cell(y)}" for c, (x, y) in sample["changes"].items()
+                )
+                typer.echo(f"           {key_text}  {ch}")
+
+
+def _cell(value: object) -> str:
+    """A table value in a diff sample: text quoted (so "" and null differ), numbers as
+    everywhere else in the output."""
+    import json
+
+    from reprocas.model.display import format_scalar
+
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return format_scalar(value)
 
 
 def ls(
@@ -357,8 +395,8 @@ def ls(
         emit_json([e.to_json() for e in entries])
         return
     for e in entries:
-        extra = f" -> {e.target}" if e.target is not None else ""
-        typer.echo(f"{e.mode:04o} {e.size:>12}  {e.path}{extra}")
+        extra = f" -> {quote_name(e.target)}" if e.target is not None else ""
+        typer.echo(f"{e.mode:04o} {e.size:>12}  {quote_name(e.path)}{extra}")
 
 
 def cat(
@@ -436,9 +474,11 @@ def checkout(
             }
         )
         return
-    typer.echo(f"{r.ref} -> {r.dest}: {r.files} files, {human_bytes(r.bytes)}")
+    typer.echo(f"{r.ref} -> {r.dest}: {plural(r.files, 'file')}, {human_bytes(r.bytes)}")
     if r.removed:
-        typer.echo(f"  removed {len(r.removed)} entries the version does not have:")
+        typer.echo(
+            f"  removed {plural(len(r.removed), 'entry', 'entries')} the version does not have:"
+        )
         for p in r.removed[:_SHOW_REMOVED]:
             typer.echo(f"    {p}")
         if len(r.removed) > _SHOW_REMOVED:

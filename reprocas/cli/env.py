@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from reprocas.cli.common import JsonOpt, open_repo, progress_bar
-from reprocas.cli.output import emit_json, human_bytes
+from reprocas.cli.output import emit_json, human_bytes, plural
 
 if TYPE_CHECKING:
     from reprocas.environment.store import EnvRecord
@@ -82,7 +82,11 @@ def snapshot(
     project: Annotated[Path | None, ProjectOpt] = None,
     name: Annotated[
         str | None,
-        typer.Option("--name", help="Snapshot name, env/NAME (default: env/<project dir>)."),
+        typer.Option(
+            "--name",
+            help="Snapshot name, env/NAME (default: env/<project dir>, e.g. env/myproj for "
+            "~/myproj; the output says which was used).",
+        ),
     ] = None,
     full: Annotated[
         bool,
@@ -112,6 +116,7 @@ def snapshot(
             python, project, env_allow=tuple(env_allow or ()), exclude=(repo.root.resolve(),)
         )
         target = env_name(name, cap.project)
+        name_from = "--name" if name else f"the project directory {cap.project}"
         with progress_bar("storing site-packages", full and not as_json) as bar:
             r = save(
                 repo.store,
@@ -131,6 +136,7 @@ def snapshot(
                 "id": r.id.hex,
                 "created": r.created,
                 "name": r.name,
+                "name_from": "option" if name else "project",
                 "environment_id": r.environment_id.hex,
                 "full": r.full,
                 "python": py["version"],
@@ -150,6 +156,8 @@ def snapshot(
         typer.echo(f"{r.ref}  {r.id.short}")
     else:
         typer.echo(f"unchanged: the environment equals the latest snapshot, reused {r.ref}")
+    hint = "" if name else "; choose another with --name"
+    typer.echo(f"  name {r.name} (from {name_from}{hint})")
     code = f", git {str(git.get('commit') or '')[:12]}" if git.get("commit") else ""
     dirty = " (dirty)" if git.get("dirty") else ""
     typer.echo(
@@ -233,7 +241,7 @@ def describe(rec: EnvRecord) -> list[str]:
         )
         if diff:
             out.append(
-                f"            uncommitted: {diff['files']} files changed "
+                f"            uncommitted: {plural(diff['files'], 'file')} changed "
                 f"({diff['binary_files']} binary), patch {human_bytes(diff['bytes'])}"
             )
         if git.get("untracked_count"):

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from reprocas.cli import data, debug, maintenance
+from reprocas.cli import data, debug, listing, maintenance
 from reprocas.cli import env as env_cli
 from reprocas.cli import retention as retention_cli
 from reprocas.cli import runs as runs_cli
@@ -60,12 +60,14 @@ COMMANDS: list[Callable[..., None]] = [
     runs_cli.replay,
     runs_cli.runs,
     runs_cli.lineage,
+    listing.datasets,
+    listing.tags,
 ]
 for command in COMMANDS:
     app.command(command.__name__.replace("_", "-"))(command)
 app.command(
     "run",
-    context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
+    context_settings={"allow_interspersed_args": False},
 )(runs_cli.run)
 app.add_typer(maintenance.index_app, name="index")
 app.add_typer(debug.app, name="debug")

@@ -8,7 +8,7 @@ import typer
 
 from reprocas.cli.common import JsonOpt, open_repo
 from reprocas.cli.output import emit_json, human_bytes
-from reprocas.errors import IntegrityError
+from reprocas.errors import IntegrityError, InvalidParameterError
 from reprocas.store.rebuild import RebuildReport
 
 index_app = typer.Typer(help="The LMDB index.", no_args_is_help=True)
@@ -30,7 +30,9 @@ def verify(
     every pack exists with a sound trailer. --read-data also re-hashes the data.
     """
     if read_data_subset is not None and not 0 < read_data_subset <= 100:
-        raise typer.BadParameter("--read-data-subset takes a percentage in (0, 100]")
+        raise InvalidParameterError(
+            f"--read-data-subset takes a percentage in (0, 100], not {read_data_subset:g}"
+        )
     with open_repo() as repo:
         report = repo.verify(read_data=read_data, read_data_subset=read_data_subset)
     if as_json:
@@ -51,7 +53,9 @@ def du(
     ref: Annotated[str | None, typer.Argument(help="Only this version.")] = None,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
-    """What the store costs: logical vs stored bytes, dedup and compression ratios,
+    """What the store costs: logical and stored bytes, and what each version holds alone.
+
+    Logical vs stored bytes, dedup and compression ratios,
     and the bytes that only each version holds."""
     with open_repo() as repo:
         r = repo.du(ref)
@@ -115,11 +119,13 @@ def repack(
     ] = None,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
-    """Re-encode stored data. With --deltas, chunks written before delta chunks existed
+    """Re-encode stored data (with --deltas: as deltas against earlier versions).
+
+    With --deltas, chunks written before delta chunks existed
     (or whose deltas were lost) are stored again as deltas; `reprocas prune` then
     reclaims their old copies."""
     from reprocas.cli.common import progress_bar
-    from reprocas.errors import InvalidParameterError, RefNotFoundError
+    from reprocas.errors import RefNotFoundError, known_names
     from reprocas.store.repack import repack_deltas
 
     if not deltas:
@@ -130,7 +136,8 @@ def repack(
         for d in dataset or []:
             if d not in known:
                 raise RefNotFoundError(
-                    f"no dataset named {d!r}; datasets: {', '.join(sorted(known)) or 'none'}",
+                    f"no dataset named {d!r}; "
+                    + known_names(sorted(known), empty="the repository has none"),
                     ref=d,
                 )
         r = repack_deltas(repo.store, list(dataset or []) or None, progress=bar)
@@ -148,7 +155,9 @@ def repack(
 
 @index_app.command("rebuild")
 def index_rebuild(as_json: Annotated[bool, JsonOpt] = False) -> None:
-    """Rebuild the LMDB index from the packs and the ref log: chunks, objects, refs,
+    """Rebuild the LMDB index from the packs and the ref log.
+
+    Rebuilds chunks, objects, refs,
     the forgotten list, run summaries and provenance edges. Damage is reported and
     what can still be read is kept: damaged ref-log lines are skipped, versions the
     snapshots prove are recovered, damaged packs are salvaged, a damaged index is set

@@ -20,3 +20,55 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     raise AssertionError("unreachable")
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``plural(1, "file")`` -> '1 file', ``plural(3, "file")`` -> '3 files'."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+def quote_name(name: str) -> str:
+    """A path as GNU ls prints it to a terminal (``ls --quoting-style=shell-escape``): as is
+    when plain, in single quotes when it holds spaces or shell characters, and with each
+    control character written as ``$'\\n'`` outside the quotes, so a name holding a newline
+    takes one line and reads back unambiguously (``'a'$'\\n''b'``)."""
+    if name and all(c.isprintable() and c not in _SHELL_SPECIAL for c in name):
+        return name
+    if all(c.isprintable() for c in name) and "'" in name and not set(name) & set('"$`\\!'):
+        return f'"{name}"'
+    out: list[str] = []
+    plain: list[str] = []
+
+    def flush() -> None:
+        if plain:
+            out.append("'" + "".join(plain).replace("'", "'\\''") + "'")
+            plain.clear()
+
+    for c in name:
+        if c.isprintable():
+            plain.append(c)
+        else:
+            flush()
+            out.append("$'" + _escape(c) + "'")
+    flush()
+    return "".join(out) or "''"
+
+
+_SHELL_SPECIAL = set(" \t'\"\\$`!*?[]{}()<>|&;#~=%^")
+_ESCAPES = {
+    "\n": "\\n",
+    "\t": "\\t",
+    "\r": "\\r",
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\v": "\\v",
+    "\x1b": "\\E",
+}
+
+
+def _escape(c: str) -> str:
+    if c in _ESCAPES:
+        return _ESCAPES[c]
+    code = ord(c)
+    return f"\\{code:03o}" if code < 0x100 else f"\\u{code:04x}"

@@ -23,11 +23,40 @@ def forget(
         ),
     ] = None,
     keep_last: Annotated[int | None, typer.Option("--keep-last", help="Keep the N newest.")] = None,
-    keep_hourly: Annotated[int | None, typer.Option("--keep-hourly")] = None,
-    keep_daily: Annotated[int | None, typer.Option("--keep-daily")] = None,
-    keep_weekly: Annotated[int | None, typer.Option("--keep-weekly")] = None,
-    keep_monthly: Annotated[int | None, typer.Option("--keep-monthly")] = None,
-    keep_yearly: Annotated[int | None, typer.Option("--keep-yearly")] = None,
+    keep_hourly: Annotated[
+        int | None,
+        typer.Option(
+            "--keep-hourly",
+            help="Keep the newest version of each of the last N hours that have one.",
+        ),
+    ] = None,
+    keep_daily: Annotated[
+        int | None,
+        typer.Option(
+            "--keep-daily", help="Keep the newest version of each of the last N days that have one."
+        ),
+    ] = None,
+    keep_weekly: Annotated[
+        int | None,
+        typer.Option(
+            "--keep-weekly",
+            help="Keep the newest version of each of the last N weeks that have one.",
+        ),
+    ] = None,
+    keep_monthly: Annotated[
+        int | None,
+        typer.Option(
+            "--keep-monthly",
+            help="Keep the newest version of each of the last N months that have one.",
+        ),
+    ] = None,
+    keep_yearly: Annotated[
+        int | None,
+        typer.Option(
+            "--keep-yearly",
+            help="Keep the newest version of each of the last N years that have one.",
+        ),
+    ] = None,
     keep_within: Annotated[
         str | None, typer.Option("--keep-within", help="Keep versions newer than e.g. 7d, 1y6m.")
     ] = None,
@@ -40,7 +69,9 @@ def forget(
         typer.Option(
             "--budget",
             help="Forget oldest unprotected versions until the store "
-            "after pruning fits: 50GB, 500MiB or bytes.",
+            "after pruning fits: 50GB, 500MiB or bytes. Alone (no --keep-* and no stored "
+            "rules) it forgets only what the budget needs, oldest first, and nothing when "
+            "the store already fits.",
         ),
     ] = None,
     dry_run: Annotated[
