@@ -462,6 +462,17 @@ class Repo:
                 raise PathNotInVersionError(f"{ref} has no usage entry")
         return report
 
+    def frees_if_forgotten(self, ref: str) -> int:
+        """Pack bytes a prune would free were ``ref`` alone forgotten (as `forget` counts)."""
+        from reprocas.retention import config as cfg
+        from reprocas.retention.budget import DEFAULT_MAX_UNUSED, frees_if_forgotten
+
+        v = self.resolve(ref)
+        mu = cfg.policy_from_config(self.store)[1]
+        return frees_if_forgotten(
+            self.store, v.id.raw, max_unused=DEFAULT_MAX_UNUSED if mu is None else mu
+        )
+
     def gc(self, *, dry_run: bool = False, lease_wait: float | None = None) -> gc_mod.GcReport:
         """Remove what failed writes left; ``lease_wait`` bounds the wait (seconds) for
         readers still using packs it removes (docs/FORMAT.md, read leases)."""

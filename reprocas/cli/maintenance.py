@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from reprocas.cli.common import JsonOpt, open_repo
-from reprocas.cli.output import emit_json, human_bytes
+from reprocas.cli.output import emit_json, human_bytes, stored_parts_text
 from reprocas.errors import IntegrityError, InvalidParameterError
 from reprocas.store.rebuild import RebuildReport
 
@@ -56,25 +56,44 @@ def du(
     """What the store costs: logical and stored bytes, and what each version holds alone.
 
     Logical vs stored bytes, dedup and compression ratios,
-    and the bytes that only each version holds."""
+    and the bytes that only each version holds.
+
+    Stored bytes are the repository directory, shown as its parts: packs + index +
+    other (ref log, config) — the same figure `forget` prints. With REF, also what
+    forgetting that version alone would free at prune, counted as `forget` does.
+    Example: reprocas du clinical@v1"""
     with open_repo() as repo:
         r = repo.du(ref)
+        frees = repo.frees_if_forgotten(ref) if ref is not None else None
     if as_json:
         data = r.to_json()
         if ref is not None:
             v = r.versions[0]
-            data = {**v.to_json(), "stored_bytes": r.stored_bytes}
+            data = {
+                **v.to_json(),
+                "stored_bytes": r.stored_bytes,
+                "stored": r.stored.to_json() if r.stored else None,
+                "frees_if_forgotten": frees,
+            }
         emit_json(data)
         return
     if ref is None:
         typer.echo(f"logical bytes      {r.logical_bytes:>14}  ({human_bytes(r.logical_bytes)})")
-        typer.echo(f"stored bytes       {r.stored_bytes:>14}  ({human_bytes(r.stored_bytes)})")
+    typer.echo(f"stored bytes       {r.stored_bytes:>14}  ({human_bytes(r.stored_bytes)})")
+    if r.stored is not None:
+        typer.echo(f"  {stored_parts_text(r.stored)}")
+    if ref is None:
         typer.echo(f"dedup ratio        {r.dedup_ratio:>14.2f}")
         typer.echo(f"compression ratio  {r.compression_ratio:>14.2f}")
     for v in r.versions:
         typer.echo(
             f"{v.ref:<28} logical {human_bytes(v.logical_bytes):>10}   "
             f"only here {human_bytes(v.exclusive_bytes):>10}"
+        )
+    if frees is not None:
+        typer.echo(
+            f"forgetting it alone frees {frees} bytes ({human_bytes(frees)}) at prune "
+            "(what `forget` counts: blobs only it needs, with trailers and repacks)"
         )
 
 

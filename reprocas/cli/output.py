@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reprocas.store.accounting import StoredBytes
 
 
 def emit_json(value: Any) -> None:
@@ -72,3 +75,11 @@ def _escape(c: str) -> str:
         return _ESCAPES[c]
     code = ord(c)
     return f"\\{code:03o}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def stored_parts_text(s: StoredBytes) -> str:
+    """ "packs 1.2 MiB + index 256.0 KiB + other 3.1 KiB": the one definition of stored."""
+    return (
+        f"= packs {human_bytes(s.packs)} + index {human_bytes(s.index)} "
+        f"+ other {human_bytes(s.other)}"
+    )

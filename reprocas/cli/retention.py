@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from reprocas.cli.common import JsonOpt, open_repo
-from reprocas.cli.output import emit_json, human_bytes
+from reprocas.cli.output import emit_json, human_bytes, plural, stored_parts_text
 
 config_app = typer.Typer(help="Repository settings (retention.*).", no_args_is_help=True)
 
@@ -89,6 +89,7 @@ def forget(
     from reprocas.retention import config as cfg
     from reprocas.retention.forget import BudgetNotMetError
     from reprocas.retention.policy import Policy, Rules, parse_duration, parse_size
+    from reprocas.store.accounting import stored_parts
 
     counts = (keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly)
     size = parse_size(budget) if budget is not None else None
@@ -109,6 +110,7 @@ def forget(
                 per_dataset=stored.per_dataset,
                 budget=size if size is not None else stored.budget,
             )
+        stored_before = stored_parts(repo.root)
         result = repo.forget(
             policy,
             datasets=tuple(dataset or ()),
@@ -117,8 +119,15 @@ def forget(
             max_unused=mu,
         )
     d = result.decision
+    stored_after = stored_before.after_freeing(d.freed_bytes or 0)
     if as_json:
-        emit_json(result.to_json())
+        emit_json(
+            {
+                **result.to_json(),
+                "stored_before": stored_before.to_json(),
+                "stored_after": stored_after.to_json(),
+            }
+        )
     else:
         for r in sorted((*d.keep, *d.remove), key=lambda r: (r.dataset, r.number)):
             verb = "keep  " if r in d.keep else "forget"
@@ -126,8 +135,12 @@ def forget(
         if d.freed_bytes is not None:
             typer.echo(
                 f"{len(d.remove)} to forget, {len(d.keep)} kept; after prune the store "
-                f"goes from {human_bytes(d.size_before or 0)} to {human_bytes(d.size_after or 0)}"
-                f" (frees {d.freed_bytes} bytes)"
+                f"goes from {human_bytes(stored_before.total)} to "
+                f"{human_bytes(stored_after.total)} (frees {d.freed_bytes} bytes)"
+            )
+            typer.echo(
+                f"  stored {stored_parts_text(stored_before)}; packs after prune "
+                f"{human_bytes(stored_after.packs)}"
             )
         for s in result.skipped:
             typer.echo(f"kept {s}: it changed since the decision (a tag or a ref moved)")
@@ -184,6 +197,7 @@ def prune(
                 f"free {plan.freed_bytes} bytes ({human_bytes(plan.freed_bytes)})"
                 + (f", plus {plan.garbage_bytes} bytes of leftovers" if plan.garbage else "")
             )
+            _print_repack_threshold(plan)
         report = None if dry_run else plan.execute()
     if as_json:
         out: dict[str, Any] = {"plan": plan.to_json(), "dry_run": dry_run}
@@ -207,6 +221,23 @@ def prune(
                 f"on disk: {report.leased_readers} readers that started before the prune "
                 "still read them (the next prune or gc removes them)"
             )
+
+
+def _print_repack_threshold(plan: Any) -> None:
+    """The repack threshold, and the packs it leaves alone, so the plan explains itself."""
+    min_bytes, share = plan.model.min_free
+    parts = [f"{share * 100:g}% of the pack"] if share else []
+    parts += [f"{human_bytes(min_bytes)}"] if min_bytes else []
+    threshold = " and ".join(parts) or "any unused byte"
+    skipped = plan.model.not_worth_repacking()
+    line = f"repack threshold: frees at least {threshold} (retention.repack-min-free)"
+    if skipped:
+        unused = sum(d for _, d in skipped)
+        line += (
+            f"; {plural(len(skipped), 'pack')} with {human_bytes(unused)} unused left as "
+            "they are: repacking would not pay"
+        )
+    typer.echo(line)
 
 
 DatasetOpt = typer.Option("--dataset", "-d", help="The setting of one dataset.")

@@ -136,6 +136,13 @@ class PrunePlan:
             "size_before": self.size_before,
             "size_after": self.size_before - self.freed_bytes,
             "freed_bytes": self.freed_bytes,
+            "repack_min_free": {
+                "bytes": self.model.min_free[0],
+                "share": self.model.min_free[1],
+            },
+            "not_worth_repacking": [
+                {"size": n, "unused_bytes": d} for n, d in self.model.not_worth_repacking()
+            ],
         }
 
     def execute(self, *, lease_wait: float = lease.DEFAULT_LEASE_WAIT) -> PruneReport:
