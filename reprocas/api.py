@@ -449,9 +449,15 @@ class Repo:
     # -- maintenance --------------------------------------------------------------------
 
     def verify(
-        self, *, read_data: bool = False, read_data_subset: float | None = None
+        self,
+        *,
+        read_data: bool = False,
+        read_data_subset: float | None = None,
+        progress: Progress | None = None,
     ) -> verify_mod.VerifyReport:
-        return verify_mod.verify(self.store, read_data=read_data, subset_pct=read_data_subset)
+        return verify_mod.verify(
+            self.store, read_data=read_data, subset_pct=read_data_subset, progress=progress
+        )
 
     def du(self, ref: str | None = None) -> accounting.DuReport:
         report = accounting.du(self.store)

@@ -51,7 +51,14 @@ def init(
 
 def commit(
     src: Annotated[Path, typer.Argument(help="A directory or a file to commit.")],
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name.")],
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="Dataset name (default: the dataset SRC was last committed as, on this host).",
+        ),
+    ] = None,
     message: Annotated[str, typer.Option("--message", "-m", help="Why this version.")] = "",
     tag: Annotated[
         list[str] | None, typer.Option("--tag", "-t", help="Tag the version (repeatable).")
@@ -75,14 +82,32 @@ def commit(
             "(recorded in the version, with a warning) instead of failing.",
         ),
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Say what would be stored (files added, removed, changed) and at most how "
+            "many bytes are new; store nothing.",
+        ),
+    ] = False,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """Commit SRC as the next version of a dataset (NAME@v1, @v2, ...).
 
     A new version is made only if the content differs from the latest one. Files
-    unchanged since the last commit are not read again.
+    unchanged since the last commit are not read again. Without --dataset, SRC's own
+    dataset (recorded by its last commit) is used.
     """
+    from reprocas.cli.status import commit_dry_run
+
+    if dry_run:
+        commit_dry_run(src, dataset, as_json)
+        return
     with open_repo() as repo, progress_bar("committing", not as_json) as bar:
+        if dataset is None:
+            from reprocas.ops.status import dataset_for
+
+            dataset = dataset_for(repo.store, src)
         r = repo.commit(
             src,
             dataset,

@@ -13,6 +13,7 @@ from reprocas.cli import data, debug, listing, maintenance
 from reprocas.cli import env as env_cli
 from reprocas.cli import retention as retention_cli
 from reprocas.cli import runs as runs_cli
+from reprocas.cli import status as status_cli
 from reprocas.cli.common import STATE
 from reprocas.errors import ReprocasError
 
@@ -62,6 +63,7 @@ COMMANDS: list[Callable[..., None]] = [
     runs_cli.lineage,
     listing.datasets,
     listing.tags,
+    status_cli.status,
 ]
 for command in COMMANDS:
     app.command(command.__name__.replace("_", "-"))(command)

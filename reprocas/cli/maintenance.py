@@ -33,8 +33,14 @@ def verify(
         raise InvalidParameterError(
             f"--read-data-subset takes a percentage in (0, 100], not {read_data_subset:g}"
         )
-    with open_repo() as repo:
-        report = repo.verify(read_data=read_data, read_data_subset=read_data_subset)
+    from reprocas.cli.common import progress_bar
+
+    reading = read_data or read_data_subset is not None
+    with (
+        open_repo() as repo,
+        progress_bar("verifying", reading and not as_json, unit="pack") as bar,
+    ):
+        report = repo.verify(read_data=read_data, read_data_subset=read_data_subset, progress=bar)
     if as_json:
         emit_json(report.to_json())
     else:
