@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from reprocas.cli.common import STATE, JsonOpt, open_repo, progress_bar
+from reprocas.cli.completion import complete_dataset, complete_ref
 from reprocas.cli.output import emit_json, human_bytes, plural, quote_name
 from reprocas.errors import IntegrityError, StorageIOError
 from reprocas.model.chunking import DEFAULT_MAX_DEPTH, DeltaConfig
@@ -57,6 +58,7 @@ def commit(
             "--dataset",
             "-d",
             help="Dataset name (default: the dataset SRC was last committed as, on this host).",
+            autocompletion=complete_dataset,
         ),
     ] = None,
     message: Annotated[str, typer.Option("--message", "-m", help="Why this version.")] = "",
@@ -153,7 +155,10 @@ def commit(
 def log(
     dataset: Annotated[
         str | None,
-        typer.Argument(help="Dataset (default: all); with --timeline, a dataset or run name."),
+        typer.Argument(
+            help="Dataset (default: all); with --timeline, a dataset or run name.",
+            autocompletion=complete_dataset,
+        ),
     ] = None,
     timeline: Annotated[
         bool,
@@ -209,7 +214,12 @@ def _fail_if_damaged(refs: list[str]) -> None:
 
 
 def show(
-    ref: Annotated[str, typer.Argument(help="NAME, NAME@vN, NAME@TAG, NAME@latest or id prefix.")],
+    ref: Annotated[
+        str,
+        typer.Argument(
+            help="NAME, NAME@vN, NAME@TAG, NAME@latest or id prefix.", autocompletion=complete_ref
+        ),
+    ],
     path: Annotated[
         str | None,
         typer.Option("--path", help="Show one file: for a table, its schema and row count."),
@@ -283,7 +293,7 @@ def _show_path(ref: str, path: str, as_json: bool) -> None:
 
 
 def export_table(
-    ref: Annotated[str, typer.Argument(help="The version.")],
+    ref: Annotated[str, typer.Argument(help="The version.", autocompletion=complete_ref)],
     path: Annotated[str, typer.Argument(help="The table in it.")],
     to: Annotated[Path, typer.Option("--to", help="The file to write.")],
     fmt: Annotated[
@@ -314,8 +324,12 @@ def export_table(
 
 
 def diff(
-    ref_a: Annotated[str, typer.Argument(help="The older version (or run).")],
-    ref_b: Annotated[str, typer.Argument(help="The newer version (or run).")],
+    ref_a: Annotated[
+        str, typer.Argument(help="The older version (or run).", autocompletion=complete_ref)
+    ],
+    ref_b: Annotated[
+        str, typer.Argument(help="The newer version (or run).", autocompletion=complete_ref)
+    ],
     path: Annotated[
         str | None, typer.Option("--path", help="Versions only: only this file or directory.")
     ] = None,
@@ -406,7 +420,7 @@ def _cell(value: object) -> str:
 
 
 def ls(
-    ref: Annotated[str, typer.Argument(help="The version.")],
+    ref: Annotated[str, typer.Argument(help="The version.", autocompletion=complete_ref)],
     path: Annotated[str, typer.Argument(help="A directory or file in it.")] = "",
     recursive: Annotated[
         bool, typer.Option("--recursive", "-r", help="List subdirectories.")
@@ -425,7 +439,7 @@ def ls(
 
 
 def cat(
-    ref: Annotated[str, typer.Argument(help="The version.")],
+    ref: Annotated[str, typer.Argument(help="The version.", autocompletion=complete_ref)],
     path: Annotated[str, typer.Argument(help="The file in it.")],
 ) -> None:
     """Write one file of a version to standard output (verified as it is read)."""
@@ -443,7 +457,7 @@ def cat(
 
 
 def tag(
-    ref: Annotated[str, typer.Argument(help="The version.")],
+    ref: Annotated[str, typer.Argument(help="The version.", autocompletion=complete_ref)],
     name: Annotated[str, typer.Argument(help="The tag, e.g. published.")],
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
@@ -457,7 +471,7 @@ def tag(
 
 
 def checkout(
-    ref: Annotated[str, typer.Argument(help="The version.")],
+    ref: Annotated[str, typer.Argument(help="The version.", autocompletion=complete_ref)],
     dest: Annotated[
         Path,
         typer.Argument(

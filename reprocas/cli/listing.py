@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from reprocas.cli.common import JsonOpt, open_repo
+from reprocas.cli.completion import complete_dataset
 from reprocas.cli.output import emit_json, human_bytes, plural, quote_name
 
 
@@ -39,7 +40,11 @@ def datasets(as_json: Annotated[bool, JsonOpt] = False) -> None:
 
 def tags(
     dataset: Annotated[
-        str | None, typer.Argument(help="Only this dataset's tags (default: every dataset's).")
+        str | None,
+        typer.Argument(
+            help="Only this dataset's tags (default: every dataset's).",
+            autocompletion=complete_dataset,
+        ),
     ] = None,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:

@@ -22,7 +22,7 @@ app = typer.Typer(
     help="A deduplicating, content-addressed store that makes ML work reproducible.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

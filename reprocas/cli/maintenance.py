@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from reprocas.cli.common import JsonOpt, open_repo
+from reprocas.cli.completion import complete_ref
 from reprocas.cli.output import emit_json, human_bytes, stored_parts_text
 from reprocas.errors import IntegrityError, InvalidParameterError
 from reprocas.store.rebuild import RebuildReport
@@ -56,7 +57,9 @@ def verify(
 
 
 def du(
-    ref: Annotated[str | None, typer.Argument(help="Only this version.")] = None,
+    ref: Annotated[
+        str | None, typer.Argument(help="Only this version.", autocompletion=complete_ref)
+    ] = None,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """What the store costs: logical and stored bytes, and what each version holds alone.

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from reprocas.cli.common import JsonOpt, open_repo
+from reprocas.cli.completion import complete_dataset
 from reprocas.cli.output import emit_json, human_bytes, plural, stored_parts_text
 
 config_app = typer.Typer(help="Repository settings (retention.*).", no_args_is_help=True)
@@ -240,13 +241,15 @@ def _print_repack_threshold(plan: Any) -> None:
     typer.echo(line)
 
 
-DatasetOpt = typer.Option("--dataset", "-d", help="The setting of one dataset.")
+DatasetOpt = typer.Option(
+    "--dataset", "-d", help="The setting of one dataset.", autocompletion=complete_dataset
+)
 
 
 @config_app.command("set")
 def config_set(
     key: Annotated[str, typer.Argument(help="retention.keep-daily, retention.budget, …")],
-    value: Annotated[str, typer.Argument()],
+    value: Annotated[str, typer.Argument(help="The value, e.g. 7, 30d, 50GB, 5%.")],
     dataset: Annotated[str | None, DatasetOpt] = None,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
@@ -291,11 +294,16 @@ def config_show(as_json: Annotated[bool, JsonOpt] = False) -> None:
     if as_json:
         emit_json({"retention": ret})
         return
+    if not ret["default"] and not ret["datasets"]:
+        typer.echo("no settings stored: the defaults apply (docs/CLI.md, Settings)")
     for k, v in sorted(ret["default"].items()):
         typer.echo(f"retention.{k} = {v}")
     for name, sec in sorted(ret["datasets"].items()):
         for k, v in sorted(sec.items()):
             typer.echo(f"retention.{k} = {v}  (dataset {name})")
+
+
+config_app.command("list", help="Print every retention setting (the same as `show`).")(config_show)
 
 
 @config_app.command("unset")

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from reprocas.cli.common import JsonOpt, open_repo, progress_bar
+from reprocas.cli.completion import complete_dataset
 from reprocas.cli.output import emit_json, human_bytes, plural, quote_name
 from reprocas.errors import ReprocasError
 
@@ -27,6 +28,7 @@ def status(
             "-d",
             help="Compare with this dataset (default: the one PATH was "
             "committed as, recorded by `commit`).",
+            autocompletion=complete_dataset,
         ),
     ] = None,
     as_json: Annotated[bool, JsonOpt] = False,
