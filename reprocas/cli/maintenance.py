@@ -99,6 +99,11 @@ def du(
             f"{v.ref:<28} logical {human_bytes(v.logical_bytes):>10}   "
             f"only here {human_bytes(v.exclusive_bytes):>10}"
         )
+    if ref is None and r.versions:
+        typer.echo(
+            "(only here: the stored cost of chunks no other version or run reaches; "
+            "`reprocas du REF` also shows what forgetting REF frees at prune)"
+        )
     if frees is not None:
         typer.echo(
             f"forgetting it alone frees {frees} bytes ({human_bytes(frees)}) at prune "

@@ -252,3 +252,13 @@ def test_env_snapshot_says_where_its_name_came_from(
     named = assert_ok(cli("env", "snapshot", "--project", project, "--name", "gpu", "--json"))
     assert named.json()["name"] == "env/gpu"
     assert named.json()["name_from"] == "option"
+
+
+def test_unknown_environment_lists_a_few(repo: reprocas.Repo, cli: Cli, tmp_path: Path) -> None:
+    repo.close()
+    project = tmp_path / "proj"
+    project.mkdir()
+    for i in range(7):
+        assert_ok(cli("env", "snapshot", "--project", project, "--name", f"e{i}", "--json"))
+    line = assert_one_line_error(cli("env", "show", "env/nope"), 4, "and 2 more")
+    assert "`reprocas env log`" in line and "env/e5" not in line
