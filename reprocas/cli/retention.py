@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from reprocas.cli.common import JsonOpt, open_repo
+from reprocas.cli.common import JsonOpt, open_repo, progress_bar
 from reprocas.cli.completion import complete_dataset
 from reprocas.cli.output import emit_json, human_bytes, plural, stored_parts_text
 
@@ -199,7 +199,8 @@ def prune(
                 + (f", plus {plan.garbage_bytes} bytes of leftovers" if plan.garbage else "")
             )
             _print_repack_threshold(plan)
-        report = None if dry_run else plan.execute()
+        with progress_bar("repacking", not as_json, unit="pack") as bar:
+            report = None if dry_run else plan.execute(progress=bar)
     if as_json:
         out: dict[str, Any] = {"plan": plan.to_json(), "dry_run": dry_run}
         out["freed_bytes"] = report.freed_bytes if report else plan.freed_bytes

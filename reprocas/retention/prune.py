@@ -32,6 +32,7 @@ from typing import Any
 import lmdb
 
 from reprocas.errors import ReprocasError
+from reprocas.progress import Progress
 from reprocas.retention.budget import (
     DEFAULT_MAX_UNUSED,
     CostModel,
@@ -145,10 +146,12 @@ class PrunePlan:
             ],
         }
 
-    def execute(self, *, lease_wait: float = lease.DEFAULT_LEASE_WAIT) -> PruneReport:
+    def execute(
+        self, *, lease_wait: float = lease.DEFAULT_LEASE_WAIT, progress: Progress | None = None
+    ) -> PruneReport:
         """Carry the plan out (see the module docstring for why this is safe);
         ``lease_wait`` bounds the wait for readers that started before."""
-        return _execute(self, lease_wait)
+        return _execute(self, lease_wait, progress)
 
 
 def _on_disk_packs(repo: Repository) -> dict[bytes, Path]:
@@ -289,9 +292,15 @@ def _needed_packs(repo: Repository, txn: lmdb.Transaction, roots: set[bytes]) ->
     return out
 
 
-def _execute(plan: PrunePlan, lease_wait: float = lease.DEFAULT_LEASE_WAIT) -> PruneReport:
+def _execute(
+    plan: PrunePlan,
+    lease_wait: float = lease.DEFAULT_LEASE_WAIT,
+    progress: Progress | None = None,
+) -> PruneReport:
     repo = plan.repo
     report = PruneReport()
+    prog = progress or Progress()  # the repacks are the long part: counted in packs
+    prog.start(sum(s.size for s in plan.repack), len(plan.repack))
     doomed: dict[bytes, PackStep] = {}
     unindexed: dict[Path, PackStep | None] = {}
     with repo.lock("prune", exclusive=True):
@@ -301,6 +310,8 @@ def _execute(plan: PrunePlan, lease_wait: float = lease.DEFAULT_LEASE_WAIT) -> P
                     doomed[step.pack] = step
                     continue
                 made = _repack_one(repo, plan, step)
+                prog.advance(step.size)
+                prog.file_done()
                 if made is None:
                     continue
                 report.new_packs.append(made[0].hex())

@@ -99,3 +99,21 @@ def test_checkout_verify_and_status_draw_bars(
     code, shown, out = _on_pty(repo_path, "status", tree, "--json")
     assert code == 0 and "comparing" not in shown, shown
     assert b'"clean":true' in out
+
+
+def test_prune_draws_a_bar_while_it_repacks(
+    repo: reprocas.Repo, repo_path: Path, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big.bin").write_bytes(os.urandom(1_000_000))
+    for text in ("a", "b"):
+        (src / "small.txt").write_text(text * 100)
+        repo.commit(src, "ds")
+    repo.close()
+    assert_ok(run_cli("forget", "--keep-last", "1", repo=repo_path))
+    assert_ok(run_cli("config", "set", "retention.repack-min-free", "0", repo=repo_path))
+    code, shown, out = _on_pty(repo_path, "prune")
+    assert code == 0, shown
+    assert b"repacked 1" in out
+    assert "repacking" in shown and "/1 pack " in shown, shown
