@@ -487,8 +487,8 @@ class Repo:
         wait = DEFAULT_LEASE_WAIT if lease_wait is None else lease_wait
         return gc_mod.gc(self.store, dry_run=dry_run, lease_wait=wait)
 
-    def rebuild_index(self) -> rebuild_mod.RebuildReport:
-        return rebuild_mod.rebuild(self.store)
+    def rebuild_index(self, progress: Progress | None = None) -> rebuild_mod.RebuildReport:
+        return rebuild_mod.rebuild(self.store, progress)
 
     # -- retention ----------------------------------------------------------------------
 

@@ -195,8 +195,13 @@ def index_rebuild(as_json: Annotated[bool, JsonOpt] = False) -> None:
     what can still be read is kept: damaged ref-log lines are skipped, versions the
     snapshots prove are recovered, damaged packs are salvaged, a damaged index is set
     aside. Exit code 6 when something could not be recovered."""
-    with open_repo(rebuilding=True) as repo:
-        r = repo.rebuild_index()
+    from reprocas.cli.common import progress_bar
+
+    with (
+        open_repo(rebuilding=True) as repo,
+        progress_bar("rebuilding", not as_json, unit="pack") as bar,
+    ):
+        r = repo.rebuild_index(bar)
     if as_json:
         emit_json(r.to_json())
         _rebuild_failed(r)

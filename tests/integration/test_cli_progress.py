@@ -96,6 +96,8 @@ def test_checkout_verify_and_status_draw_bars(
     (tree / "f01.bin").touch()  # the files cache no longer vouches for it: read again
     code, shown, _ = _on_pty(repo_path, "status", tree)
     assert code == 0 and "comparing" in shown and "/30 files" in shown, shown
+    code, shown, _ = _on_pty(repo_path, "index", "rebuild")
+    assert code == 0 and "rebuilding" in shown and "pack" in shown, shown
     code, shown, out = _on_pty(repo_path, "status", tree, "--json")
     assert code == 0 and "comparing" not in shown, shown
     assert b'"clean":true' in out
