@@ -376,7 +376,7 @@ def diff(
         sa = human_bytes(a) if a is not None else "-"
         sb = human_bytes(b) if b is not None else "-"
         sizes = f"{sa} -> {sb}"
-        typer.echo(f"{f.status:<8} {p}  ({sizes})")
+        typer.echo(f"{f.status:<8} {quote_name(p)}  ({sizes})")
         if f.note:
             typer.echo(f"         {f.note}")
         if f.schema and any(f.schema.values()):
@@ -519,7 +519,7 @@ def checkout(
             f"  removed {plural(len(r.removed), 'entry', 'entries')} the version does not have:"
         )
         for p in r.removed[:_SHOW_REMOVED]:
-            typer.echo(f"    {p}")
+            typer.echo(f"    {quote_name(p)}")
         if len(r.removed) > _SHOW_REMOVED:
             typer.echo(f"    … and {len(r.removed) - _SHOW_REMOVED} more (all with --json)")
 

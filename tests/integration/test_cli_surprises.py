@@ -210,14 +210,18 @@ def test_ls_quotes_names_as_gnu_ls(repo: reprocas.Repo, cli: Cli, tmp_path: Path
     (src / "with space").write_text("3")
     (src / "bell\x07").write_text("4")
     repo.commit(src, "odd")
+    (src / "a\nb").write_text("changed")
+    repo.commit(src, "odd")
     repo.close()
-    res = assert_ok(cli("ls", "odd"))
+    diff = assert_ok(cli("diff", "odd@v1", "odd@v2")).out
+    assert "changed  'a'$'\\n''b'  (" in diff, diff
+    res = assert_ok(cli("ls", "odd@v1"))
     lines = res.out.splitlines()
     assert len(lines) == 4, res.out
     names = [ln.split(maxsplit=2)[2] for ln in lines]
     assert set(names) == {"'a'$'\\n''b'", "plain.csv", "'with space'", "'bell'$'\\a'"}
     # The JSON keeps the names as they are.
-    assert {e["path"] for e in assert_ok(cli("ls", "odd", "--json")).json()} == {
+    assert {e["path"] for e in assert_ok(cli("ls", "odd@v1", "--json")).json()} == {
         "a\nb",
         "plain.csv",
         "with space",
