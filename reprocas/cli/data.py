@@ -12,7 +12,7 @@ import typer
 
 from reprocas.cli.common import STATE, JsonOpt, open_repo, progress_bar
 from reprocas.cli.completion import complete_dataset, complete_ref
-from reprocas.cli.output import emit_json, human_bytes, plural, quote_name
+from reprocas.cli.output import cell_text, emit_json, human_bytes, plural, quote_name
 from reprocas.errors import IntegrityError, StorageIOError
 from reprocas.model.chunking import DEFAULT_MAX_DEPTH, DeltaConfig
 
@@ -398,25 +398,12 @@ def diff(
             for c, n in sorted(r["columns"].items(), key=lambda kv: -kv[1]):
                 typer.echo(f"           {c}: {n} rows")
             for sample in r["samples"]:
-                key_text = ", ".join(f"{k}={_cell(v)}" for k, v in sample["key"].items())
+                key_text = ", ".join(f"{k}={cell_text(v)}" for k, v in sample["key"].items())
                 ch = "; ".join(
-                    f"{c}: {_cell(x)} -> {_cell(y)}" for c, (x, y) in sample["changes"].items()
+                    f"{c}: {cell_text(x)} -> {cell_text(y)}"
+                    for c, (x, y) in sample["changes"].items()
                 )
                 typer.echo(f"           {key_text}  {ch}")
-
-
-def _cell(value: object) -> str:
-    """A table value in a diff sample: text quoted (so "" and null differ), numbers as
-    everywhere else in the output."""
-    import json
-
-    from reprocas.model.display import format_scalar
-
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list | dict):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    return format_scalar(value)
 
 
 def ls(

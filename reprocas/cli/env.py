@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from reprocas.cli.common import JsonOpt, open_repo, progress_bar
-from reprocas.cli.output import emit_json, human_bytes, plural
+from reprocas.cli.output import emit_json, human_bytes
 
 if TYPE_CHECKING:
     from reprocas.environment.store import EnvRecord
@@ -241,7 +241,8 @@ def describe(rec: EnvRecord) -> list[str]:
         )
         if diff:
             out.append(
-                f"            uncommitted: {plural(diff['files'], 'file')} changed "
+                f"            uncommitted: {diff['files']} file{'' if diff['files'] == 1 else 's'}"
+                " changed "
                 f"({diff['binary_files']} binary), patch {human_bytes(diff['bytes'])}"
             )
         if git.get("untracked_count"):

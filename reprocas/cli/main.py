@@ -9,12 +9,13 @@ from typing import Annotated
 
 import typer
 
-from reprocas.cli import data, debug, listing, maintenance
+from reprocas.cli import data, debug, maintenance
 from reprocas.cli import env as env_cli
 from reprocas.cli import retention as retention_cli
 from reprocas.cli import runs as runs_cli
-from reprocas.cli import status as status_cli
 from reprocas.cli.common import STATE
+from reprocas.cli.listing import datasets, tags
+from reprocas.cli.status import status
 from reprocas.errors import ReprocasError
 
 app = typer.Typer(
@@ -61,9 +62,6 @@ COMMANDS: list[Callable[..., None]] = [
     runs_cli.replay,
     runs_cli.runs,
     runs_cli.lineage,
-    listing.datasets,
-    listing.tags,
-    status_cli.status,
 ]
 for command in COMMANDS:
     app.command(command.__name__.replace("_", "-"))(command)
@@ -71,6 +69,8 @@ app.command(
     "run",
     context_settings={"allow_interspersed_args": False},
 )(runs_cli.run)
+for command in (datasets, tags, status):  # issue 15: listing and status
+    app.command(command.__name__)(command)
 app.add_typer(maintenance.index_app, name="index")
 app.add_typer(debug.app, name="debug")
 app.add_typer(env_cli.app, name="env")

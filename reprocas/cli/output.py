@@ -83,3 +83,15 @@ def stored_parts_text(s: StoredBytes) -> str:
         f"= packs {human_bytes(s.packs)} + index {human_bytes(s.index)} "
         f"+ other {human_bytes(s.other)}"
     )
+
+
+def cell_text(value: object) -> str:
+    """A table value in a diff sample: text quoted (so "" and null differ), numbers as
+    everywhere else in the output."""
+    from reprocas.model.display import format_scalar
+
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return format_scalar(value)
