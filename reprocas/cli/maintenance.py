@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from reprocas.cli.common import JsonOpt, open_repo
-from reprocas.cli.completion import complete_ref
+from reprocas.cli.completion import complete_dataset, complete_ref
 from reprocas.cli.output import emit_json, human_bytes, stored_parts_text
 from reprocas.errors import IntegrityError, InvalidParameterError
 from reprocas.store.rebuild import RebuildReport
@@ -148,7 +148,12 @@ def repack(
     ] = False,
     dataset: Annotated[
         list[str] | None,
-        typer.Option("--dataset", "-d", help="Only this dataset (repeatable); default all."),
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="Only this dataset (repeatable); default all.",
+            autocompletion=complete_dataset,
+        ),
     ] = None,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:

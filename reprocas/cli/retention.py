@@ -15,7 +15,13 @@ config_app = typer.Typer(help="Repository settings (retention.*).", no_args_is_h
 
 def forget(
     dataset: Annotated[
-        list[str] | None, typer.Option("--dataset", "-d", help="Only this dataset (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="Only this dataset (repeatable).",
+            autocompletion=complete_dataset,
+        ),
     ] = None,
     kind: Annotated[
         list[str] | None,

@@ -43,6 +43,8 @@ def test_completes_dataset_names_and_refs(
     assert _complete(repo_path, "diff clinical@v1 clinical@p") == ["clinical@published"]
     assert _complete(repo_path, "tags o") == ["other"]
     assert _complete(repo_path, "status --dataset c") == ["claims", "clinical"]
+    assert _complete(repo_path, "forget --keep-last 1 --dataset o") == ["other"]
+    assert _complete(repo_path, "repack --deltas -d cla") == ["claims"]
     assert _complete(repo_path, "show nope@") == []
 
 
