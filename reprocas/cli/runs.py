@@ -109,6 +109,8 @@ def run(
             f"recorded run {r.handle.ref} ({r.handle.id.short}): {r.run.status}, "
             f"exit {r.run.exit_code}, {dur:.2f}s"
         )
+        if r.environment_ref:
+            _say(f"environment {r.environment_ref} (named after the working directory {r.run.cwd})")
     if r.error is not None:
         raise r.error
     if r.run.exit_code != 0:

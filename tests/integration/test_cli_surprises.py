@@ -266,3 +266,15 @@ def test_unknown_environment_lists_a_few(repo: reprocas.Repo, cli: Cli, tmp_path
         assert_ok(cli("env", "snapshot", "--project", project, "--name", f"e{i}", "--json"))
     line = assert_one_line_error(cli("env", "show", "env/nope"), 4, "and 2 more")
     assert "`reprocas env log`" in line and "env/e5" not in line
+
+
+def test_run_says_where_its_environment_name_came_from(repo: reprocas.Repo, tmp_path: Path) -> None:
+    repo.close()
+    work = tmp_path / "myproj"
+    work.mkdir()
+    res = assert_ok(
+        run_cli(
+            "run", "-n", "t", "--", sys.executable, "-c", "pass", repo=tmp_path / "repo", cwd=work
+        )
+    )
+    assert f"environment env/myproj@v1 (named after the working directory {work})" in res.err
