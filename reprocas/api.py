@@ -403,14 +403,28 @@ class Repo:
         path: str,
         to: str | os.PathLike[str],
         format: str | None = None,
+        *,
+        force: bool = False,
     ) -> Path:
-        """Write one table of a version to a local file (format from ``to``'s suffix)."""
-        from reprocas.tabular.formats import format_of
+        """Write one table of a version to a local file. The format is ``format``, else
+        ``to``'s suffix (an unknown suffix is refused rather than guessed); an existing
+        file is replaced only with ``force``, as `checkout` refuses a non-empty DEST."""
+        from reprocas.errors import DestinationError, InvalidParameterError
+        from reprocas.tabular.formats import FORMATS, format_of
         from reprocas.tabular.read import arrow_errors, export_table, read_table
 
         out = Path(to)
         refuse_overlap(self.store.root, out, "export to", ("is", "inside", "holds"))
-        fmt = format or format_of(out.name) or "parquet"
+        fmt = format or format_of(out.name)
+        if fmt is None:
+            raise InvalidParameterError(
+                f"cannot tell the format of {out.name!r} from its suffix; name it .parquet, "
+                f".arrow or .csv, or say --format ({', '.join(FORMATS)})"
+            )
+        if (out.exists() or out.is_symlink()) and not force:
+            raise DestinationError(f"{out} exists; pass --force to overwrite it")
+        if out.is_dir():
+            raise DestinationError(f"{out} is a directory; name the file to write")
         with arrow_errors(f"{ref}:{path}"):
             export_table(read_table(self.store, self._read(ref, path), path), out, fmt)
         return out
@@ -446,9 +460,15 @@ class Repo:
     # -- maintenance --------------------------------------------------------------------
 
     def verify(
-        self, *, read_data: bool = False, read_data_subset: float | None = None
+        self,
+        *,
+        read_data: bool = False,
+        read_data_subset: float | None = None,
+        progress: Progress | None = None,
     ) -> verify_mod.VerifyReport:
-        return verify_mod.verify(self.store, read_data=read_data, subset_pct=read_data_subset)
+        return verify_mod.verify(
+            self.store, read_data=read_data, subset_pct=read_data_subset, progress=progress
+        )
 
     def du(self, ref: str | None = None) -> accounting.DuReport:
         report = accounting.du(self.store)
@@ -459,6 +479,17 @@ class Repo:
                 raise PathNotInVersionError(f"{ref} has no usage entry")
         return report
 
+    def frees_if_forgotten(self, ref: str) -> int:
+        """Pack bytes a prune would free were ``ref`` alone forgotten (as `forget` counts)."""
+        from reprocas.retention import config as cfg
+        from reprocas.retention.budget import DEFAULT_MAX_UNUSED, frees_if_forgotten
+
+        v = self.resolve(ref)
+        mu = cfg.policy_from_config(self.store)[1]
+        return frees_if_forgotten(
+            self.store, v.id.raw, max_unused=DEFAULT_MAX_UNUSED if mu is None else mu
+        )
+
     def gc(self, *, dry_run: bool = False, lease_wait: float | None = None) -> gc_mod.GcReport:
         """Remove what failed writes left; ``lease_wait`` bounds the wait (seconds) for
         readers still using packs it removes (docs/FORMAT.md, read leases)."""
@@ -467,8 +498,8 @@ class Repo:
         wait = DEFAULT_LEASE_WAIT if lease_wait is None else lease_wait
         return gc_mod.gc(self.store, dry_run=dry_run, lease_wait=wait)
 
-    def rebuild_index(self) -> rebuild_mod.RebuildReport:
-        return rebuild_mod.rebuild(self.store)
+    def rebuild_index(self, progress: Progress | None = None) -> rebuild_mod.RebuildReport:
+        return rebuild_mod.rebuild(self.store, progress)
 
     # -- retention ----------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ that says what to do, named fields, and the exit code the CLI uses. The native c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -181,3 +182,29 @@ class LockTimeoutError(ReprocasError):
     """Another process holds a lock this command needs."""
 
     exit_code = 8
+
+
+# --- message helpers ------------------------------------------------------------------------
+
+_HINT_NAMES = 5
+_HINT_NAME_CHARS = 40
+
+
+def known_names(
+    names: Sequence[str],
+    *,
+    what: str = "datasets",
+    command: str = "reprocas datasets",
+    empty: str = "the repository has no datasets yet",
+) -> str:
+    """The tail of a "not found" message: a few of the names there are, and the command
+    that lists them all, so a repository with thousands of long names still gets a one-line
+    error a person can read."""
+    if not names:
+        return empty
+    shown = [
+        n if len(n) <= _HINT_NAME_CHARS else n[: _HINT_NAME_CHARS - 1] + "…"
+        for n in names[:_HINT_NAMES]
+    ]
+    more = f" and {len(names) - _HINT_NAMES} more" if len(names) > _HINT_NAMES else ""
+    return f"{what}: {', '.join(shown)}{more} (`{command}` lists them)"

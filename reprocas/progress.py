@@ -11,3 +11,6 @@ class Progress:
 
     def advance(self, nbytes: int) -> None:
         """Called as bytes are processed."""
+
+    def file_done(self) -> None:
+        """Called as each file (or pack, for `verify`) is done."""

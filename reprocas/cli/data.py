@@ -11,7 +11,8 @@ from typing import Annotated
 import typer
 
 from reprocas.cli.common import STATE, JsonOpt, open_repo, progress_bar
-from reprocas.cli.output import emit_json, human_bytes
+from reprocas.cli.completion import complete_dataset, complete_ref
+from reprocas.cli.output import cell_text, emit_json, human_bytes, plural, quote_name
 from reprocas.errors import IntegrityError, StorageIOError
 from reprocas.model.chunking import DEFAULT_MAX_DEPTH, DeltaConfig
 
@@ -51,7 +52,15 @@ def init(
 
 def commit(
     src: Annotated[Path, typer.Argument(help="A directory or a file to commit.")],
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name.")],
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="Dataset name (default: the dataset SRC was last committed as, on this host).",
+            autocompletion=complete_dataset,
+        ),
+    ] = None,
     message: Annotated[str, typer.Option("--message", "-m", help="Why this version.")] = "",
     tag: Annotated[
         list[str] | None, typer.Option("--tag", "-t", help="Tag the version (repeatable).")
@@ -75,14 +84,32 @@ def commit(
             "(recorded in the version, with a warning) instead of failing.",
         ),
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Say what would be stored (files added, removed, changed) and at most how "
+            "many bytes are new; store nothing.",
+        ),
+    ] = False,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """Commit SRC as the next version of a dataset (NAME@v1, @v2, ...).
 
     A new version is made only if the content differs from the latest one. Files
-    unchanged since the last commit are not read again.
+    unchanged since the last commit are not read again. Without --dataset, SRC's own
+    dataset (recorded by its last commit) is used.
     """
+    from reprocas.cli.status import commit_dry_run
+
+    if dry_run:
+        commit_dry_run(src, dataset, as_json)
+        return
     with open_repo() as repo, progress_bar("committing", not as_json) as bar:
+        if dataset is None:
+            from reprocas.ops.status import dataset_for
+
+            dataset = dataset_for(repo.store, src)
         r = repo.commit(
             src,
             dataset,
@@ -118,7 +145,7 @@ def commit(
     else:
         typer.echo(f"nothing changed: {src} equals {r.ref} ({r.id.short}); no new version")
     typer.echo(
-        f"  {r.files} files, {human_bytes(r.logical_bytes)} logical, "
+        f"  {plural(r.files, 'file')}, {human_bytes(r.logical_bytes)} logical, "
         f"{human_bytes(r.new_bytes)} new in the store"
     )
     for p in r.skipped:
@@ -128,7 +155,10 @@ def commit(
 def log(
     dataset: Annotated[
         str | None,
-        typer.Argument(help="Dataset (default: all); with --timeline, a dataset or run name."),
+        typer.Argument(
+            help="Dataset (default: all); with --timeline, a dataset or run name.",
+            autocompletion=complete_dataset,
+        ),
     ] = None,
     timeline: Annotated[
         bool,
@@ -184,7 +214,12 @@ def _fail_if_damaged(refs: list[str]) -> None:
 
 
 def show(
-    ref: Annotated[str, typer.Argument(help="NAME, NAME@vN, NAME@TAG, NAME@latest or id prefix.")],
+    ref: Annotated[
+        str,
+        typer.Argument(
+            help="NAME, NAME@vN, NAME@TAG, NAME@latest or id prefix.", autocompletion=complete_ref
+        ),
+    ],
     path: Annotated[
         str | None,
         typer.Option("--path", help="Show one file: for a table, its schema and row count."),
@@ -258,18 +293,28 @@ def _show_path(ref: str, path: str, as_json: bool) -> None:
 
 
 def export_table(
-    ref: Annotated[str, typer.Argument(help="The version.")],
+    ref: Annotated[str, typer.Argument(help="The version.", autocompletion=complete_ref)],
     path: Annotated[str, typer.Argument(help="The table in it.")],
     to: Annotated[Path, typer.Option("--to", help="The file to write.")],
     fmt: Annotated[
         str | None,
-        typer.Option("--format", help="parquet, arrow or csv (default: from --to's suffix)."),
+        typer.Option(
+            "--format",
+            help="parquet, arrow or csv (default: from --to's suffix: .parquet/.pq, "
+            ".arrow/.feather/.ipc, .csv; another suffix is refused).",
+        ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite --to if it exists (refused otherwise).")
+    ] = False,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
-    """Write one table of a version to a local file, read exactly as committed."""
+    """Write one table of a version to a local file, read exactly as committed.
+
+    Example: reprocas export-table clinical@v2 visits.parquet --to v2.csv
+    """
     with open_repo() as repo:
-        out = repo.export_table(ref, path, to, fmt)
+        out = repo.export_table(ref, path, to, fmt, force=force)
         rows = repo.table_info(ref, path)
     n = rows.rows if rows is not None else None
     if as_json:
@@ -279,21 +324,36 @@ def export_table(
 
 
 def diff(
-    ref_a: Annotated[str, typer.Argument(help="The older version.")],
-    ref_b: Annotated[str, typer.Argument(help="The newer version.")],
-    path: Annotated[str | None, typer.Option("--path", help="Only this file or directory.")] = None,
+    ref_a: Annotated[
+        str, typer.Argument(help="The older version (or run).", autocompletion=complete_ref)
+    ],
+    ref_b: Annotated[
+        str, typer.Argument(help="The newer version (or run).", autocompletion=complete_ref)
+    ],
+    path: Annotated[
+        str | None, typer.Option("--path", help="Versions only: only this file or directory.")
+    ] = None,
     key: Annotated[
         str | None,
-        typer.Option("--key", help="Key column(s), comma-separated: diff tables row by row."),
+        typer.Option(
+            "--key", help="Versions only: key column(s), comma-separated: diff tables row by row."
+        ),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", help="Sample changed rows to show.")] = 5,
+    limit: Annotated[
+        int, typer.Option("--limit", help="Versions only: sample changed rows to show.")
+    ] = 5,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
-    """What changed between two versions: files added, removed and changed; for tables,
-    schema changes and row counts; with --key, rows added, removed and changed.
+    """What changed between two dataset versions, or between two runs.
 
-    Given two runs (NAME, NAME#N or run id prefix), what differs between the runs:
-    params, inputs, environment, code, metrics, outputs and run time."""
+    Two dataset versions (NAME@vN, NAME@TAG, id prefix): files added, removed and
+    changed; for tables, schema changes and row counts; with --key, rows added,
+    removed and changed. --path, --key and --limit apply to versions only.
+    Example: reprocas diff clinical@v1 clinical@v2 --key encounter_id
+
+    Two runs (NAME, NAME#N or run id prefix): what differs between the runs:
+    params, inputs, environment, code, metrics, outputs and run time.
+    Example: reprocas diff train#1 train#2"""
     from reprocas.cli.runs import diff_if_runs
 
     if path is None and key is None and diff_if_runs(ref_a, ref_b, as_json):
@@ -316,7 +376,7 @@ def diff(
         sa = human_bytes(a) if a is not None else "-"
         sb = human_bytes(b) if b is not None else "-"
         sizes = f"{sa} -> {sb}"
-        typer.echo(f"{f.status:<8} {p}  ({sizes})")
+        typer.echo(f"{f.status:<8} {quote_name(p)}  ({sizes})")
         if f.note:
             typer.echo(f"         {f.note}")
         if f.schema and any(f.schema.values()):
@@ -338,12 +398,16 @@ def diff(
             for c, n in sorted(r["columns"].items(), key=lambda kv: -kv[1]):
                 typer.echo(f"           {c}: {n} rows")
             for sample in r["samples"]:
-                ch = "; ".join(f"{c}: {x!r} -> {y!r}" for c, (x, y) in sample["changes"].items())
-                typer.echo(f"           {sample['key']}  {ch}")
+                key_text = ", ".join(f"{k}={cell_text(v)}" for k, v in sample["key"].items())
+                ch = "; ".join(
+                    f"{c}: {cell_text(x)} -> {cell_text(y)}"
+                    for c, (x, y) in sample["changes"].items()
+                )
+                typer.echo(f"           {key_text}  {ch}")
 
 
 def ls(
-    ref: Annotated[str, typer.Argument(help="The version.")],
+    ref: Annotated[str, typer.Argument(help="The version.", autocompletion=complete_ref)],
     path: Annotated[str, typer.Argument(help="A directory or file in it.")] = "",
     recursive: Annotated[
         bool, typer.Option("--recursive", "-r", help="List subdirectories.")
@@ -357,12 +421,12 @@ def ls(
         emit_json([e.to_json() for e in entries])
         return
     for e in entries:
-        extra = f" -> {e.target}" if e.target is not None else ""
-        typer.echo(f"{e.mode:04o} {e.size:>12}  {e.path}{extra}")
+        extra = f" -> {quote_name(e.target)}" if e.target is not None else ""
+        typer.echo(f"{e.mode:04o} {e.size:>12}  {quote_name(e.path)}{extra}")
 
 
 def cat(
-    ref: Annotated[str, typer.Argument(help="The version.")],
+    ref: Annotated[str, typer.Argument(help="The version.", autocompletion=complete_ref)],
     path: Annotated[str, typer.Argument(help="The file in it.")],
 ) -> None:
     """Write one file of a version to standard output (verified as it is read)."""
@@ -380,7 +444,7 @@ def cat(
 
 
 def tag(
-    ref: Annotated[str, typer.Argument(help="The version.")],
+    ref: Annotated[str, typer.Argument(help="The version.", autocompletion=complete_ref)],
     name: Annotated[str, typer.Argument(help="The tag, e.g. published.")],
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
@@ -394,7 +458,7 @@ def tag(
 
 
 def checkout(
-    ref: Annotated[str, typer.Argument(help="The version.")],
+    ref: Annotated[str, typer.Argument(help="The version.", autocompletion=complete_ref)],
     dest: Annotated[
         Path,
         typer.Argument(
@@ -436,11 +500,13 @@ def checkout(
             }
         )
         return
-    typer.echo(f"{r.ref} -> {r.dest}: {r.files} files, {human_bytes(r.bytes)}")
+    typer.echo(f"{r.ref} -> {r.dest}: {plural(r.files, 'file')}, {human_bytes(r.bytes)}")
     if r.removed:
-        typer.echo(f"  removed {len(r.removed)} entries the version does not have:")
+        typer.echo(
+            f"  removed {plural(len(r.removed), 'entry', 'entries')} the version does not have:"
+        )
         for p in r.removed[:_SHOW_REMOVED]:
-            typer.echo(f"    {p}")
+            typer.echo(f"    {quote_name(p)}")
         if len(r.removed) > _SHOW_REMOVED:
             typer.echo(f"    … and {len(r.removed) - _SHOW_REMOVED} more (all with --json)")
 

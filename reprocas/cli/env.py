@@ -83,7 +83,11 @@ def snapshot(
     project: Annotated[Path | None, ProjectOpt] = None,
     name: Annotated[
         str | None,
-        typer.Option("--name", help="Snapshot name, env/NAME (default: env/<project dir>)."),
+        typer.Option(
+            "--name",
+            help="Snapshot name, env/NAME (default: env/<project dir>, e.g. env/myproj for "
+            "~/myproj; the output says which was used).",
+        ),
     ] = None,
     full: Annotated[
         bool,
@@ -121,6 +125,7 @@ def snapshot(
         )
         warn(cap.warnings())
         target = env_name(name, cap.project)
+        name_from = "--name" if name else f"the project directory {cap.project}"
         with progress_bar("storing site-packages", full and not as_json) as bar:
             r = save(
                 repo.store,
@@ -140,6 +145,7 @@ def snapshot(
                 "id": r.id.hex,
                 "created": r.created,
                 "name": r.name,
+                "name_from": "option" if name else "project",
                 "environment_id": r.environment_id.hex,
                 "full": r.full,
                 "python": py["version"],
@@ -163,6 +169,8 @@ def snapshot(
         typer.echo(f"{r.ref}  {r.id.short}")
     else:
         typer.echo(f"unchanged: the environment equals the latest snapshot, reused {r.ref}")
+    hint = "" if name else "; choose another with --name"
+    typer.echo(f"  name {r.name} (from {name_from}{hint})")
     code = f", git {str(git.get('commit') or '')[:12]}" if git.get("commit") else ""
     dirty = " (dirty)" if git.get("dirty") else ""
     typer.echo(
@@ -266,7 +274,8 @@ def describe(rec: EnvRecord) -> list[str]:
         )
         if diff:
             out.append(
-                f"            uncommitted: {diff['files']} files changed "
+                f"            uncommitted: {diff['files']} file{'' if diff['files'] == 1 else 's'}"
+                " changed "
                 f"({diff['binary_files']} binary), patch {human_bytes(diff['bytes'])}"
             )
         if git.get("untracked_count"):

@@ -15,6 +15,8 @@ from reprocas.cli import retention as retention_cli
 from reprocas.cli import runs as runs_cli
 from reprocas.cli import version as version_cli
 from reprocas.cli.common import STATE
+from reprocas.cli.listing import datasets, tags
+from reprocas.cli.status import status
 from reprocas.errors import ReprocasError
 
 app = typer.Typer(
@@ -22,7 +24,7 @@ app = typer.Typer(
     help="A deduplicating, content-addressed store that makes ML work reproducible.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -76,8 +78,10 @@ for command in COMMANDS:
     app.command(command.__name__.replace("_", "-"))(command)
 app.command(
     "run",
-    context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
+    context_settings={"allow_interspersed_args": False},
 )(runs_cli.run)
+for command in (datasets, tags, status):  # issue 15: listing and status
+    app.command(command.__name__)(command)
 app.add_typer(maintenance.index_app, name="index")
 app.add_typer(debug.app, name="debug")
 app.add_typer(env_cli.app, name="env")

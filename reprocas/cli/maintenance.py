@@ -7,8 +7,9 @@ from typing import Annotated
 import typer
 
 from reprocas.cli.common import JsonOpt, open_repo
-from reprocas.cli.output import emit_json, human_bytes
-from reprocas.errors import IntegrityError
+from reprocas.cli.completion import complete_dataset, complete_ref
+from reprocas.cli.output import emit_json, human_bytes, stored_parts_text
+from reprocas.errors import IntegrityError, InvalidParameterError
 from reprocas.store.rebuild import RebuildReport
 
 index_app = typer.Typer(help="The LMDB index.", no_args_is_help=True)
@@ -30,9 +31,17 @@ def verify(
     every pack exists with a sound trailer. --read-data also re-hashes the data.
     """
     if read_data_subset is not None and not 0 < read_data_subset <= 100:
-        raise typer.BadParameter("--read-data-subset takes a percentage in (0, 100]")
-    with open_repo() as repo:
-        report = repo.verify(read_data=read_data, read_data_subset=read_data_subset)
+        raise InvalidParameterError(
+            f"--read-data-subset takes a percentage in (0, 100], not {read_data_subset:g}"
+        )
+    from reprocas.cli.common import progress_bar
+
+    reading = read_data or read_data_subset is not None
+    with (
+        open_repo() as repo,
+        progress_bar("verifying", reading and not as_json, unit="pack") as bar,
+    ):
+        report = repo.verify(read_data=read_data, read_data_subset=read_data_subset, progress=bar)
     if as_json:
         emit_json(report.to_json())
     else:
@@ -48,29 +57,57 @@ def verify(
 
 
 def du(
-    ref: Annotated[str | None, typer.Argument(help="Only this version.")] = None,
+    ref: Annotated[
+        str | None, typer.Argument(help="Only this version.", autocompletion=complete_ref)
+    ] = None,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
-    """What the store costs: logical vs stored bytes, dedup and compression ratios,
-    and the bytes that only each version holds."""
+    """What the store costs: logical and stored bytes, and what each version holds alone.
+
+    Logical vs stored bytes, dedup and compression ratios,
+    and the bytes that only each version holds.
+
+    Stored bytes are the repository directory, shown as its parts: packs + index +
+    other (ref log, config) — the same figure `forget` prints. With REF, also what
+    forgetting that version alone would free at prune, counted as `forget` does.
+    Example: reprocas du clinical@v1"""
     with open_repo() as repo:
         r = repo.du(ref)
+        frees = repo.frees_if_forgotten(ref) if ref is not None else None
     if as_json:
         data = r.to_json()
         if ref is not None:
             v = r.versions[0]
-            data = {**v.to_json(), "stored_bytes": r.stored_bytes}
+            data = {
+                **v.to_json(),
+                "stored_bytes": r.stored_bytes,
+                "stored": r.stored.to_json() if r.stored else None,
+                "frees_if_forgotten": frees,
+            }
         emit_json(data)
         return
     if ref is None:
         typer.echo(f"logical bytes      {r.logical_bytes:>14}  ({human_bytes(r.logical_bytes)})")
-        typer.echo(f"stored bytes       {r.stored_bytes:>14}  ({human_bytes(r.stored_bytes)})")
+    typer.echo(f"stored bytes       {r.stored_bytes:>14}  ({human_bytes(r.stored_bytes)})")
+    if r.stored is not None:
+        typer.echo(f"  {stored_parts_text(r.stored)}")
+    if ref is None:
         typer.echo(f"dedup ratio        {r.dedup_ratio:>14.2f}")
         typer.echo(f"compression ratio  {r.compression_ratio:>14.2f}")
     for v in r.versions:
         typer.echo(
             f"{v.ref:<28} logical {human_bytes(v.logical_bytes):>10}   "
             f"only here {human_bytes(v.exclusive_bytes):>10}"
+        )
+    if ref is None and r.versions:
+        typer.echo(
+            "(only here: the stored cost of chunks no other version or run reaches; "
+            "`reprocas du REF` also shows what forgetting REF frees at prune)"
+        )
+    if frees is not None:
+        typer.echo(
+            f"forgetting it alone frees {frees} bytes ({human_bytes(frees)}) at prune "
+            "(what `forget` counts: blobs only it needs, with trailers and repacks)"
         )
 
 
@@ -111,15 +148,22 @@ def repack(
     ] = False,
     dataset: Annotated[
         list[str] | None,
-        typer.Option("--dataset", "-d", help="Only this dataset (repeatable); default all."),
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="Only this dataset (repeatable); default all.",
+            autocompletion=complete_dataset,
+        ),
     ] = None,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
-    """Re-encode stored data. With --deltas, chunks written before delta chunks existed
+    """Re-encode stored data (with --deltas: as deltas against earlier versions).
+
+    With --deltas, chunks written before delta chunks existed
     (or whose deltas were lost) are stored again as deltas; `reprocas prune` then
     reclaims their old copies."""
     from reprocas.cli.common import progress_bar
-    from reprocas.errors import InvalidParameterError, RefNotFoundError
+    from reprocas.errors import RefNotFoundError, known_names
     from reprocas.store.repack import repack_deltas
 
     if not deltas:
@@ -130,7 +174,8 @@ def repack(
         for d in dataset or []:
             if d not in known:
                 raise RefNotFoundError(
-                    f"no dataset named {d!r}; datasets: {', '.join(sorted(known)) or 'none'}",
+                    f"no dataset named {d!r}; "
+                    + known_names(sorted(known), empty="the repository has none"),
                     ref=d,
                 )
         r = repack_deltas(repo.store, list(dataset or []) or None, progress=bar)
@@ -148,13 +193,20 @@ def repack(
 
 @index_app.command("rebuild")
 def index_rebuild(as_json: Annotated[bool, JsonOpt] = False) -> None:
-    """Rebuild the LMDB index from the packs and the ref log: chunks, objects, refs,
+    """Rebuild the LMDB index from the packs and the ref log.
+
+    Rebuilds chunks, objects, refs,
     the forgotten list, run summaries and provenance edges. Damage is reported and
     what can still be read is kept: damaged ref-log lines are skipped, versions the
     snapshots prove are recovered, damaged packs are salvaged, a damaged index is set
     aside. Exit code 6 when something could not be recovered."""
-    with open_repo(rebuilding=True) as repo:
-        r = repo.rebuild_index()
+    from reprocas.cli.common import progress_bar
+
+    with (
+        open_repo(rebuilding=True) as repo,
+        progress_bar("rebuilding", not as_json, unit="pack") as bar,
+    ):
+        r = repo.rebuild_index(bar)
     if as_json:
         emit_json(r.to_json())
         _rebuild_failed(r)

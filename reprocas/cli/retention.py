@@ -6,15 +6,22 @@ from typing import Annotated, Any
 
 import typer
 
-from reprocas.cli.common import JsonOpt, open_repo
-from reprocas.cli.output import emit_json, human_bytes
+from reprocas.cli.common import JsonOpt, open_repo, progress_bar
+from reprocas.cli.completion import complete_dataset
+from reprocas.cli.output import emit_json, human_bytes, plural, stored_parts_text
 
 config_app = typer.Typer(help="Repository settings (retention.*).", no_args_is_help=True)
 
 
 def forget(
     dataset: Annotated[
-        list[str] | None, typer.Option("--dataset", "-d", help="Only this dataset (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="Only this dataset (repeatable).",
+            autocompletion=complete_dataset,
+        ),
     ] = None,
     kind: Annotated[
         list[str] | None,
@@ -23,11 +30,40 @@ def forget(
         ),
     ] = None,
     keep_last: Annotated[int | None, typer.Option("--keep-last", help="Keep the N newest.")] = None,
-    keep_hourly: Annotated[int | None, typer.Option("--keep-hourly")] = None,
-    keep_daily: Annotated[int | None, typer.Option("--keep-daily")] = None,
-    keep_weekly: Annotated[int | None, typer.Option("--keep-weekly")] = None,
-    keep_monthly: Annotated[int | None, typer.Option("--keep-monthly")] = None,
-    keep_yearly: Annotated[int | None, typer.Option("--keep-yearly")] = None,
+    keep_hourly: Annotated[
+        int | None,
+        typer.Option(
+            "--keep-hourly",
+            help="Keep the newest version of each of the last N hours that have one.",
+        ),
+    ] = None,
+    keep_daily: Annotated[
+        int | None,
+        typer.Option(
+            "--keep-daily", help="Keep the newest version of each of the last N days that have one."
+        ),
+    ] = None,
+    keep_weekly: Annotated[
+        int | None,
+        typer.Option(
+            "--keep-weekly",
+            help="Keep the newest version of each of the last N weeks that have one.",
+        ),
+    ] = None,
+    keep_monthly: Annotated[
+        int | None,
+        typer.Option(
+            "--keep-monthly",
+            help="Keep the newest version of each of the last N months that have one.",
+        ),
+    ] = None,
+    keep_yearly: Annotated[
+        int | None,
+        typer.Option(
+            "--keep-yearly",
+            help="Keep the newest version of each of the last N years that have one.",
+        ),
+    ] = None,
     keep_within: Annotated[
         str | None, typer.Option("--keep-within", help="Keep versions newer than e.g. 7d, 1y6m.")
     ] = None,
@@ -40,7 +76,9 @@ def forget(
         typer.Option(
             "--budget",
             help="Forget oldest unprotected versions until the store "
-            "after pruning fits: 50GB, 500MiB or bytes.",
+            "after pruning fits: 50GB, 500MiB or bytes. Alone (no --keep-* and no stored "
+            "rules) it forgets only what the budget needs, oldest first, and nothing when "
+            "the store already fits.",
         ),
     ] = None,
     dry_run: Annotated[
@@ -58,6 +96,7 @@ def forget(
     from reprocas.retention import config as cfg
     from reprocas.retention.forget import BudgetNotMetError
     from reprocas.retention.policy import Policy, Rules, parse_duration, parse_size
+    from reprocas.store.accounting import stored_parts
 
     counts = (keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly)
     size = parse_size(budget) if budget is not None else None
@@ -78,6 +117,7 @@ def forget(
                 per_dataset=stored.per_dataset,
                 budget=size if size is not None else stored.budget,
             )
+        stored_before = stored_parts(repo.root)
         result = repo.forget(
             policy,
             datasets=tuple(dataset or ()),
@@ -86,8 +126,15 @@ def forget(
             max_unused=mu,
         )
     d = result.decision
+    stored_after = stored_before.after_freeing(d.freed_bytes or 0)
     if as_json:
-        emit_json(result.to_json())
+        emit_json(
+            {
+                **result.to_json(),
+                "stored_before": stored_before.to_json(),
+                "stored_after": stored_after.to_json(),
+            }
+        )
     else:
         for r in sorted((*d.keep, *d.remove), key=lambda r: (r.dataset, r.number)):
             verb = "keep  " if r in d.keep else "forget"
@@ -95,8 +142,12 @@ def forget(
         if d.freed_bytes is not None:
             typer.echo(
                 f"{len(d.remove)} to forget, {len(d.keep)} kept; after prune the store "
-                f"goes from {human_bytes(d.size_before or 0)} to {human_bytes(d.size_after or 0)}"
-                f" (frees {d.freed_bytes} bytes)"
+                f"goes from {human_bytes(stored_before.total)} to "
+                f"{human_bytes(stored_after.total)} (frees {d.freed_bytes} bytes)"
+            )
+            typer.echo(
+                f"  stored {stored_parts_text(stored_before)}; packs after prune "
+                f"{human_bytes(stored_after.packs)}"
             )
         for s in result.skipped:
             typer.echo(f"kept {s}: it changed since the decision (a tag or a ref moved)")
@@ -153,7 +204,9 @@ def prune(
                 f"free {plan.freed_bytes} bytes ({human_bytes(plan.freed_bytes)})"
                 + (f", plus {plan.garbage_bytes} bytes of leftovers" if plan.garbage else "")
             )
-        report = None if dry_run else plan.execute()
+            _print_repack_threshold(plan)
+        with progress_bar("repacking", not as_json, unit="pack") as bar:
+            report = None if dry_run else plan.execute(progress=bar)
     if as_json:
         out: dict[str, Any] = {"plan": plan.to_json(), "dry_run": dry_run}
         out["freed_bytes"] = report.freed_bytes if report else plan.freed_bytes
@@ -178,13 +231,32 @@ def prune(
             )
 
 
-DatasetOpt = typer.Option("--dataset", "-d", help="The setting of one dataset.")
+def _print_repack_threshold(plan: Any) -> None:
+    """The repack threshold, and the packs it leaves alone, so the plan explains itself."""
+    min_bytes, share = plan.model.min_free
+    parts = [f"{share * 100:g}% of the pack"] if share else []
+    parts += [f"{human_bytes(min_bytes)}"] if min_bytes else []
+    threshold = " and ".join(parts) or "any unused byte"
+    skipped = plan.model.not_worth_repacking()
+    line = f"repack threshold: frees at least {threshold} (retention.repack-min-free)"
+    if skipped:
+        unused = sum(d for _, d in skipped)
+        line += (
+            f"; {plural(len(skipped), 'pack')} with {human_bytes(unused)} unused left as "
+            "they are: repacking would not pay"
+        )
+    typer.echo(line)
+
+
+DatasetOpt = typer.Option(
+    "--dataset", "-d", help="The setting of one dataset.", autocompletion=complete_dataset
+)
 
 
 @config_app.command("set")
 def config_set(
     key: Annotated[str, typer.Argument(help="retention.keep-daily, retention.budget, …")],
-    value: Annotated[str, typer.Argument()],
+    value: Annotated[str, typer.Argument(help="The value, e.g. 7, 30d, 50GB, 5%.")],
     dataset: Annotated[str | None, DatasetOpt] = None,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
@@ -229,11 +301,16 @@ def config_show(as_json: Annotated[bool, JsonOpt] = False) -> None:
     if as_json:
         emit_json({"retention": ret})
         return
+    if not ret["default"] and not ret["datasets"]:
+        typer.echo("no settings stored: the defaults apply (docs/CLI.md, Settings)")
     for k, v in sorted(ret["default"].items()):
         typer.echo(f"retention.{k} = {v}")
     for name, sec in sorted(ret["datasets"].items()):
         for k, v in sorted(sec.items()):
             typer.echo(f"retention.{k} = {v}  (dataset {name})")
+
+
+config_app.command("list", help="Print every retention setting (the same as `show`).")(config_show)
 
 
 @config_app.command("unset")

@@ -108,7 +108,9 @@ def run(
     allow_secrets: Annotated[bool, AllowSecretsOpt] = False,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
-    """Record a run of COMMAND: its exact inputs, environment, code, parameters, output
+    """Record a run of COMMAND (after `--`): inputs, environment, code, params, metrics.
+
+    Records its exact inputs, environment, code, parameters, output
     and metrics. Use `--` before the command: `reprocas run -n train -- python train.py`.
 
     Parameters reach the command: `--param lr=0.1 -- python train.py --lr {lr}` runs
@@ -153,6 +155,8 @@ def run(
             f"recorded run {r.handle.ref} ({r.handle.id.short}): {r.run.status}, "
             f"exit {r.run.exit_code}, {dur:.2f}s"
         )
+        if r.environment_ref:
+            _say(f"environment {r.environment_ref} (named after the working directory {r.run.cwd})")
     if r.error is not None:
         raise r.error
     if r.run.exit_code != 0:
@@ -212,7 +216,9 @@ def replay(
     ] = None,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
-    """Replay a recorded run in a fresh directory: its code (git commit + stored diff),
+    """Replay a recorded run in a fresh directory and say whether its results match.
+
+    Restores its code (git commit + stored diff),
     exact inputs and command; report the environment drift; compare every output by
     digest and every metric by value. The replay is recorded as a run linked to the
     original, with its verdict: identical (nothing differs), within-tolerance (an
@@ -298,14 +304,16 @@ def runs(
             ]
         )
         return
+    from reprocas.model.display import format_number
+
     if not rows:
         typer.echo("no runs yet; record one with `reprocas run -- COMMAND`")
     for h, s in rows:
         when = dt.datetime.fromtimestamp(s["start_ns"] / 1e9, tz=dt.UTC).isoformat(
             timespec="seconds"
         )
-        params = " ".join(f"{k}={v}" for k, v in list(s["params"].items())[:4])
-        mets = " ".join(f"{k}={v:.4g}" for k, v in list(s["metrics"].items())[:4])
+        params = " ".join(f"{k}={format_number(v)}" for k, v in list(s["params"].items())[:4])
+        mets = " ".join(f"{k}={format_number(v)}" for k, v in list(s["metrics"].items())[:4])
         replayed = ""
         if s.get("replay_of") is not None:
             of = s["replay_of_ref"] or "a run no longer here"
@@ -331,7 +339,9 @@ def lineage(
     as_json: Annotated[bool, JsonOpt] = False,
     dot: Annotated[bool, typer.Option("--dot", help="Print Graphviz DOT.")] = False,
 ) -> None:
-    """Upstream (what produced it) and downstream (what used it) of a run, a dataset
+    """What produced a run, version or environment, and what used it.
+
+    Upstream (what produced it) and downstream (what used it) of a run, a dataset
     version or an environment snapshot."""
     from reprocas.provenance.lineage import lineage as walk
 

@@ -36,7 +36,7 @@ import lmdb
 from reprocas.environment.blobs import Node, Subtree, nest, put_tree
 from reprocas.environment.capture import Capture
 from reprocas.environment.errors import NotAnEnvironmentError
-from reprocas.errors import IntegrityError, InvalidNameError, RefNotFoundError
+from reprocas.errors import IntegrityError, InvalidNameError, RefNotFoundError, known_names
 from reprocas.model.ids import ObjectId
 from reprocas.model.objects import Environment, Snapshot
 from reprocas.native import core
@@ -364,10 +364,11 @@ def resolve(repo: Repository, txn: lmdb.Transaction, ref: str) -> Version:
             raise err  # the name exists: its message lists the versions and tags
     raise NotAnEnvironmentError(
         f"unknown environment snapshot {ref!r}; "
-        + (
-            f"environments: {', '.join(names)}"
-            if names
-            else "none yet: take one with `reprocas env snapshot`"
+        + known_names(
+            names,
+            what="environments",
+            command="reprocas env log",
+            empty="none yet: take one with `reprocas env snapshot`",
         ),
         ref=ref,
     ) from errors[ref]
@@ -378,7 +379,11 @@ def _check_env(repo: Repository, txn: lmdb.Transaction, v: Version) -> Version:
         names = env_names(repo, txn)
         raise NotAnEnvironmentError(
             f"{v.ref} is a {v.snapshot.kind} version, not an environment snapshot"
-            + (f"; environments: {', '.join(names)}" if names else ""),
+            + (
+                f"; {known_names(names, what='environments', command='reprocas env log')}"
+                if names
+                else ""
+            ),
             ref=v.ref,
         )
     return v

@@ -25,7 +25,8 @@ from typing import Any
 
 import lmdb
 
-from reprocas.errors import RefNotFoundError, ReprocasError
+from reprocas.errors import RefNotFoundError, ReprocasError, known_names
+from reprocas.model.display import format_number
 from reprocas.model.ids import ObjectId
 from reprocas.model.objects import Run, Snapshot
 from reprocas.provenance import graph
@@ -120,8 +121,8 @@ def _gather(repo: Repository, txn: lmdb.Transaction, name: str | None) -> _Scope
         known = "; ".join(
             part
             for part in (
-                f"datasets: {', '.join(datasets)}" if datasets else "",
-                f"runs: {', '.join(names)}" if names else "",
+                known_names(datasets, empty=""),
+                known_names(names, what="runs", command="reprocas runs", empty=""),
             )
             if part
         )
@@ -466,12 +467,6 @@ def timeline(repo: Repository, name: str | None = None) -> list[Event]:
 # -- for people -----------------------------------------------------------------------
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-
-
 def _line(e: Event) -> str:
     d = e.details
     if e.kind == "version":
@@ -512,7 +507,10 @@ def _line(e: Event) -> str:
     for k, v in d["metrics"].items():
         last = _last(v)
         delta = d["metric_deltas"].get(k)
-        mets.append(f"{k}={_fmt(last)}" + (f" ({delta:+.4g})" if delta else ""))
+        mets.append(
+            f"{k}={format_number(last)}"
+            + (f" ({format_number(delta, sign=True)})" if delta else "")
+        )
     inputs = ", ".join(i["ref"] for i in d["inputs"])
     return " ".join(
         x

@@ -215,6 +215,8 @@ class CostModel:
     base_live: frozenset[int]
     forgotten: frozenset[int]
     max_unused: float = DEFAULT_MAX_UNUSED
+    # A repack must free at least this many blob bytes and this share of the pack.
+    min_free: tuple[int, float] = (0, 0.0)
     _cache: dict[tuple[int, frozenset[int], bool], int] = field(default_factory=dict, repr=False)
 
     @property
@@ -246,9 +248,36 @@ class CostModel:
         dead_bytes = sum(self.unit_blob[u].stored_len for u in dead)
         forced = any(u in forgotten for u in dead)
         size = self.pack_sizes[p]
-        if forced or (size and dead_bytes / size > self.max_unused):
+        if (forced or (size and dead_bytes / size > self.max_unused)) and self.pays(
+            dead_bytes, size
+        ):
             return "repack", live_here
         return "keep", live_here
+
+    def not_worth_repacking(self, keep: frozenset[str] = frozenset()) -> list[tuple[int, int]]:
+        """Packs (as (size, unused blob bytes)) that would be repacked but for the
+        ``min_free`` threshold: left as they are, shown in the prune plan."""
+        live = self._live(keep)
+        forgotten = self._forgotten(keep)
+        out: list[tuple[int, int]] = []
+        for p, units in enumerate(self.pack_units):
+            dead = [u for u in units if u not in live]
+            if not dead or len(dead) == len(units):
+                continue
+            dead_bytes = sum(self.unit_blob[u].stored_len for u in dead)
+            size = self.pack_sizes[p]
+            wanted = any(u in forgotten for u in dead) or (
+                size and dead_bytes / size > self.max_unused
+            )
+            if wanted and not self.pays(dead_bytes, size):
+                out.append((size, dead_bytes))
+        return out
+
+    def pays(self, dead_bytes: int, size: int) -> bool:
+        """Whether repacking a pack of ``size`` bytes to drop ``dead_bytes`` is worth it
+        (the ``retention.repack-min-free`` threshold)."""
+        min_bytes, min_share = self.min_free
+        return dead_bytes >= min_bytes and (not size or dead_bytes / size >= min_share)
 
     def repacked_size(self, p: int, live_here: list[int]) -> int:
         key = (p, frozenset(live_here), True)
@@ -344,11 +373,18 @@ def build_model(
     *,
     extra_forgotten: Iterable[bytes] = (),
     max_unused: float = DEFAULT_MAX_UNUSED,
+    min_free: tuple[int, float] | None = None,
 ) -> CostModel:
     """Read the index and pack trailers into a :class:`CostModel`.
 
     ``decided`` are the snapshot ids the policy decides on; every other ref is live.
+    ``min_free`` is the repack threshold; by default the repository's
+    ``retention.repack-min-free``, so forget, prune and du count the same way.
     """
+    if min_free is None:
+        from reprocas.retention.config import repack_min_free
+
+        min_free = repack_min_free(repo)
     ids, sizes, trailers = read_packs(repo, txn)
     unit_of: dict[tuple[bytes, int], int] = {}
     unit_pack: list[int] = []
@@ -397,4 +433,16 @@ def build_model(
         base_live=frozenset(base),
         forgotten=frozenset(forgotten),
         max_unused=max_unused,
+        min_free=min_free,
     )
+
+
+def frees_if_forgotten(
+    repo: Repository, sid: bytes, *, max_unused: float = DEFAULT_MAX_UNUSED
+) -> int:
+    """The pack bytes a prune would free if version ``sid`` alone were forgotten now: the
+    figure `forget` prints for it, so `du REF` and `forget` agree (blobs no other root
+    needs, and the trailers and repacks that follow)."""
+    with repo.index.read() as txn:
+        model = build_model(repo, txn, [sid], max_unused=max_unused)
+    return model.size_before - model.size_after(frozenset())

@@ -22,7 +22,7 @@ from typing import Any
 
 import lmdb
 
-from reprocas.errors import RefNotFoundError, ReprocasError
+from reprocas.errors import RefNotFoundError, ReprocasError, known_names
 from reprocas.model.ids import ObjectId
 from reprocas.provenance import graph
 from reprocas.provenance.names import get_summary, run_ref
@@ -67,7 +67,7 @@ def records(
         if name not in known:
             raise RefNotFoundError(
                 f"unknown dataset {name!r}; "
-                + (f"datasets: {', '.join(sorted(known))}" if known else "the repository is empty"),
+                + known_names(sorted(known), empty="the repository is empty"),
                 ref=name,
             )
     wanted = set(datasets)

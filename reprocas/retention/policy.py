@@ -15,7 +15,9 @@ Rules, in order (docs/RETENTION.md):
 2. ``keep-last``, ``keep-hourly`` … ``keep-yearly`` and ``keep-within`` keep versions;
    anything no rule keeps is forgotten.
 3. ``budget``: while the store after pruning would exceed the budget, the oldest version
-   kept only by step 2 is forgotten too.
+   kept only by step 2 is forgotten too. A dataset without keep rules keeps every
+   version in step 2 when there is a budget, so a budget alone forgets only what it
+   needs (oldest first) and nothing when the store already fits.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 
 DEFAULT_PROTECTING_TAGS = ("published",)
 BUCKETS = ("hourly", "daily", "weekly", "monthly", "yearly")
+BUDGET_ONLY_REASON = "fits the budget (no keep rules)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +268,11 @@ def apply_policy(
         tags_here = protecting | set(rules.keep_tags)
         latest = max(group, key=lambda r: r.number)
         kept = _rule_reasons(group, rules, now_ns)
+        if rules.empty and policy.budget is not None:
+            # A budget without keep rules keeps everything that fits: it forgets only
+            # what the budget needs, oldest first, and nothing when the store fits.
+            for r in group:
+                kept[r.id].append(BUDGET_ONLY_REASON)
         for r in group:
             why: list[str] = []
             if r is latest:

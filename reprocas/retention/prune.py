@@ -32,6 +32,7 @@ from typing import Any
 import lmdb
 
 from reprocas.errors import ReprocasError
+from reprocas.progress import Progress
 from reprocas.retention.budget import (
     DEFAULT_MAX_UNUSED,
     CostModel,
@@ -136,12 +137,21 @@ class PrunePlan:
             "size_before": self.size_before,
             "size_after": self.size_before - self.freed_bytes,
             "freed_bytes": self.freed_bytes,
+            "repack_min_free": {
+                "bytes": self.model.min_free[0],
+                "share": self.model.min_free[1],
+            },
+            "not_worth_repacking": [
+                {"size": n, "unused_bytes": d} for n, d in self.model.not_worth_repacking()
+            ],
         }
 
-    def execute(self, *, lease_wait: float = lease.DEFAULT_LEASE_WAIT) -> PruneReport:
+    def execute(
+        self, *, lease_wait: float = lease.DEFAULT_LEASE_WAIT, progress: Progress | None = None
+    ) -> PruneReport:
         """Carry the plan out (see the module docstring for why this is safe);
         ``lease_wait`` bounds the wait for readers that started before."""
-        return _execute(self, lease_wait)
+        return _execute(self, lease_wait, progress)
 
 
 def _on_disk_packs(repo: Repository) -> dict[bytes, Path]:
@@ -282,9 +292,15 @@ def _needed_packs(repo: Repository, txn: lmdb.Transaction, roots: set[bytes]) ->
     return out
 
 
-def _execute(plan: PrunePlan, lease_wait: float = lease.DEFAULT_LEASE_WAIT) -> PruneReport:
+def _execute(
+    plan: PrunePlan,
+    lease_wait: float = lease.DEFAULT_LEASE_WAIT,
+    progress: Progress | None = None,
+) -> PruneReport:
     repo = plan.repo
     report = PruneReport()
+    prog = progress or Progress()  # the repacks are the long part: counted in packs
+    prog.start(sum(s.size for s in plan.repack), len(plan.repack))
     doomed: dict[bytes, PackStep] = {}
     unindexed: dict[Path, PackStep | None] = {}
     with repo.lock("prune", exclusive=True):
@@ -294,6 +310,8 @@ def _execute(plan: PrunePlan, lease_wait: float = lease.DEFAULT_LEASE_WAIT) -> P
                     doomed[step.pack] = step
                     continue
                 made = _repack_one(repo, plan, step)
+                prog.advance(step.size)
+                prog.file_done()
                 if made is None:
                     continue
                 report.new_packs.append(made[0].hex())

@@ -51,6 +51,7 @@ class DuReport:
     unique_bytes: int
     chunk_stored_bytes: int
     versions: list[VersionUsage] = field(default_factory=list)
+    stored: StoredBytes | None = None
 
     @property
     def dedup_ratio(self) -> float:
@@ -68,7 +69,43 @@ class DuReport:
             "dedup_ratio": round(self.dedup_ratio, 4),
             "compression_ratio": round(self.compression_ratio, 4),
             "versions": [v.to_json() for v in self.versions],
+            "stored": self.stored.to_json() if self.stored else None,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBytes:
+    """What "stored" means everywhere (`du`, `forget`, `prune`): the bytes of the
+    repository directory, in its parts — the packs (the data), the LMDB index, and the
+    rest (ref log, config, temporary files)."""
+
+    packs: int
+    index: int
+    other: int
+
+    @property
+    def total(self) -> int:
+        return self.packs + self.index + self.other
+
+    def after_freeing(self, pack_bytes: int) -> StoredBytes:
+        """The same store with ``pack_bytes`` fewer bytes of packs (what prune frees;
+        the index is assumed unchanged, which it nearly is)."""
+        return StoredBytes(max(0, self.packs - pack_bytes), self.index, self.other)
+
+    def to_json(self) -> dict[str, int]:
+        return {"total": self.total, "packs": self.packs, "index": self.index, "other": self.other}
+
+
+def stored_parts(root: Path) -> StoredBytes:
+    """Apparent sizes of the files of the repository at ``root``, by part."""
+    parts = {"packs": 0, "index": 0, "other": 0}
+    for dirpath, _, files in os.walk(root):
+        rel = os.path.relpath(dirpath, root).split(os.sep)[0]
+        part = rel if rel in ("packs", "index") else "other"
+        for f in files:
+            with contextlib.suppress(FileNotFoundError):
+                parts[part] += os.lstat(os.path.join(dirpath, f)).st_size
+    return StoredBytes(**parts)
 
 
 def disk_usage(root: Path) -> int:
@@ -122,9 +159,11 @@ def _report(
     live: dict[bytes, tuple[int, float]],
     versions: list[VersionUsage],
 ) -> DuReport:
+    stored = stored_parts(repo.root)
     return DuReport(
         logical_bytes=logical,
-        stored_bytes=disk_usage(repo.root),
+        stored_bytes=stored.total,
+        stored=stored,
         unique_bytes=sum(n for n, _ in live.values()),
         chunk_stored_bytes=round(math.fsum(c for _, c in live.values())),
         versions=versions,

@@ -424,6 +424,7 @@ def _checkout(
                 files += 1
                 written += n
                 progress.advance(n)
+                progress.file_done()
         for path, mode in reversed(dir_modes):
             os.chmod(path, mode)
     except OSError as exc:

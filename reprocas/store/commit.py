@@ -179,6 +179,7 @@ class _Committer:
         self.parent_files: dict[str, bytes] = {}
         self.parent_sizes: dict[str, int] = {}
         self.parent_source = ""
+        self.source_path = ""  # recorded in the snapshot, for `reprocas status`
         # The repository itself is never part of what it stores (`commit .` in a project
         # whose .reprocas/ lives inside it).
         rst = os.stat(repo.root)
@@ -381,6 +382,7 @@ class _Committer:
         commit fails (SourceChangedError), unless ``allow_changing``, which stores the
         second read and records the file in the snapshot's ``changed_during_read``."""
         cached = self.cached_manifest(path, st)
+        self.progress.file_done()
         if cached is not None:
             return cached
         read = self._read_file(path, rel)
@@ -629,6 +631,7 @@ def commit(
     with repo.lock("gc", exclusive=False):
         writer = Writer(repo)
         c = _Committer(repo, writer, progress, inspect, allow_changing)
+        c.source_path = os.fsdecode(src)
         try:
             with repo.index.read() as txn:
                 latest = repo.latest(txn, name)
@@ -766,6 +769,9 @@ def _finish(
         extra["derived_from"] = [d.raw for d in derived_from]
     if c.changed:
         extra["changed_during_read"] = sorted(c.changed)
+    if c.source_path:
+        # Where the version came from, so `status` and `commit` without --dataset find it.
+        extra["source"] = {"path": c.source_path, "host": socket.gethostname()}
     created, number, sid, snap = finish_snapshot(
         repo,
         writer,

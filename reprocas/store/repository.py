@@ -29,6 +29,7 @@ from reprocas.errors import (
     RepositoryNotFoundError,
     ReprocasError,
     StorageIOError,
+    known_names,
 )
 from reprocas.model.chunking import ChunkingConfig, CompressionConfig, DeltaConfig
 from reprocas.model.ids import ObjectId, is_hex_prefix, prefix_range
@@ -450,8 +451,7 @@ class Repository:
             return self.make_version(txn, self._resolve_prefix(txn, ref))
         known = self.datasets(txn)
         raise RefNotFoundError(
-            f"unknown ref {ref!r}; "
-            + (f"datasets: {', '.join(known)}" if known else "the repository has no datasets yet"),
+            f"unknown ref {ref!r}; {known_names(known)}",
             ref=ref,
         )
 
@@ -477,7 +477,7 @@ class Repository:
             known = self.datasets(txn)
             raise RefNotFoundError(
                 f"unknown dataset {name!r} in {ref!r}; "
-                + (f"datasets: {', '.join(known)}" if known else "the repository is empty"),
+                + known_names(known, empty="the repository is empty"),
                 ref=ref,
             )
         by_number = dict(versions)

@@ -9,6 +9,7 @@ from typing import Any
 
 from reprocas.errors import IntegrityError, ReprocasError
 from reprocas.native import core
+from reprocas.progress import Progress
 from reprocas.store.frames import FrameCache, FrameDecoder
 from reprocas.store.index import ChunkLoc, unpack
 from reprocas.store.packs import CODEC_DELTA, FrameInfo, read_blob, read_trailer
@@ -57,7 +58,11 @@ class VerifyReport:
 
 
 def verify(
-    repo: Repository, *, read_data: bool = False, subset_pct: float | None = None
+    repo: Repository,
+    *,
+    read_data: bool = False,
+    subset_pct: float | None = None,
+    progress: Progress | None = None,
 ) -> VerifyReport:
     """Check every version's objects and chunks are indexed, every pack exists and has a
     sound trailer; with ``read_data`` (or a ``subset_pct`` of packs) re-hash stored chunks."""
@@ -123,7 +128,12 @@ def verify(
         to_read = set()
     chunks_read = 0
     decoder = FrameDecoder(repo, FrameCache(256 << 20))
+    prog = progress or Progress()
+    prog.start(sum(int(packs_db[p].get("size", 0)) for p in to_read), len(to_read))
     for pid in pack_ids:
+        if pid in to_read:
+            prog.advance(int(packs_db[pid].get("size", 0)))
+            prog.file_done()
         path = repo.pack_path(pid)
         affected = tuple(sorted(pack_versions.get(pid, ())))
         try:

@@ -701,7 +701,7 @@ def test_unknown_paths_are_not_found(committed: Committed, tmp_path: Path) -> No
     # An unknown version is not found too.
     assert_one_line_error(
         run_cli(
-            "export-table", "tables@v9", "nested.parquet", "--to", tmp_path / "o", repo=repo_path
+            "export-table", "tables@v9", "nested.parquet", "--to", tmp_path / "o.pq", repo=repo_path
         ),
         4,
     )

@@ -346,7 +346,7 @@ def test_force_checkout_removes_and_lists_what_the_version_lacks(cli: Cli, tmp_p
     # The human output lists them too; a second --force over the exact version removes nothing.
     (dest / "again.txt").write_text("x")
     human = assert_ok(cli("checkout", "ds", dest, "--force"))
-    assert "removed 1 entries" in human.out and "again.txt" in human.out
+    assert "removed 1 entry " in human.out and "again.txt" in human.out
     assert assert_ok(cli("checkout", "ds", dest, "--force", "--json")).json()["removed"] == []
     # A later version with fewer files, forced over the earlier one's checkout.
     (src / "keep.txt").unlink()

@@ -30,6 +30,7 @@ import lmdb
 from reprocas.errors import IndexDamagedError, IntegrityError, ReprocasError
 from reprocas.model.objects import Snapshot, object_from_wire
 from reprocas.native import core
+from reprocas.progress import Progress
 from reprocas.store import codec, refcounts
 from reprocas.store.index import (
     DB_NAMES,
@@ -113,8 +114,9 @@ def _swap_in(repo: Repository) -> str:
     return str(aside)
 
 
-def rebuild(repo: Repository) -> RebuildReport:
-    """Recreate the index from the packs and the ref log (see the module docstring)."""
+def rebuild(repo: Repository, progress: Progress | None = None) -> RebuildReport:
+    """Recreate the index from the packs and the ref log (see the module docstring);
+    ``progress`` counts the packs read."""
     with repo.lock("gc", exclusive=True):
         if repo.damaged_index is None:
             why = _probe(repo.index)
@@ -123,7 +125,7 @@ def rebuild(repo: Repository) -> RebuildReport:
         elif header_damage(repo.root / "index") is None:
             _adopt_if_sound(repo)  # another rebuild may have fixed it while we waited
         try:
-            report = _build(repo)
+            report = _build(repo, progress or Progress())
         except BaseException:
             if repo.damaged_index is not None:
                 scratch = repo.index.path
@@ -279,7 +281,7 @@ def _check_deltas(
     return lost
 
 
-def _build(repo: Repository) -> RebuildReport:
+def _build(repo: Repository, progress: Progress) -> RebuildReport:
     index = repo.index
     n_chunks = n_objects = 0
     skipped: list[str] = []
@@ -300,7 +302,14 @@ def _build(repo: Repository) -> RebuildReport:
         hints = _old_entries(txn, index, {p for p, t in trailers.items() if t is None})
         for name in DB_NAMES:
             txn.drop(index.db[name], delete=False)
+        sizes = {}
         for path in packs:
+            with contextlib.suppress(OSError):
+                sizes[path] = path.stat().st_size
+        progress.start(sum(sizes.values()), len(packs))
+        for path in packs:
+            progress.advance(sizes.get(path, 0))
+            progress.file_done()
             try:
                 pid = bytes.fromhex(path.stem)
             except ValueError:
