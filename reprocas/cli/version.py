@@ -22,8 +22,10 @@ def show_version(as_json: bool = False) -> None:
 
 
 def version(as_json: Annotated[bool, JsonOpt] = False) -> None:
-    """Print the version, the storage formats it reads and writes, and the native build
-    (release or debug). Needs no repository."""
+    """Print the version, the formats it reads and writes, and the native build.
+
+    The storage formats this reprocas reads, writes and creates, and whether the native
+    core is a release or a debug build. Needs no repository."""
     show_version(as_json)
 
 
