@@ -1,0 +1,227 @@
+"""`reprocas rm` (forget by name), `rm --purge` (delete the bytes now, provably) and
+`tag --delete` / `tag --force`, as real processes on real files (issue 13, "Removing
+what must go")."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+import reprocas
+from tests.integration._helpers import (
+    assert_ok,
+    assert_one_line_error,
+    assert_repo_unchanged,
+    log_json,
+    repo_state,
+    verify_ok,
+)
+from tests.integration.conftest import Cli
+from tests.integration.trees import describe
+
+PY = sys.executable
+COPY = "import shutil; shutil.copy('inputs/cohort/data.txt', 'out.txt')"
+
+
+def _commit(cli: Cli, tmp_path: Path, i: int, name: str = "cohort") -> Path:
+    d = tmp_path / f"{name.replace('/', '_')}-v{i}"
+    d.mkdir()
+    (d / "data.txt").write_text(f"{name} version {i}\n" * (50 * i))
+    assert_ok(cli("commit", d, "-d", name, "-m", f"v{i}"))
+    return d
+
+
+@pytest.fixture
+def three(tmp_path: Path, cli: Cli) -> list[Path]:
+    """A repository with cohort@v1..v3; returns their source directories."""
+    assert_ok(cli("init"))
+    return [_commit(cli, tmp_path, i) for i in (1, 2, 3)]
+
+
+def _refs(repo_path: Path) -> set[str]:
+    return {e["ref"] for e in log_json(repo_path)}
+
+
+def _checks_out_as(cli: Cli, ref: str, src: Path, dest: Path) -> None:
+    assert_ok(cli("checkout", ref, dest))
+    assert describe(dest) == describe(src), f"{ref} does not check out as {src}"
+
+
+# -- rm ---------------------------------------------------------------------------------
+
+
+def test_rm_one_version(cli: Cli, three: list[Path], repo_path: Path, tmp_path: Path) -> None:
+    out = assert_ok(cli("rm", "cohort@v2")).out
+    assert "removed cohort@v2" in out, out
+    assert _refs(repo_path) == {"cohort@v1", "cohort@v3"}
+    assert_one_line_error(cli("show", "cohort@v2"), 4, "cohort has no 'v2'")
+    for i in (1, 3):
+        _checks_out_as(cli, f"cohort@v{i}", three[i - 1], tmp_path / f"out{i}")
+    verify_ok(repo_path)
+    with reprocas.Repo.open(repo_path) as repo:
+        [rec] = repo.forgotten()
+    assert rec["ref"] == "cohort@v2" and rec["by"] == "rm"
+    assert "removed by rm" in rec["reasons"]
+    # Prune then frees its bytes like any forgotten version's, and the rest stays sound.
+    assert_ok(cli("prune"))
+    verify_ok(repo_path)
+    assert_one_line_error(cli("rm", "cohort@v9"), 4, "v9")
+    assert_one_line_error(cli("rm", "nope"), 4, "nope")
+
+
+def test_rm_the_latest_never_reuses_its_number(
+    cli: Cli, three: list[Path], repo_path: Path, tmp_path: Path
+) -> None:
+    """A removed number is never given to another version: `cohort@v3` means one thing."""
+    assert_ok(cli("rm", "cohort@latest"))
+    assert _refs(repo_path) == {"cohort@v1", "cohort@v2"}
+    new = _commit(cli, tmp_path, 4)
+    assert _refs(repo_path) == {"cohort@v1", "cohort@v2", "cohort@v4"}
+    _checks_out_as(cli, "cohort@latest", new, tmp_path / "out")
+    verify_ok(repo_path)
+
+
+def test_rm_a_dataset_and_an_id_prefix(cli: Cli, tmp_path: Path, repo_path: Path) -> None:
+    assert_ok(cli("init"))
+    for i in (1, 2):
+        _commit(cli, tmp_path, i, "a")
+        _commit(cli, tmp_path, i, "b")
+    b1 = assert_ok(cli("show", "b@v1", "--json")).json()["id"]
+    out = assert_ok(cli("rm", "a", b1[:10], "--json")).json()
+    assert out["removed"] == ["a@v1", "a@v2", "b@v1"]
+    assert _refs(repo_path) == {"b@v2"}
+    verify_ok(repo_path)
+
+
+def test_rm_refuses_a_runs_input_then_force_names_the_run(
+    cli: Cli, three: list[Path], repo_path: Path, tmp_path: Path
+) -> None:
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    assert_ok(cli("run", "-n", "train", "--env", "none", "-i", "cohort@v1", "-o", "out.txt",
+                  "--", PY, "-c", COPY, cwd=proj))  # fmt: skip
+    before = repo_state(repo_path)
+    assert_one_line_error(
+        cli("rm", "cohort@v1", "cohort@v2"), 2, "cohort@v1 is used by run train#1", "--force"
+    )
+    assert_repo_unchanged(repo_path, before)  # v2, which nothing needs, stays too
+    # The run's output is a version the run produced: refused the same way.
+    assert_one_line_error(cli("rm", "runs/train"), 2, "produced by run train#1")
+    text = assert_ok(cli("rm", "cohort@v1", "--force")).out
+    assert "orphaned runs: train#1" in text, text
+    assert _refs(repo_path) >= {"cohort@v2", "cohort@v3"}
+    assert "cohort@v1" not in _refs(repo_path)
+    out = assert_ok(cli("rm", "runs/train", "--force", "--json")).json()
+    assert out["orphaned_runs"] == ["train#1"]
+    assert out["versions"][0]["needed_by"] == ["produced by run train#1"]
+    # The orphaned run is still listed, and (not purged) still holds what it used.
+    assert "train#1" in assert_ok(cli("runs")).out
+    assert_ok(cli("prune"))
+    verify_ok(repo_path)
+
+
+def test_rm_of_a_tagged_version(cli: Cli, three: list[Path], repo_path: Path) -> None:
+    assert_ok(cli("tag", "cohort@v2", "published"))
+    before = repo_state(repo_path)
+    assert_one_line_error(cli("rm", "cohort@v2"), 2, "cohort@v2 is tagged published", "--force")
+    assert_one_line_error(cli("rm", "cohort@published"), 2, "tagged published")
+    assert_repo_unchanged(repo_path, before)
+    text = assert_ok(cli("rm", "cohort@published", "--force")).out
+    assert "deleted tag cohort@published" in text, text
+    assert_one_line_error(cli("show", "cohort@published"), 4, "published")
+    assert _refs(repo_path) == {"cohort@v1", "cohort@v3"}
+    verify_ok(repo_path)
+
+
+def test_rm_dry_run_changes_nothing(cli: Cli, three: list[Path], repo_path: Path) -> None:
+    assert_ok(cli("tag", "cohort@v1", "first"))
+    before = repo_state(repo_path)
+    text = assert_ok(cli("rm", "cohort", "--dry-run", "--force")).out
+    assert "would remove cohort@v1" in text and "would remove cohort@v3" in text, text
+    assert "would delete tag cohort@first" in text, text
+    out = assert_ok(cli("rm", "cohort@v2", "--dry-run", "--json")).json()
+    assert out["dry_run"] and out["removed"] == [] and out["versions"][0]["ref"] == "cohort@v2"
+    # A dry run refuses exactly as the real command would.
+    assert_one_line_error(cli("rm", "cohort@v1", "--dry-run"), 2, "tagged first")
+    assert_repo_unchanged(repo_path, before)
+
+
+def test_rm_then_index_rebuild_keeps_it_removed(
+    cli: Cli, three: list[Path], repo_path: Path, tmp_path: Path
+) -> None:
+    assert_ok(cli("tag", "cohort@v2", "t"))
+    assert_ok(cli("rm", "cohort@v2", "--force"))
+    assert_ok(cli("rm", "cohort@v3"))
+    shutil.rmtree(repo_path / "index")
+    assert_ok(cli("index", "rebuild"))
+    assert _refs(repo_path) == {"cohort@v1"}
+    assert_one_line_error(cli("show", "cohort@t"), 4)
+    with reprocas.Repo.open(repo_path) as repo:
+        assert {r["ref"] for r in repo.forgotten()} == {"cohort@v2", "cohort@v3"}
+    verify_ok(repo_path)
+    # After the rebuild, numbers stay unique and gc/prune keep v1 whole.
+    _commit(cli, tmp_path, 9)
+    assert _refs(repo_path) == {"cohort@v1", "cohort@v4"}
+    assert_ok(cli("gc"))
+    assert_ok(cli("prune"))
+    _checks_out_as(cli, "cohort@v1", three[0], tmp_path / "out")
+    verify_ok(repo_path)
+
+
+def test_rm_without_refs_is_a_usage_error(cli: Cli, three: list[Path]) -> None:
+    assert_one_line_error(cli("rm"), 2, "name at least one version")
+
+
+# -- tags --------------------------------------------------------------------------------
+
+
+def test_tag_moves_only_with_force(cli: Cli, three: list[Path], repo_path: Path) -> None:
+    assert_ok(cli("tag", "cohort@v2", "v-final"))
+    before = repo_state(repo_path)
+    assert_one_line_error(
+        cli("tag", "cohort@v3", "v-final"), 2, "cohort@v-final already names cohort@v2", "--force"
+    )
+    assert_repo_unchanged(repo_path, before)
+    out = assert_ok(cli("tag", "cohort@v3", "v-final", "--force")).out
+    assert out.strip() == "tag v-final moved from cohort@v2 to cohort@v3"
+    assert assert_ok(cli("show", "cohort@v-final", "--json")).json()["tags"] == ["v-final"]
+    assert assert_ok(cli("show", "cohort@v3", "--json")).json()["tags"] == ["v-final"]
+    # Tagging the version the tag already names is not a move.
+    again = assert_ok(cli("tag", "cohort@v3", "v-final", "--json")).json()
+    assert not again["moved"] and again["before"] == again["after"] == "cohort@v3"
+    moved = assert_ok(cli("tag", "cohort@v1", "v-final", "-f", "--json")).json()
+    assert moved["moved"] and (moved["before"], moved["after"]) == ("cohort@v3", "cohort@v1")
+    with reprocas.Repo.open(repo_path) as repo:
+        with pytest.raises(reprocas.errors.UsageError, match="already names cohort@v1"):
+            repo.tag("cohort@v2", "v-final")
+        assert repo.set_tag("cohort@v2", "v-final", force=True).moved
+    verify_ok(repo_path)
+
+
+def test_tag_delete(cli: Cli, three: list[Path], repo_path: Path, tmp_path: Path) -> None:
+    assert_ok(cli("tag", "cohort@v2", "best"))
+    assert_ok(cli("tag", "cohort@v3", "final"))
+    out = assert_ok(cli("tag", "--delete", "cohort@best")).out
+    assert out.strip() == "deleted tag cohort@best (it named cohort@v2)"
+    assert_one_line_error(cli("show", "cohort@best"), 4)
+    assert _refs(repo_path) == {"cohort@v1", "cohort@v2", "cohort@v3"}  # the version stays
+    # -d, a bare tag only one dataset has, and the two-argument form.
+    assert assert_ok(cli("tag", "-d", "final", "--json")).json()["before"] == "cohort@v3"
+    assert_ok(cli("tag", "cohort@v1", "x"))
+    assert_ok(cli("tag", "-d", "cohort", "x"))
+    assert_one_line_error(cli("tag", "-d", "cohort@nope"), 4, "no tag 'nope'")
+    _commit(cli, tmp_path, 1, "other")
+    assert_ok(cli("tag", "cohort@v1", "dup"))
+    assert_ok(cli("tag", "other@v1", "dup"))
+    assert_one_line_error(cli("tag", "-d", "dup"), 2, "2 datasets")
+    # Deleted tags stay deleted across a rebuild.
+    shutil.rmtree(repo_path / "index")
+    assert_ok(cli("index", "rebuild"))
+    with reprocas.Repo.open(repo_path) as repo:
+        assert repo.show("cohort@v2").tags == ()
+        assert repo.show("cohort@v1").tags == ("dup",)
+        assert repo.delete_tag("dup", "other").before == "other@v1"
+    verify_ok(repo_path)
