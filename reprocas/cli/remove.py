@@ -87,11 +87,20 @@ def rm(
             "`reprocas prune` (or now with `reprocas rm --purge`)"
         )
         return
+    size = (
+        f"freed {p.freed_bytes} bytes ({human_bytes(p.freed_bytes)})"
+        if p.freed_bytes >= 0
+        else f"the store grew by {-p.freed_bytes} bytes (kept delta chunks stored whole)"
+    )
     typer.echo(
-        f"purged: {p.chunks_purged} chunks and {p.objects_purged} objects, "
-        f"{p.freed_bytes} bytes ({human_bytes(p.freed_bytes)}); deleted {len(p.deleted)} "
-        f"packs, rewrote {len(p.rewritten)} into {len(p.new_packs)} "
-        f"({p.reencoded_chunks} delta chunks stored anew)"
+        f"purged {', '.join(p.versions) or 'nothing new'}: {p.chunks_purged} chunks and "
+        f"{p.objects_purged} objects are gone; deleted {len(p.deleted)} packs, rewrote "
+        f"{len(p.rewritten)}, {p.reencoded_chunks} kept delta chunks stored anew; {size}"
+    )
+    typer.echo(
+        f"checked: every pack file ({p.packs_checked}) holds only what kept versions and "
+        f"runs use; {p.index_records} index records and {p.filecache_entries} files-cache "
+        "entries that named purged data removed"
     )
     typer.echo(
         f"verified: {p.verify['versions']} versions, {p.verify['packs']} packs, "

@@ -4,7 +4,10 @@ what must go")."""
 
 from __future__ import annotations
 
+import random
+import secrets
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,8 +18,11 @@ from tests.integration._helpers import (
     assert_ok,
     assert_one_line_error,
     assert_repo_unchanged,
+    clean_env,
+    cli_argv,
     log_json,
     repo_state,
+    stored_bytes,
     verify_ok,
 )
 from tests.integration.conftest import Cli
@@ -225,3 +231,171 @@ def test_tag_delete(cli: Cli, three: list[Path], repo_path: Path, tmp_path: Path
         assert repo.show("cohort@v1").tags == ("dup",)
         assert repo.delete_tag("dup", "other").before == "other@v1"
     verify_ok(repo_path)
+
+
+# -- purge --------------------------------------------------------------------------------
+
+ROWS = 40_000
+
+
+def _extracts(tmp_path: Path) -> tuple[bytes, Path, Path]:
+    """A clinical table twice: the wrong extract (one row holds a unique random marker)
+    and the corrected one (that row fixed, scattered rows edited). Both share most of
+    their chunks, and the corrected one's changed chunks are stored as deltas against
+    the wrong one's — the marker's chunk among their bases."""
+    rng = random.Random(13)
+    rows = [
+        f"{i},P{rng.randrange(10**6):06d},{rng.random() * 200:.3f},note {rng.randrange(10**9)}\n"
+        for i in range(ROWS)
+    ]
+    marker = secrets.token_hex(32)
+    wrong = list(rows)
+    wrong[ROWS // 2] = f"{ROWS // 2},{marker},1.000,consent withdrawn\n"
+    right = list(rows)
+    for k in rng.sample(range(ROWS), ROWS // 200):
+        right[k] = right[k].replace(",", ";", 1)
+    out = []
+    for name, lines in (("wrong", wrong), ("right", right)):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "cohort.csv").write_text("".join(lines))
+        (d / "static.txt").write_text("unchanged\n" * 100)
+        out.append(d)
+    return marker.encode(), out[0], out[1]
+
+
+@pytest.fixture
+def extracts(tmp_path: Path, cli: Cli, repo_path: Path) -> tuple[bytes, Path, Path]:
+    """cohort@v1 is the wrong extract, cohort@v2 the corrected one; the marker is
+    stored (found by decoding every pack) and is a delta base of v2's chunks."""
+    marker, wrong, right = _extracts(tmp_path)
+    assert_ok(cli("init"))
+    assert_ok(cli("commit", wrong, "-d", "cohort"))
+    assert_ok(cli("commit", right, "-d", "cohort"))
+    before = stored_bytes(repo_path)
+    assert before.where(marker), "the marker must be stored before the purge"
+    assert not any(marker in data for data in before.files.values()), "stored compressed"
+    with_marker = {d for d, c in before.chunks.items() if marker in c}
+    assert any(set(b) & with_marker for b in before.delta_bases.values()), (
+        "the marker's chunk must be a delta base of the kept version"
+    )
+    return marker, wrong, right
+
+
+def _assert_gone(repo_path: Path, marker: bytes) -> None:
+    after = stored_bytes(repo_path)
+    assert after.undecodable == [], "a delta frame lost its bases"
+    assert after.where(marker) == [], f"the purged marker is still stored: {after.where(marker)}"
+
+
+def test_purge_proves_the_bytes_gone(
+    cli: Cli, extracts: tuple[bytes, Path, Path], repo_path: Path, tmp_path: Path
+) -> None:
+    marker, _, right = extracts
+    before = stored_bytes(repo_path)
+    [(where, mates)] = [
+        (k, ds) for k, ds in before.frames.items() if any(marker in before.chunks[d] for d in ds)
+    ]
+    out = assert_ok(cli("rm", "cohort@v1", "--purge", "--json")).json()
+    p = out["purged"]
+    assert out["removed"] == ["cohort@v1"] and p["versions"] == ["cohort@v1"]
+    assert p["chunks_purged"] > 0 and p["removed_chunks"] > 0
+    assert p["reencoded_chunks"] > 0, "the kept delta chunks must be stored anew"
+    assert p["filecache_entries"] >= 1  # the wrong extract's files-cache entries
+    assert p["verify"]["ok"] and p["verify"]["chunks_read"] > 0
+    _assert_gone(repo_path, marker)
+    # The marker's frame also held chunks the kept version uses: those stay, stored anew.
+    assert len(mates) > 1 and set(mates) & set(stored_bytes(repo_path).chunks), where
+    _checks_out_as(cli, "cohort@v2", right, tmp_path / "out")
+    verify_ok(repo_path)
+    # Nothing comes back: a rebuild, gc and prune keep it removed and the rest whole.
+    shutil.rmtree(repo_path / "index")
+    assert_ok(cli("index", "rebuild"))
+    assert _refs(repo_path) == {"cohort@v2"}
+    assert_ok(cli("gc"))
+    assert_ok(cli("prune"))
+    _assert_gone(repo_path, marker)
+    _checks_out_as(cli, "cohort@v2", right, tmp_path / "out2")
+    verify_ok(repo_path)
+
+
+def test_purge_text_output(cli: Cli, extracts: tuple[bytes, Path, Path], repo_path: Path) -> None:
+    marker = extracts[0]
+    text = assert_ok(cli("rm", "cohort@v1", "--purge")).out
+    assert "removed cohort@v1" in text, text
+    assert "purged cohort@v1:" in text and "every pack file" in text, text
+    assert "verified: 1 versions" in text, text
+    _assert_gone(repo_path, marker)
+
+
+def test_purge_orphans_a_run_and_its_data_goes(
+    cli: Cli, extracts: tuple[bytes, Path, Path], repo_path: Path, tmp_path: Path
+) -> None:
+    """A run that used the wrong extract no longer keeps it once it is purged: the run
+    stays recorded (orphaned, and named), and every command still works."""
+    marker, _, right = extracts
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    assert_ok(cli("run", "-n", "train", "--env", "none", "-i", "cohort@v1",
+                  "--", PY, "-c", "0", cwd=proj))  # fmt: skip
+    assert_one_line_error(cli("rm", "cohort@v1", "--purge"), 2, "used by run train#1")
+    assert stored_bytes(repo_path).where(marker)
+    out = assert_ok(cli("rm", "cohort@v1", "--purge", "--force", "--json")).json()
+    assert out["orphaned_runs"] == ["train#1"]
+    _assert_gone(repo_path, marker)
+    assert "train#1" in assert_ok(cli("runs")).out
+    for args in (("gc",), ("prune",), ("du",), ("verify", "--read-data")):
+        assert_ok(cli(*args))
+    shutil.rmtree(repo_path / "index")
+    assert_ok(cli("index", "rebuild"))
+    assert_ok(cli("gc"))
+    _assert_gone(repo_path, marker)
+    _checks_out_as(cli, "cohort@v2", right, tmp_path / "out")
+    verify_ok(repo_path)
+
+
+def test_purge_waits_for_readers_and_never_skips_silently(
+    cli: Cli, extracts: tuple[bytes, Path, Path], repo_path: Path
+) -> None:
+    """A reader that started before the purge and is still reading after the wait:
+    the purge fails with a clear error (exit code 8), the reader still reads right,
+    and `rm --purge` once it is done finishes the job."""
+    marker, _, right = extracts
+    cat = subprocess.Popen(
+        cli_argv(["cat", "cohort@v2", "cohort.csv"], repo_path),
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    assert cat.stdout is not None
+    first = cat.stdout.read(64 << 10)  # cat has started: it holds its lease, then blocks
+    res = cli("rm", "cohort@v1", "--purge", "--lease-wait", "0.5")
+    assert_one_line_error(res, 8, "readers", "still on disk", "reprocas rm --purge")
+    assert _refs(repo_path) == {"cohort@v2"}
+    rest, _ = cat.communicate(timeout=60)
+    assert cat.returncode == 0
+    assert first + rest == (right / "cohort.csv").read_bytes()
+    assert stored_bytes(repo_path).where(marker), "the reader's packs were left on disk"
+    out = assert_ok(cli("rm", "--purge", "--json")).json()
+    assert out["purged"]["versions"] == ["cohort@v1"] and out["purged"]["garbage"]
+    _assert_gone(repo_path, marker)
+    verify_ok(repo_path)
+
+
+def test_purge_keeps_what_a_kept_version_shares(cli: Cli, tmp_path: Path, repo_path: Path) -> None:
+    """Purging the latest of four versions keeps every chunk the others use (they
+    check out identically) and removes its own bytes."""
+    assert_ok(cli("init"))
+    srcs = [_commit(cli, tmp_path, i) for i in (1, 2, 3)]
+    own = b"only v4 has this line " + secrets.token_hex(32).encode()
+    v4 = tmp_path / "v4"
+    shutil.copytree(srcs[0], v4)  # v1's data.txt: shared
+    (v4 / "notes.txt").write_bytes(own + b"\n")
+    assert_ok(cli("commit", v4, "-d", "cohort"))
+    assert stored_bytes(repo_path).where(own)
+    out = assert_ok(cli("rm", "cohort@v4", "--purge", "--json")).json()
+    assert out["purged"]["verify"]["ok"] is True
+    _assert_gone(repo_path, own)
+    for i in (1, 2, 3):
+        _checks_out_as(cli, f"cohort@v{i}", srcs[i - 1], tmp_path / f"o{i}")
