@@ -43,7 +43,7 @@ from typing import Any
 import lmdb
 
 from reprocas.errors import IntegrityError, LockTimeoutError, ReprocasError
-from reprocas.model.ids import ObjectId
+from reprocas.model.ids import ID_BYTES, ObjectId
 from reprocas.model.objects import Snapshot
 from reprocas.native import core
 from reprocas.store import lease, refcounts
@@ -124,8 +124,8 @@ def live_set(repo: Repository, txn: lmdb.Transaction, drafts: dict[bytes, bytes]
         with contextlib.suppress(ReprocasError):
             reach_snapshot(repo, txn, ObjectId(draft), reach)
     for key, value in repo.index.iter_refs(txn, ""):
-        if key.startswith("run:"):
-            continue  # below
+        if key.startswith("run:") or len(value) != ID_BYTES:
+            continue  # runs: below; a value that is no id names nothing stored
         if value in reach.objects:
             continue
         obj = repo.load(txn, ObjectId(value))
