@@ -97,6 +97,11 @@ def rm(
         f"{p.objects_purged} objects are gone; deleted {len(p.deleted)} packs, rewrote "
         f"{len(p.rewritten)}, {p.reencoded_chunks} kept delta chunks stored anew; {size}"
     )
+    if p.shared_chunks:
+        typer.echo(
+            f"{p.shared_chunks} chunks the removed versions used stay: kept versions or "
+            "runs hold the same bytes (remove those too if the data must go)"
+        )
     typer.echo(
         f"checked: every pack file ({p.packs_checked}) holds only what kept versions and "
         f"runs use; {p.index_records} index records and {p.filecache_entries} files-cache "

@@ -86,6 +86,7 @@ class PurgeReport:
     chunks_purged: int = 0  # distinct chunks no longer stored
     objects_purged: int = 0
     removed_chunks: int = 0  # of those, chunks that only purged versions used
+    shared_chunks: int = 0  # chunks purged versions used that kept ones hold too: kept
     reencoded_chunks: int = 0  # live chunks of delta frames stored anew
     deleted: list[str] = field(default_factory=list)
     rewritten: list[str] = field(default_factory=list)
@@ -103,6 +104,7 @@ class PurgeReport:
             "chunks_purged": self.chunks_purged,
             "objects_purged": self.objects_purged,
             "removed_chunks": self.removed_chunks,
+            "shared_chunks": self.shared_chunks,
             "reencoded_chunks": self.reencoded_chunks,
             "deleted_packs": self.deleted,
             "rewritten_packs": self.rewritten,
@@ -430,6 +432,7 @@ def purge(repo: Repository, *, lease_wait: float = 60.0) -> PurgeReport:
         report.chunks_purged = len(stored_chunks - live.chunks.keys())
         report.objects_purged = len(stored_objects - live.objects)
         report.removed_chunks = len(removed.chunks.keys() - live.chunks.keys())
+        report.shared_chunks = len(removed.chunks.keys() & live.chunks.keys())
         # New packs first (sealed, fsynced), then one transaction moves the index.
         written = [_write(repo, rw) for rw in rewrites]
         sizes = {rw.pid: _size(repo.pack_path(rw.pid)) for rw in rewrites}
