@@ -293,8 +293,17 @@ def _index(
     txn.delete(rw.pid, db=db["packs"])
 
 
-def _sweep(repo: Repository, txn: lmdb.Transaction, live: Reach, report: PurgeReport) -> None:
-    """Remove every index record that still names dead data."""
+def _sweep(
+    repo: Repository,
+    txn: lmdb.Transaction,
+    live: Reach,
+    removed: Reach,
+    report: PurgeReport,
+) -> None:
+    """Remove every index record that still names dead data, and every files-cache
+    entry naming a file a purged version held, even one a kept version holds too: its
+    key is the path the purged data was committed from, which may itself say too much
+    (the cache only saves a re-read)."""
     db = repo.index.db
     packs = {bytes(k) for k in txn.cursor(db=db["packs"]).iternext(values=False)}
     doomed: list[tuple[str, bytes]] = []
@@ -326,7 +335,8 @@ def _sweep(repo: Repository, txn: lmdb.Transaction, live: Reach, report: PurgeRe
             stale.append(bytes(k))
             continue
         meta = rest[0] if rest and rest[0] is not None else None
-        if bytes(mid) not in live.objects or (meta is not None and bytes(meta) not in live.objects):
+        ids = [bytes(mid)] + ([bytes(meta)] if meta is not None else [])
+        if any(i not in live.objects or i in removed.objects for i in ids):
             stale.append(bytes(k))
     for k in stale:
         txn.delete(k, db=db["filecache"])
@@ -439,7 +449,7 @@ def purge(repo: Repository, *, lease_wait: float = 60.0) -> PurgeReport:
         with index.write() as txn:
             for rw, w in zip(rewrites, written, strict=True):
                 _index(repo, txn, rw, w)
-            _sweep(repo, txn, live, report)
+            _sweep(repo, txn, live, removed, report)
         for rw, w in zip(rewrites, written, strict=True):
             if w is None:
                 report.deleted.append(rw.pid.hex())
@@ -447,8 +457,11 @@ def purge(repo: Repository, *, lease_wait: float = 60.0) -> PurgeReport:
                 report.rewritten.append(rw.pid.hex())
                 report.new_packs.append(w[0].id.hex)
                 report.freed_bytes -= w[0].size
-        # Readers that found the old entries finish first; then the files go.
-        doomed = [repo.pack_path(rw.pid) for rw in rewrites] + garbage
+        # Readers that found the old entries finish first; then the files go. A pack
+        # written now may be byte for byte a leftover of a killed purge (a pack's name
+        # is its trailer's digest): that file is now indexed and stays.
+        made = {repo.pack_path(w[0].id.raw) for w in written if w is not None}
+        doomed = [p for p in [repo.pack_path(rw.pid) for rw in rewrites] + garbage if p not in made]
         held = lease.wait_for(lease.current_leases(repo), lease_wait)
         if held:
             raise PurgeIncompleteError(

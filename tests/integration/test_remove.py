@@ -284,6 +284,16 @@ def extracts(tmp_path: Path, cli: Cli, repo_path: Path) -> tuple[bytes, Path, Pa
     return marker, wrong, right
 
 
+def _index_records_naming(repo_path: Path, needle: bytes) -> list[str]:
+    """The index records (any sub-database, key or value) that contain ``needle``."""
+    return [
+        f"{db}:{k!r}"
+        for db, entries in repo_state(repo_path)["index"].items()
+        for k, v in entries
+        if needle in k or needle in v
+    ]
+
+
 def _assert_gone(repo_path: Path, marker: bytes) -> None:
     after = stored_bytes(repo_path)
     assert after.undecodable == [], "a delta frame lost its bases"
@@ -293,7 +303,9 @@ def _assert_gone(repo_path: Path, marker: bytes) -> None:
 def test_purge_proves_the_bytes_gone(
     cli: Cli, extracts: tuple[bytes, Path, Path], repo_path: Path, tmp_path: Path
 ) -> None:
-    marker, _, right = extracts
+    marker, wrong, right = extracts
+    path = str(wrong).encode()
+    assert _index_records_naming(repo_path, path), "the files cache names the wrong extract"
     before = stored_bytes(repo_path)
     [(where, mates)] = [
         (k, ds) for k, ds in before.frames.items() if any(marker in before.chunks[d] for d in ds)
@@ -306,6 +318,7 @@ def test_purge_proves_the_bytes_gone(
     assert p["filecache_entries"] >= 1  # the wrong extract's files-cache entries
     assert p["verify"]["ok"] and p["verify"]["chunks_read"] > 0
     _assert_gone(repo_path, marker)
+    assert _index_records_naming(repo_path, path) == []  # its files-cache entries, snapshot
     # The marker's frame also held chunks the kept version uses: those stay, stored anew.
     assert len(mates) > 1 and set(mates) & set(stored_bytes(repo_path).chunks), where
     _checks_out_as(cli, "cohort@v2", right, tmp_path / "out")
@@ -425,3 +438,37 @@ def test_purge_keeps_what_a_kept_version_shares(cli: Cli, tmp_path: Path, repo_p
     _assert_gone(repo_path, own)
     for i in (1, 2, 3):
         _checks_out_as(cli, f"cohort@v{i}", srcs[i - 1], tmp_path / f"o{i}")
+
+
+def test_purge_killed_at_any_moment_leaves_a_sound_repository(
+    cli: Cli, extracts: tuple[bytes, Path, Path], repo_path: Path, tmp_path: Path
+) -> None:
+    """SIGKILL `rm --purge` at random moments: the repository always verifies, the kept
+    version checks out exactly, and running the purge again finishes it."""
+    marker, _, right = extracts
+    base = tmp_path / "base"
+    shutil.copytree(repo_path, base)
+    rng = random.Random(3)
+    for i in range(6):
+        shutil.rmtree(repo_path)
+        shutil.copytree(base, repo_path)
+        proc = subprocess.Popen(
+            cli_argv(["rm", "cohort@v1", "--purge"], repo_path),
+            env=clean_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            proc.wait(timeout=rng.uniform(0.2, 2.0))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        verify_ok(repo_path)
+        _checks_out_as(cli, "cohort@v2", right, tmp_path / f"killed{i}")
+        again = (
+            ["rm", "cohort@v1", "--purge"] if "cohort@v1" in _refs(repo_path) else ["rm", "--purge"]
+        )
+        assert_ok(cli(*again))
+        _assert_gone(repo_path, marker)
+        _checks_out_as(cli, "cohort@v2", right, tmp_path / f"finished{i}")
