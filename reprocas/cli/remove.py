@@ -49,11 +49,11 @@ def rm(
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """Forget named versions (consent withdrawn, a wrong extract): they leave `log`,
-    their tags go, and their bytes go at the next prune — or now, with --purge.
+    their tags go, and their bytes go at the next prune, or at once with --purge.
 
     Refused (exit code 2, nothing changed) for a version a kept run needs or a tag
-    names, unless --force. A removed version's number is never given again; its record
-    stays (Repo.forgotten()), and `index rebuild` keeps it removed.
+    names, unless --force. A removed number is never given again; the version's
+    record stays (Repo.forgotten()) and `index rebuild` keeps it removed.
     """
     with open_repo() as repo:
         result = repo.rm(
@@ -93,14 +93,14 @@ def rm(
         else f"the store grew by {-p.freed_bytes} bytes (kept delta chunks stored whole)"
     )
     typer.echo(
-        f"purged {', '.join(p.versions) or 'nothing new'}: {p.chunks_purged} chunks and "
-        f"{p.objects_purged} objects are gone; deleted {len(p.deleted)} packs, rewrote "
+        f"purged: {p.chunks_purged} chunks and {p.objects_purged} objects are gone "
+        f"(versions removed with --purge: {', '.join(p.versions) or 'none'}); deleted {len(p.deleted)} packs, rewrote "
         f"{len(p.rewritten)}, {p.reencoded_chunks} kept delta chunks stored anew; {size}"
     )
     if p.shared_chunks:
         typer.echo(
             f"{p.shared_chunks} chunks the removed versions used stay: kept versions or "
-            "runs hold the same bytes (remove those too if the data must go)"
+            "runs hold the same bytes (stored once, they go only with the last holder)"
         )
     typer.echo(
         f"checked: every pack file ({p.packs_checked}) holds only what kept versions and "

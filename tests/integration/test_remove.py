@@ -338,7 +338,8 @@ def test_purge_text_output(cli: Cli, extracts: tuple[bytes, Path, Path], repo_pa
     marker = extracts[0]
     text = assert_ok(cli("rm", "cohort@v1", "--purge")).out
     assert "removed cohort@v1" in text, text
-    assert "purged cohort@v1:" in text and "every pack file" in text, text
+    assert "versions removed with --purge: cohort@v1)" in text, text
+    assert "every pack file" in text, text
     assert "verified: 1 versions" in text, text
     _assert_gone(repo_path, marker)
 
