@@ -94,8 +94,9 @@ def rm(
     )
     typer.echo(
         f"purged: {p.chunks_purged} chunks and {p.objects_purged} objects are gone "
-        f"(versions removed with --purge: {', '.join(p.versions) or 'none'}); deleted {len(p.deleted)} packs, rewrote "
-        f"{len(p.rewritten)}, {p.reencoded_chunks} kept delta chunks stored anew; {size}"
+        f"(versions removed with --purge: {', '.join(p.versions) or 'none'}); deleted "
+        f"{len(p.deleted)} packs, rewrote {len(p.rewritten)}, {p.reencoded_chunks} kept "
+        f"delta chunks stored anew; {size}"
     )
     if p.shared_chunks:
         typer.echo(
