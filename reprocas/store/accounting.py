@@ -22,7 +22,6 @@ from reprocas.store.reachability import (
     Reach,
     add_bases,
     all_versions,
-    purged_ids,
     reach_snapshot,
     reach_tree,
     run_snapshots,
@@ -184,7 +183,7 @@ def root_chunks(
     elif isinstance(obj, Run):
         if obj.root is not None:
             reach_tree(repo, txn, obj.root.raw, r, manifest_cache=cache)
-        for sid in run_snapshots(obj, purged_ids(repo, txn)):
+        for sid in run_snapshots(repo, txn, obj):
             reach_snapshot(repo, txn, sid, r, manifest_cache=cache)
     return set(add_bases(repo, txn, r).chunks)
 

@@ -83,9 +83,23 @@ def purged_ids(repo: Repository, txn: lmdb.Transaction) -> frozenset[bytes]:
     return frozenset(out)
 
 
-def run_snapshots(run: Run, purged: frozenset[bytes]) -> list[ObjectId]:
+def is_purged(repo: Repository, txn: lmdb.Transaction, sid: bytes) -> bool:
+    """Whether ``sid`` was removed with ``rm --purge`` (one look-up)."""
+    from reprocas.store.index import unpack
+
+    raw = txn.get(sid, db=repo.index.db["forgotten"])
+    if raw is None:
+        return False
+    try:
+        rec = unpack(raw)
+    except ValueError:
+        return False
+    return isinstance(rec, dict) and bool(rec.get("purge_ns"))
+
+
+def run_snapshots(repo: Repository, txn: lmdb.Transaction, run: Run) -> list[ObjectId]:
     """The snapshots a run keeps alive: those it names, less the purged ones."""
-    return [s for s in run.snapshot_ids() if s.raw not in purged]
+    return [s for s in run.snapshot_ids() if not is_purged(repo, txn, s.raw)]
 
 
 def reach_runs(repo: Repository, txn: lmdb.Transaction, into: Reach) -> Reach:
@@ -93,7 +107,6 @@ def reach_runs(repo: Repository, txn: lmdb.Transaction, into: Reach) -> Reach:
     ``run:<name>:<N>``), the tree of its own files (logs, code diff), and the snapshots
     it used, generated and ran in — kept even when their versions were forgotten, but
     not once purged (``rm --purge``)."""
-    purged = purged_ids(repo, txn)
     for _, value in repo.index.iter_refs(txn, "run:"):
         run = repo.load(txn, ObjectId(value))
         if not isinstance(run, Run):
@@ -101,7 +114,7 @@ def reach_runs(repo: Repository, txn: lmdb.Transaction, into: Reach) -> Reach:
         into.objects.add(value)
         if run.root is not None:
             reach_tree(repo, txn, run.root.raw, into)
-        for sid in run_snapshots(run, purged):
+        for sid in run_snapshots(repo, txn, run):
             if sid.raw not in into.objects:
                 reach_snapshot(repo, txn, sid, into)
     return into
