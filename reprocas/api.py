@@ -19,11 +19,12 @@ from reprocas.store import checkout as checkout_mod
 from reprocas.store import gc as gc_mod
 from reprocas.store import rebuild as rebuild_mod
 from reprocas.store import verify as verify_mod
-from reprocas.store.commit import CommitResult, add_tag, commit
+from reprocas.store.commit import CommitResult, commit
 from reprocas.store.overlap import refuse as refuse_overlap
 from reprocas.store.reachability import iter_tree
 from reprocas.store.reader import StoreFile
 from reprocas.store.repository import DEFAULT_PACK_SIZE, DOT_DIR, Repository, Version, find_root
+from reprocas.store.tags import TagChange, delete_tag, parse_tag, set_tag
 
 
 def _iso(time_ns: int) -> str:
@@ -225,13 +226,28 @@ class Repo:
             allow_changing=allow_changing,
         )
 
-    def tag(self, ref: str, tag: str) -> Version:
-        """Name a version ``DATASET@TAG``."""
-        with self.store.index.read() as txn:
-            v = self.store.resolve(txn, ref)
-        add_tag(self.store, v.name, v.id, tag)
+    def tag(self, ref: str, tag: str, *, force: bool = False) -> Version:
+        """Name a version ``DATASET@TAG``. A tag that names another version moves only
+        with ``force`` (otherwise ``TagConflictError``, exit code 2)."""
+        v = self.resolve(ref)
+        set_tag(self.store, v.name, v.id, tag, force=force)
         with self.store.index.read() as txn:
             return self.store.make_version(txn, v.id)
+
+    def set_tag(self, ref: str, tag: str, *, force: bool = False) -> TagChange:
+        """As :meth:`tag`, returning what changed (``.before``, ``.after``, ``.moved``)."""
+        v = self.resolve(ref)
+        return set_tag(self.store, v.name, v.id, tag, force=force)
+
+    def delete_tag(self, tag: str, dataset: str | None = None) -> TagChange:
+        """Delete ``DATASET@TAG`` (``tag`` may be written so; a bare tag that exactly one
+        dataset has also works). The version stays."""
+        with self.store.index.read() as txn:
+            if dataset is not None:
+                name = self.store.resolve(txn, dataset).name
+            else:
+                name, tag = parse_tag(self.store, txn, tag)
+        return delete_tag(self.store, name, tag)
 
     # -- reading ----------------------------------------------------------------------
 
@@ -551,6 +567,38 @@ class Repo:
         if dry_run:
             return plan
         return plan.execute(lease_wait=DEFAULT_LEASE_WAIT if lease_wait is None else lease_wait)
+
+    def rm(
+        self,
+        refs: list[str] | tuple[str, ...],
+        *,
+        force: bool = False,
+        dry_run: bool = False,
+        purge: bool = False,
+        lease_wait: float = 60.0,
+    ) -> Any:
+        """Forget the named versions (a bare dataset name: all its versions); returns a
+        ``RemoveResult``. Refused (``RemovalRefusedError``) for a version a kept run
+        needs or a tag names, unless ``force`` (runs orphaned, tags deleted, all named
+        in the result). With ``purge`` their bytes are deleted at once and the store is
+        verified (``result.purge_report``); ``purge`` with no refs finishes earlier
+        purges. ``lease_wait`` bounds the wait for readers still using old packs."""
+        from reprocas.retention.remove import RemoveResult, remove
+
+        if purge and not refs and not dry_run:
+            result = RemoveResult([], False, force, True)
+        else:
+            result = remove(self.store, refs, force=force, dry_run=dry_run, purge=purge)
+        if purge and not dry_run:
+            result.purge_report = self.purge(lease_wait=lease_wait)
+        return result
+
+    def purge(self, *, lease_wait: float = 60.0) -> Any:
+        """Delete now the bytes of every version removed with ``purge`` (finishing a
+        purge that was interrupted), prove them gone and verify; a ``PurgeReport``."""
+        from reprocas.retention.purge import purge as run_purge
+
+        return run_purge(self.store, lease_wait=lease_wait)
 
     def forgotten(self) -> list[dict[str, Any]]:
         """Versions forgotten so far, with their metadata (their data may be pruned)."""

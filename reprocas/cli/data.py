@@ -444,15 +444,49 @@ def cat(
 
 
 def tag(
-    ref: Annotated[str, typer.Argument(help="The version.", autocompletion=complete_ref)],
-    name: Annotated[str, typer.Argument(help="The tag, e.g. published.")],
+    ref: Annotated[
+        str,
+        typer.Argument(
+            help="The version; with --delete, the tag: DATASET@TAG (or a TAG only one "
+            "dataset has, or DATASET followed by TAG).",
+            autocompletion=complete_ref,
+        ),
+    ],
+    name: Annotated[
+        str | None, typer.Argument(help="The tag, e.g. published.", show_default=False)
+    ] = None,
+    delete: Annotated[
+        bool, typer.Option("--delete", "-d", help="Delete the tag (the version stays).")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", "-f", help="Move the tag when it already names another version."),
+    ] = False,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
-    """Tag a version: afterwards DATASET@TAG names it."""
+    """Tag a version: afterwards DATASET@TAG names it.
+
+    A tag that already names another version moves only with --force (exit code 2
+    otherwise, nothing changed); --delete removes a tag and keeps the version."""
+    from reprocas.errors import UsageError
+
     with open_repo() as repo:
-        v = repo.tag(ref, name)
+        if delete:
+            if force:
+                raise UsageError("--force has no meaning with --delete")
+            change = repo.delete_tag(ref if name is None else name, None if name is None else ref)
+        else:
+            if name is None:
+                raise UsageError("name the tag: reprocas tag REF TAG (or --delete DATASET@TAG)")
+            change = repo.set_tag(ref, name, force=force)
+            v = repo.resolve(ref)
     if as_json:
-        emit_json({"ref": v.ref, "id": v.id.hex, "tags": list(v.tags)})
+        out = change.to_json()
+        if not delete:
+            out |= {"ref": v.ref, "id": v.id.hex, "tags": list(v.tags)}
+        emit_json(out)
+    elif delete or change.moved:
+        typer.echo(change.describe())
     else:
         typer.echo(f"{v.name}@{name} -> {v.ref} ({v.id.short})")
 

@@ -11,6 +11,7 @@ import typer
 
 from reprocas.cli import data, debug, maintenance
 from reprocas.cli import env as env_cli
+from reprocas.cli import remove as remove_cli
 from reprocas.cli import retention as retention_cli
 from reprocas.cli import runs as runs_cli
 from reprocas.cli import version as version_cli
@@ -69,6 +70,7 @@ COMMANDS: list[Callable[..., None]] = [
     maintenance.repack,
     retention_cli.forget,
     retention_cli.prune,
+    remove_cli.rm,
     runs_cli.replay,
     runs_cli.runs,
     runs_cli.lineage,

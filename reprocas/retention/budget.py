@@ -37,7 +37,7 @@ from reprocas.model.objects import FileManifest, Run, Snapshot, Tree
 from reprocas.store.index import unpack
 from reprocas.store.packs import FOOTER, PACK_MAGIC, FrameInfo, ObjectInfo, PackTrailer
 from reprocas.store.packs import read_trailer as _read_trailer
-from reprocas.store.reachability import BaseResolver
+from reprocas.store.reachability import BaseResolver, run_snapshots
 from reprocas.store.repository import Repository
 
 DEFAULT_MAX_UNUSED = 0.10
@@ -183,7 +183,7 @@ class Walker(Generic[K]):
             # A run ref (run:<name>:<N>): the run, its own files, and what it names.
             if snap.root is not None:
                 out |= self._tree(snap.root.raw)
-            for named in snap.snapshot_ids():
+            for named in run_snapshots(self.repo, self.txn, snap):
                 with contextlib.suppress(ReprocasError):
                     out |= self.snapshot(named.raw)
             return frozenset(out)

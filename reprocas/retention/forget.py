@@ -30,7 +30,7 @@ from reprocas.retention.budget import DEFAULT_MAX_UNUSED, build_model
 from reprocas.retention.policy import Decision, Policy, SnapshotRecord, apply_policy
 from reprocas.store.index import pack, unpack
 from reprocas.store.reachability import all_versions
-from reprocas.store.repository import Repository, tag_ref, version_ref
+from reprocas.store.repository import RefTransaction, Repository, tag_ref, version_ref
 
 
 class BudgetNotMetError(ReprocasError):
@@ -105,14 +105,15 @@ _RUN_EDGES = (
 )
 
 
-def run_reasons(
-    repo: Repository, txn: lmdb.Transaction, sid: bytes, *, shown: int = 3
-) -> tuple[str, ...]:
-    """Why kept runs protect a version: ``used by run train#3``, ``produced by run
-    train#4``, ``environment of runs a#1, b#2 and 3 more``. One prefix scan of
-    ``edges_in`` per edge kind, never a scan of all runs. A run is kept while its ref
-    names it (no command forgets runs yet, so every recorded run is kept)."""
-    out: list[str] = []
+def run_users(
+    repo: Repository, txn: lmdb.Transaction, sid: bytes
+) -> list[tuple[str, list[tuple[str, int]]]]:
+    """The kept runs that used, produced or ran in a version, per edge kind:
+    ``[("used by", [("train", 3)]), ...]`` (a run whose record is unreadable is named by
+    its id's start, number 0). One prefix scan of ``edges_in`` per edge kind, never a
+    scan of all runs. A run is kept while its ref names it (no command forgets runs
+    yet, so every recorded run is kept)."""
+    out: list[tuple[str, list[tuple[str, int]]]] = []
     for kind, verb in _RUN_EDGES:
         refs: list[tuple[str, int]] = []
         for e in graph.in_edges(repo, txn, sid, kind):
@@ -124,10 +125,23 @@ def run_reasons(
             name, number = str(s["name"]), int(s["number"])
             if repo.index.get_ref(txn, run_ref(name, number)) == e.src:
                 refs.append((name, number))
-        if not refs:
-            continue
-        refs.sort()
-        names = [f"{n}#{k}" if k else n for n, k in refs[:shown]]
+        if refs:
+            out.append((verb, sorted(refs)))
+    return out
+
+
+def run_label(name: str, number: int) -> str:
+    return f"{name}#{number}" if number else name
+
+
+def run_reasons(
+    repo: Repository, txn: lmdb.Transaction, sid: bytes, *, shown: int = 3
+) -> tuple[str, ...]:
+    """Why kept runs protect a version: ``used by run train#3``, ``produced by run
+    train#4``, ``environment of runs a#1, b#2 and 3 more`` (:func:`run_users`)."""
+    out: list[str] = []
+    for verb, refs in run_users(repo, txn, sid):
+        names = [run_label(n, k) for n, k in refs[:shown]]
         more = f" and {len(refs) - shown} more" if len(refs) > shown else ""
         out.append(f"{verb} run{'s' if len(refs) > 1 else ''} {', '.join(names)}{more}")
     return tuple(out)
@@ -180,27 +194,21 @@ def apply_decision(
             ):
                 skipped.append(r.ref)  # changed since the decision: keep it
                 continue
-            raw = txn.get(sid.raw, db=index.db["snapshots"])
-            logical = 0
-            with contextlib.suppress(ReprocasError):
-                logical = repo.load_snapshot(txn, sid).logical_bytes
             deletes += [(vref, sid)] + [(tag_ref(r.dataset, t), sid) for t in tags]
-            if raw is not None:
-                txn.delete(sid.raw, db=index.db["snapshots"])
-            record = {
-                "ref": r.ref,
-                "name": r.dataset,
-                "number": r.number,
-                "kind": r.kind,
-                "time_ns": r.time_ns,
-                "logical_bytes": logical,
-                "forgotten_ns": now,
-                "reasons": list(decision.reasons[r.id]),
-                "tags": list(tags),
-            }
-            txn.put(sid.raw, pack(record), db=index.db["forgotten"])
             logged.append(
-                {"op": "forget", "id": sid.hex, "txn": rt.id, "time_ns": now, "forgotten": record}
+                forgotten_line(
+                    repo,
+                    rt,
+                    sid,
+                    ref=r.ref,
+                    name=r.dataset,
+                    number=r.number,
+                    kind=r.kind,
+                    time_ns=r.time_ns,
+                    reasons=list(decision.reasons[r.id]),
+                    tags=list(tags),
+                    now=now,
+                )
             )
             done.append(r.ref)
         if deletes:
@@ -210,6 +218,49 @@ def apply_decision(
             rt.delete(deletes)
             repo.append_reflog(logged)
     return done, skipped
+
+
+def forgotten_line(
+    repo: Repository,
+    rt: RefTransaction,
+    sid: ObjectId,
+    *,
+    ref: str,
+    name: str,
+    number: int,
+    kind: str,
+    time_ns: int,
+    reasons: list[str],
+    tags: list[str],
+    now: int,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Mark one version forgotten inside ``rt``: it leaves the ``snapshots`` table and
+    gets its ``forgotten`` record; returns the ref-log line (``"op": "forget"``) that
+    makes ``index rebuild`` restore the record. The caller deletes the version's refs
+    and appends the lines (``forget`` by policy and ``rm`` by name both go through
+    here). ``extra`` fields join the record (``rm`` adds ``"by": "rm"``)."""
+    index = repo.index
+    txn = rt.txn
+    logical = 0
+    with contextlib.suppress(ReprocasError):
+        logical = repo.load_snapshot(txn, sid).logical_bytes
+    if txn.get(sid.raw, db=index.db["snapshots"]) is not None:
+        txn.delete(sid.raw, db=index.db["snapshots"])
+    record = {
+        "ref": ref,
+        "name": name,
+        "number": number,
+        "kind": kind,
+        "time_ns": time_ns,
+        "logical_bytes": logical,
+        "forgotten_ns": now,
+        "reasons": reasons,
+        "tags": tags,
+        **extra,
+    }
+    txn.put(sid.raw, pack(record), db=index.db["forgotten"])
+    return {"op": "forget", "id": sid.hex, "txn": rt.id, "time_ns": now, "forgotten": record}
 
 
 def forget(

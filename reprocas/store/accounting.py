@@ -24,6 +24,7 @@ from reprocas.store.reachability import (
     all_versions,
     reach_snapshot,
     reach_tree,
+    run_snapshots,
 )
 from reprocas.store.repository import Repository
 
@@ -221,7 +222,7 @@ def root_chunks(
     elif isinstance(obj, Run):
         if obj.root is not None:
             reach_tree(repo, txn, obj.root.raw, r, manifest_cache=cache)
-        for sid in obj.snapshot_ids():
+        for sid in run_snapshots(repo, txn, obj):
             reach_snapshot(repo, txn, sid, r, manifest_cache=cache)
     return set(add_bases(repo, txn, r).chunks)
 

@@ -713,7 +713,7 @@ def finish_snapshot(
                     writer.seal()
                     _tag(repo, name, latest[1], tags)
                     return False, latest[0], latest[1], latest_snap
-        number = latest[0] + 1 if latest else 1
+            number = repo.next_number(txn, name)
         snap = Snapshot(
             kind=kind,
             name=name,
@@ -733,7 +733,7 @@ def finish_snapshot(
         refs = [(version_ref(name, number), sid)] + [(tag_ref(name, t), sid) for t in tags]
         raced = False
         with repo.ref_transaction() as rt:
-            if repo.latest(rt.txn, name) != latest:
+            if repo.latest(rt.txn, name) != latest or repo.next_number(rt.txn, name) != number:
                 raced = True  # another writer of this name won: redo on top of it
             else:
                 # The new packs are indexed in the transaction that moves the ref: until

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import lmdb
 
 from reprocas.model.ids import ObjectId
-from reprocas.model.objects import FileManifest, Tree, TreeEntry
+from reprocas.model.objects import FileManifest, Run, Tree, TreeEntry
 from reprocas.store.index import ChunkLoc, delta_key
 from reprocas.store.packs import CODEC_DELTA
 from reprocas.store.repository import Repository
@@ -67,12 +67,46 @@ def reach_snapshot(
     return reach_tree(repo, txn, snap.root.raw, r, manifest_cache=manifest_cache, force=True)
 
 
+def purged_ids(repo: Repository, txn: lmdb.Transaction) -> frozenset[bytes]:
+    """Snapshots removed with ``rm --purge`` (their ``forgotten`` record has a
+    ``purge_ns``): their bytes must go, so runs that name them no longer keep them."""
+    from reprocas.store.index import unpack
+
+    out: set[bytes] = set()
+    for k, v in txn.cursor(db=repo.index.db["forgotten"]):
+        try:
+            rec = unpack(v)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and rec.get("purge_ns"):
+            out.add(bytes(k))
+    return frozenset(out)
+
+
+def is_purged(repo: Repository, txn: lmdb.Transaction, sid: bytes) -> bool:
+    """Whether ``sid`` was removed with ``rm --purge`` (one look-up)."""
+    from reprocas.store.index import unpack
+
+    raw = txn.get(sid, db=repo.index.db["forgotten"])
+    if raw is None:
+        return False
+    try:
+        rec = unpack(raw)
+    except ValueError:
+        return False
+    return isinstance(rec, dict) and bool(rec.get("purge_ns"))
+
+
+def run_snapshots(repo: Repository, txn: lmdb.Transaction, run: Run) -> list[ObjectId]:
+    """The snapshots a run keeps alive: those it names, less the purged ones."""
+    return [s for s in run.snapshot_ids() if not is_purged(repo, txn, s.raw)]
+
+
 def reach_runs(repo: Repository, txn: lmdb.Transaction, into: Reach) -> Reach:
     """Everything recorded runs need (added to ``into``): each run object (refs
     ``run:<name>:<N>``), the tree of its own files (logs, code diff), and the snapshots
-    it used, generated and ran in — kept even when their versions were forgotten."""
-    from reprocas.model.objects import Run
-
+    it used, generated and ran in — kept even when their versions were forgotten, but
+    not once purged (``rm --purge``)."""
     for _, value in repo.index.iter_refs(txn, "run:"):
         run = repo.load(txn, ObjectId(value))
         if not isinstance(run, Run):
@@ -80,7 +114,7 @@ def reach_runs(repo: Repository, txn: lmdb.Transaction, into: Reach) -> Reach:
         into.objects.add(value)
         if run.root is not None:
             reach_tree(repo, txn, run.root.raw, into)
-        for sid in run.snapshot_ids():
+        for sid in run_snapshots(repo, txn, run):
             if sid.raw not in into.objects:
                 reach_snapshot(repo, txn, sid, into)
     return into

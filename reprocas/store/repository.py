@@ -423,6 +423,19 @@ class Repository:
         versions = self.versions(txn, name)
         return versions[-1] if versions else None
 
+    def next_number(self, txn: lmdb.Transaction, name: str) -> int:
+        """The number a new version of ``name`` gets: one above every number it ever
+        had, kept or removed (``reprocas rm`` may remove the latest; a number is never
+        given to two versions)."""
+        latest = self.latest(txn, name)
+        top = latest[0] if latest else 0
+        for _, raw in txn.cursor(db=self.index.db["forgotten"]):
+            with contextlib.suppress(ValueError, TypeError, AttributeError, KeyError):
+                rec = unpack(raw)
+                if rec.get("name") == name and isinstance(rec.get("number"), int):
+                    top = max(top, rec["number"])
+        return top + 1
+
     def version_info(self, txn: lmdb.Transaction, oid: ObjectId) -> tuple[str, int] | None:
         raw = txn.get(oid.raw, db=self.index.db["snapshots"])
         if raw is None:

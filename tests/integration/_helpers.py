@@ -408,3 +408,69 @@ def git(cwd: Path, *args: str) -> str:
         stdin=subprocess.DEVNULL,
     )
     return proc.stdout.strip()
+
+
+# --- every byte a repository stores, decoded (the purge tests) ---------------------------
+
+
+@dataclass
+class StoredBytes:
+    """Every file under a repository, raw, and every blob of every pack file decoded:
+    plain and zstd frames, objects, and delta frames (decoded against their bases,
+    found by digest in any pack, as many rounds as chains are deep)."""
+
+    files: dict[Path, bytes]
+    blobs: dict[tuple[Path, int], bytes]  # (pack, offset) -> decoded frame or object
+    chunks: dict[bytes, bytes]  # digest -> bytes, of every chunk some pack holds
+    delta_bases: dict[tuple[Path, int], tuple[bytes, ...]]
+    frames: dict[tuple[Path, int], tuple[bytes, ...]]  # the chunks of each frame
+    undecodable: list[tuple[Path, int]]  # delta frames whose bases are in no pack
+
+    def where(self, needle: bytes) -> list[str]:
+        """Every place ``needle`` occurs: a file's raw bytes or a decoded blob."""
+        found = [f"file {p}" for p, data in self.files.items() if needle in data]
+        found += [f"{p}@{off}" for (p, off), data in self.blobs.items() if needle in data]
+        return found
+
+
+def stored_bytes(repo_path: Path) -> StoredBytes:
+    """Read everything under ``repo_path`` (see :class:`StoredBytes`)."""
+    from reprocas.native import core
+    from reprocas.store.packs import CODEC_DELTA, read_trailer
+
+    files = {p: p.read_bytes() for p in sorted(repo_path.rglob("*")) if p.is_file()}
+    out = StoredBytes(files, {}, {}, {}, {}, [])
+    pending: list[tuple[Path, Any]] = []
+    for path, data in files.items():
+        if path.suffix != ".pack":
+            continue
+        trailer = read_trailer(path)
+        for o in trailer.objects:
+            blob = data[o.offset : o.offset + o.stored_len]
+            [raw] = core.decompress_chunks([(o.codec, blob, o.raw_len)])
+            out.blobs[(path, o.offset)] = raw
+        for f in trailer.frames:
+            out.frames[(path, f.offset)] = tuple(d for d, _, _ in f.chunks)
+            if f.codec == CODEC_DELTA:
+                out.delta_bases[(path, f.offset)] = f.bases
+                pending.append((path, f))
+                continue
+            blob = data[f.offset : f.offset + f.stored_len]
+            [raw] = core.decompress_chunks([(f.codec, blob, f.raw_len)])
+            out.blobs[(path, f.offset)] = raw
+            for d, off, n in f.chunks:
+                out.chunks[d] = raw[off : off + n]
+    while pending:
+        ready = [(p, f) for p, f in pending if all(b in out.chunks for b in f.bases)]
+        if not ready:
+            break
+        for path, f in ready:
+            prefix = b"".join(out.chunks[b] for b in f.bases)
+            blob = files[path][f.offset : f.offset + f.stored_len]
+            [raw] = core.decompress_chunks([(f.codec, blob, f.raw_len, prefix)])
+            out.blobs[(path, f.offset)] = raw
+            for d, off, n in f.chunks:
+                out.chunks[d] = raw[off : off + n]
+        pending = [x for x in pending if x not in ready]
+    out.undecodable = [(p, f.offset) for p, f in pending]
+    return out

@@ -190,8 +190,8 @@ def test_refs_resolve(cli: Cli, populated: dict[str, Any]) -> None:
     assert show(id1[:6]) == id1
     assert show(id1[:10]) == id1
     assert show(id1) == id1
-    # A tag moves when set again.
-    assert_ok(cli("tag", "clinical@v1", "published"))
+    # A tag moves when set again with --force (tests/integration/test_remove.py).
+    assert_ok(cli("tag", "clinical@v1", "published", "--force"))
     assert show("clinical@published") == id1
     log = {e["ref"]: e for e in assert_ok(cli("log", "--json")).json()}
     assert log["clinical@v1"]["tags"] == ["published"] and log["clinical@v2"]["tags"] == []

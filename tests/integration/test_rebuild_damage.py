@@ -39,7 +39,7 @@ def _history(repo_path: Path, tmp_path: Path) -> dict[str, dict[str, Entry]]:
         repo.commit(src, "clinical", message="a1", tags=["best"])
         expected["a2"] = mutate_tree(src, 12)
         repo.commit(src, "clinical", message="a2")
-        repo.tag("clinical@v2", "best")  # moved
+        repo.tag("clinical@v2", "best", force=True)  # moved
         expected["a3"] = mutate_tree(src, 13)
         repo.commit(src, "clinical", message="a3", tags=["final"])
         other = tmp_path / "src-b"

@@ -40,7 +40,7 @@ def _history(repo_path: Path, tmp_path: Path) -> dict[str, dict[str, Entry]]:
         repo.commit(src, "clinical", message="c1", tags=["best"])
         expected["c2"] = mutate_tree(src, 32)
         repo.commit(src, "clinical", message="c2", step="clean")
-        repo.tag("clinical@v2", "best")  # moved
+        repo.tag("clinical@v2", "best", force=True)  # moved
         repo.tag("clinical@v2", "reviewed")
         expected["c3"] = mutate_tree(src, 33)
         repo.commit(src, "clinical", message="c3")

@@ -40,7 +40,7 @@ def _base() -> tuple[Path, dict[str, set[bytes]], dict[str, Any]]:
         repo.commit(src, "a", message="a1", tags=["t"])
         mutate_tree(src, 6)
         repo.commit(src, "a", message="a2")
-        repo.tag("a@v2", "t")
+        repo.tag("a@v2", "t", force=True)
         other = work / "other"
         generate_tree(other, 7)
         repo.commit(other, "b", message="b1")

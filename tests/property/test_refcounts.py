@@ -133,7 +133,7 @@ class RefcountMachine(RuleBasedStateMachine):
         if vs:
             name, number, _ = vs[pick % len(vs)]
             assert self.repo is not None
-            self.repo.tag(f"{name}@v{number}", tag)
+            self.repo.tag(f"{name}@v{number}", tag, force=True)
 
     @precondition(lambda self: self.repo is not None)
     @rule(pick=st.integers(0, 10**6))
@@ -162,6 +162,16 @@ class RefcountMachine(RuleBasedStateMachine):
                 rt.delete(
                     [(version_ref(name, number), sid)] + [(tag_ref(name, t), sid) for t in tags]
                 )
+
+    @precondition(lambda self: self.repo is not None)
+    @rule(pick=st.integers(0, 10**6), purge=st.booleans())
+    def rm(self, pick: int, purge: bool) -> None:
+        """`rm --force [--purge]` of any version, whatever runs and tags need it."""
+        vs = self._versions()
+        if vs:
+            name, number, _ = vs[pick % len(vs)]
+            assert self.repo is not None
+            self.repo.rm([f"{name}@v{number}"], force=True, purge=purge, lease_wait=5)
 
     @precondition(lambda self: self.repo is not None)
     @rule(picks=st.lists(st.integers(0, 10**6), max_size=3), log=st.integers(0, 10))
