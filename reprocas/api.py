@@ -506,13 +506,19 @@ class Repo:
             self.store, v.id.raw, max_unused=DEFAULT_MAX_UNUSED if mu is None else mu
         )
 
-    def gc(self, *, dry_run: bool = False, lease_wait: float | None = None) -> gc_mod.GcReport:
+    def gc(
+        self,
+        *,
+        dry_run: bool = False,
+        lease_wait: float | None = None,
+        progress: Progress | None = None,
+    ) -> gc_mod.GcReport:
         """Remove what failed writes left; ``lease_wait`` bounds the wait (seconds) for
         readers still using packs it removes (docs/FORMAT.md, read leases)."""
         from reprocas.store.lease import DEFAULT_LEASE_WAIT
 
         wait = DEFAULT_LEASE_WAIT if lease_wait is None else lease_wait
-        return gc_mod.gc(self.store, dry_run=dry_run, lease_wait=wait)
+        return gc_mod.gc(self.store, dry_run=dry_run, lease_wait=wait, progress=progress)
 
     def rebuild_index(self, progress: Progress | None = None) -> rebuild_mod.RebuildReport:
         return rebuild_mod.rebuild(self.store, progress)

@@ -118,8 +118,10 @@ def gc(
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """Remove temporary files and packs that nothing references (what crashed commits left)."""
-    with open_repo() as repo:
-        r = repo.gc(dry_run=dry_run)
+    from reprocas.cli.common import progress_bar
+
+    with open_repo() as repo, progress_bar("checking packs", not as_json, unit="pack") as bar:
+        r = repo.gc(dry_run=dry_run, progress=bar)
     if as_json:
         emit_json(r.to_json())
         return

@@ -17,6 +17,7 @@ from typing import Any
 
 from reprocas.errors import IntegrityError, ReprocasError
 from reprocas.model.ids import ObjectId
+from reprocas.progress import Progress
 from reprocas.store import lease
 from reprocas.store.index import unpack
 from reprocas.store.packs import PackTrailer, read_trailer
@@ -50,8 +51,19 @@ class GcReport:
         }
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def gc(
-    repo: Repository, *, dry_run: bool = False, lease_wait: float = lease.DEFAULT_LEASE_WAIT
+    repo: Repository,
+    *,
+    dry_run: bool = False,
+    lease_wait: float = lease.DEFAULT_LEASE_WAIT,
+    progress: Progress | None = None,
 ) -> GcReport:
     report = GcReport()
     index = repo.index
@@ -70,11 +82,17 @@ def gc(
                     except ValueError:
                         continue
         trailers: dict[bytes, PackTrailer | None] = {}
+        sizes = {pid: _size(path) for pid, path in on_disk.items()} if progress else {}
+        if progress is not None:
+            progress.start(sum(sizes.values()), len(on_disk))
         for pid, path in on_disk.items():
             try:
                 trailers[pid] = read_trailer(path)
             except IntegrityError:
                 trailers[pid] = None  # damaged: never deleted (index rebuild salvages it)
+            if progress is not None:
+                progress.advance(sizes[pid])
+                progress.file_done()
         sound = {k: t for k, t in trailers.items() if t is not None}
         reach = Reach()
         with index.read() as txn:

@@ -98,6 +98,10 @@ def test_checkout_verify_and_status_draw_bars(
     assert code == 0 and "comparing" in shown and "/30 files" in shown, shown
     code, shown, _ = _on_pty(repo_path, "index", "rebuild")
     assert code == 0 and "rebuilding" in shown and "pack" in shown, shown
+    code, shown, out = _on_pty(repo_path, "gc")
+    assert code == 0 and "checking packs" in shown and "pack" in shown, shown
+    code, shown, out = _on_pty(repo_path, "gc", "--json")
+    assert code == 0 and "checking packs" not in shown, shown
     code, shown, out = _on_pty(repo_path, "status", tree, "--json")
     assert code == 0 and "comparing" not in shown, shown
     assert b'"clean":true' in out
