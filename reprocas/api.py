@@ -453,9 +453,11 @@ class Repo:
         path: str | None = None,
         key: list[str] | None = None,
         limit: int = 5,
+        progress: Progress | None = None,
     ) -> Any:
         """What changed between two versions: files, table schemas and row counts, and
-        with ``key`` the rows added, removed and changed (``DatasetDiff``)."""
+        with ``key`` the rows added, removed and changed (``DatasetDiff``); ``progress``
+        hears of each column compared."""
         from reprocas.tabular.diff import diff_versions
         from reprocas.tabular.read import arrow_errors
 
@@ -467,6 +469,7 @@ class Repo:
                 path=path,
                 key=key,
                 limit=limit,
+                progress=progress,
             )
 
     open = _ClassOrInstance(open_repo, open_file)

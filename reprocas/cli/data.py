@@ -359,8 +359,9 @@ def diff(
     if path is None and key is None and diff_if_runs(ref_a, ref_b, as_json):
         return
     keys = [k.strip() for k in key.split(",") if k.strip()] if key else None
-    with open_repo() as repo:
-        d = repo.diff(ref_a, ref_b, path=path, key=keys, limit=limit)
+    bar_on = keys is not None and not as_json
+    with open_repo() as repo, progress_bar("comparing rows", bar_on, unit="column") as bar:
+        d = repo.diff(ref_a, ref_b, path=path, key=keys, limit=limit, progress=bar)
     if as_json:
         emit_json(d.to_json())
         return

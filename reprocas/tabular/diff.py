@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from reprocas.errors import PathNotInVersionError, UsageError
 from reprocas.model.ids import ObjectId
 from reprocas.model.objects import TableRecord, TreeEntry
+from reprocas.progress import Progress
 from reprocas.store.checkout import find_entry
 from reprocas.store.reachability import iter_tree
 from reprocas.store.repository import Repository, Version
@@ -115,6 +116,7 @@ def diff_versions(
     path: str | None = None,
     key: list[str] | None = None,
     limit: int = 5,
+    progress: Progress | None = None,
 ) -> DatasetDiff:
     """Files added, removed and changed between two versions; for tables present in both,
     schema and row counts; with ``key``, rows added, removed and changed."""
@@ -151,7 +153,7 @@ def diff_versions(
             d.schema = _schema_diff(ra, rb)
             d.row_counts = (ra.rows, rb.rows)
             if key and not same:
-                d.rows = diff_rows(repo, va, vb, p, key, limit)
+                d.rows = diff_rows(repo, va, vb, p, key, limit, progress)
             elif key:
                 d.rows = {"added": 0, "removed": 0, "changed": 0, "columns": {}, "samples": []}
         elif not same and a.kind == "file":
@@ -266,7 +268,13 @@ def _comparable(arr: pa.ChunkedArray, other_type: pa.DataType) -> pa.ChunkedArra
 
 
 def diff_rows(
-    repo: Repository, va: Version, vb: Version, path: str, key: list[str], limit: int
+    repo: Repository,
+    va: Version,
+    vb: Version,
+    path: str,
+    key: list[str],
+    limit: int,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Rows added, removed and changed (per column) between two versions of one table."""
     with tempfile.TemporaryDirectory(prefix="reprocas-diff-") as td:
@@ -295,6 +303,8 @@ def diff_rows(
         # kept their order between versions — the usual case — need few row groups).
         step = 1 << 20
         pool = pa.default_memory_pool()
+        if progress is not None:
+            progress.start(0, len(common))
         for col in common:
             parts = []
             for lo in range(0, matched.num_rows, step):
@@ -317,6 +327,8 @@ def diff_rows(
                 columns[col] = n
                 changed_cols[col] = changed
                 any_changed = pc.or_(any_changed, changed)
+            if progress is not None:
+                progress.file_done()
         n_changed = (pc.sum(any_changed).as_py() or 0) if matched.num_rows else 0
         samples: list[dict[str, Any]] = []
         if n_changed and limit > 0:

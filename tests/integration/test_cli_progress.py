@@ -123,3 +123,23 @@ def test_prune_draws_a_bar_while_it_repacks(
     assert code == 0, shown
     assert b"repacked 1" in out
     assert "repacking" in shown and "/1 pack " in shown, shown
+
+
+def test_diff_by_key_draws_a_bar_over_the_columns(
+    repo: reprocas.Repo, repo_path: Path, tmp_path: Path
+) -> None:
+    src = tmp_path / "tab"
+    src.mkdir()
+    rows = [f"{i},{i * 2},x{i}" for i in range(200)]
+    for edit in (False, True):
+        if edit:
+            rows[5] = "5,11,changed"
+        (src / "t.csv").write_text("id,a,b\n" + "\n".join(rows) + "\n")
+        repo.commit(src, "tab")
+    repo.close()
+    code, shown, out = _on_pty(repo_path, "diff", "tab@v1", "tab@v2", "--key", "id")
+    assert code == 0, shown
+    assert "comparing rows" in shown and "/2 columns" in shown, shown
+    assert b"changed" in out
+    code, shown, out = _on_pty(repo_path, "diff", "tab@v1", "tab@v2", "--key", "id", "--json")
+    assert code == 0 and "comparing rows" not in shown, shown
