@@ -421,6 +421,7 @@ class Repo:
         format: str | None = None,
         *,
         force: bool = False,
+        progress: Progress | None = None,
     ) -> Path:
         """Write one table of a version to a local file. The format is ``format``, else
         ``to``'s suffix (an unknown suffix is refused rather than guessed); an existing
@@ -442,7 +443,8 @@ class Repo:
         if out.is_dir():
             raise DestinationError(f"{out} is a directory; name the file to write")
         with arrow_errors(f"{ref}:{path}"):
-            export_table(read_table(self.store, self._read(ref, path), path), out, fmt)
+            table = read_table(self.store, self._read(ref, path), path)
+            export_table(table, out, fmt, progress)
         return out
 
     def diff(

@@ -313,8 +313,8 @@ def export_table(
 
     Example: reprocas export-table clinical@v2 visits.parquet --to v2.csv
     """
-    with open_repo() as repo:
-        out = repo.export_table(ref, path, to, fmt, force=force)
+    with open_repo() as repo, progress_bar("exporting", not as_json, unit="table") as bar:
+        out = repo.export_table(ref, path, to, fmt, force=force, progress=bar)
         rows = repo.table_info(ref, path)
     n = rows.rows if rows is not None else None
     if as_json:

@@ -143,3 +143,19 @@ def test_diff_by_key_draws_a_bar_over_the_columns(
     assert b"changed" in out
     code, shown, out = _on_pty(repo_path, "diff", "tab@v1", "tab@v2", "--key", "id", "--json")
     assert code == 0 and "comparing rows" not in shown, shown
+
+
+def test_export_table_draws_a_bar(repo: reprocas.Repo, repo_path: Path, tmp_path: Path) -> None:
+    src = tmp_path / "tab"
+    src.mkdir()
+    (src / "t.csv").write_text("id,a\n" + "".join(f"{i},{i * 3}\n" for i in range(500)))
+    repo.commit(src, "tab")
+    repo.close()
+    for fmt in ("parquet", "arrow", "csv"):
+        to = tmp_path / f"out.{fmt}"
+        code, shown, _ = _on_pty(repo_path, "export-table", "tab", "t.csv", "--to", to)
+        assert code == 0 and "exporting" in shown and "1/1 table" in shown, shown
+        back = assert_ok(run_cli("export-table", "tab", "t.csv", "--to", to, "--force",
+                                 "--json", repo=repo_path))  # fmt: skip
+        assert back.json()["rows"] == 500
+        assert "exporting" not in back.err
