@@ -78,6 +78,14 @@ def run(
             "--env", help="Environment snapshot: light (default), full (site-packages too) or none."
         ),
     ] = "light",
+    env_name: Annotated[
+        str | None,
+        typer.Option(
+            "--env-name",
+            help="Name of the environment snapshot (env/NAME; default: the working "
+            "directory's name).",
+        ),
+    ] = None,
     allow_differ: Annotated[
         list[str] | None,
         typer.Option(
@@ -140,6 +148,7 @@ def run(
         outputs=list(output or ()),
         metrics=metrics,
         env=env,
+        env_name=env_name,
         extra={ALLOW_DIFFER_KEY: globs} if globs else {},
         code_limits=limits,
         allow_secrets=allow_secrets,
@@ -156,7 +165,8 @@ def run(
             f"exit {r.run.exit_code}, {dur:.2f}s"
         )
         if r.environment_ref:
-            _say(f"environment {r.environment_ref} (named after the working directory {r.run.cwd})")
+            origin = "--env-name" if env_name else f"named after the working directory {r.run.cwd}"
+            _say(f"environment {r.environment_ref} ({origin})")
     if r.error is not None:
         raise r.error
     if r.run.exit_code != 0:

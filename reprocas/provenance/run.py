@@ -63,6 +63,7 @@ class Spec:
     outputs: list[str] = field(default_factory=list)
     metrics: str | None = None
     env: str = "light"
+    env_name: str | None = None  # env/NAME of the snapshot (None: the working directory's)
     cwd: Path = field(default_factory=Path.cwd)
     extra: dict[str, Any] = field(default_factory=dict)
     record_env: dict[str, str] | None = None  # the command's environment (None: ours)
@@ -102,7 +103,9 @@ def record(
     for o in spec.outputs:
         safe_rel(o, "--output")
     checkout_inputs(repo, inputs, cwd, say)
-    env = capture_environment(repo, spec.env, cwd, allow_secrets=spec.allow_secrets)
+    env = capture_environment(
+        repo, spec.env, cwd, allow_secrets=spec.allow_secrets, name=spec.env_name
+    )
     for n in env.notes:
         say(f"note: {n}")
     for w in env.warnings:

@@ -52,7 +52,12 @@ def _code(git: dict[str, Any] | None, patch: bytes) -> dict[str, Any] | None:
 
 
 def capture_environment(
-    repo: Repository, mode: str, cwd: Path, *, allow_secrets: bool = False
+    repo: Repository,
+    mode: str,
+    cwd: Path,
+    *,
+    allow_secrets: bool = False,
+    name: str | None = None,
 ) -> EnvState:
     """A light (or full) environment snapshot, reused when unchanged; code state always.
     Secrets are redacted from what is stored unless ``allow_secrets``."""
@@ -73,7 +78,7 @@ def capture_environment(
     from reprocas.environment.store import env_name, save
 
     cap = capture(None, cwd, exclude=(repo.root.resolve(),), allow_secrets=allow_secrets)
-    r = save(repo, cap, env_name(None, cap.project), full=mode == "full")
+    r = save(repo, cap, env_name(name, cap.project), full=mode == "full")
     return EnvState(
         snapshot=r.id,
         ref=r.ref,

@@ -278,3 +278,17 @@ def test_run_says_where_its_environment_name_came_from(repo: reprocas.Repo, tmp_
         )
     )
     assert f"environment env/myproj@v1 (named after the working directory {work})" in res.err
+    res = assert_ok(
+        run_cli(
+            "run", "-n", "t", "--env-name", "gpu-box", "--json", "--",
+            sys.executable, "-c", "pass", repo=tmp_path / "repo", cwd=work,
+        )
+    )  # fmt: skip
+    assert res.json()["environment"]["ref"] == "env/gpu-box@v1"
+    res = assert_ok(
+        run_cli(
+            "run", "-n", "t", "--env-name", "gpu-box", "--",
+            sys.executable, "-c", "pass", repo=tmp_path / "repo", cwd=work,
+        )
+    )  # fmt: skip
+    assert "environment env/gpu-box@v1 (--env-name)" in res.err
