@@ -587,6 +587,7 @@ class Repo:
         dry_run: bool = False,
         purge: bool = False,
         lease_wait: float = 60.0,
+        progress: Progress | None = None,
     ) -> Any:
         """Forget the named versions (a bare dataset name: all its versions); returns a
         ``RemoveResult``. Refused (``RemovalRefusedError``) for a version a kept run
@@ -601,15 +602,16 @@ class Repo:
         else:
             result = remove(self.store, refs, force=force, dry_run=dry_run, purge=purge)
         if purge and not dry_run:
-            result.purge_report = self.purge(lease_wait=lease_wait)
+            result.purge_report = self.purge(lease_wait=lease_wait, progress=progress)
         return result
 
-    def purge(self, *, lease_wait: float = 60.0) -> Any:
+    def purge(self, *, lease_wait: float = 60.0, progress: Progress | None = None) -> Any:
         """Delete now the bytes of every version removed with ``purge`` (finishing a
-        purge that was interrupted), prove them gone and verify; a ``PurgeReport``."""
+        purge that was interrupted), prove them gone and verify; a ``PurgeReport``.
+        ``progress`` hears of each pack examined, then of each pack verified."""
         from reprocas.retention.purge import purge as run_purge
 
-        return run_purge(self.store, lease_wait=lease_wait)
+        return run_purge(self.store, lease_wait=lease_wait, progress=progress)
 
     def forgotten(self) -> list[dict[str, Any]]:
         """Versions forgotten so far, with their metadata (their data may be pruned)."""

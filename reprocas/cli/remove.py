@@ -57,13 +57,17 @@ def rm(
     names, unless --force. A removed number is never given again; the version's
     record stays (Repo.forgotten()) and `index rebuild` keeps it removed.
     """
-    with open_repo() as repo:
+    from reprocas.cli.common import progress_bar
+
+    bar_on = purge and not dry_run and not as_json
+    with open_repo() as repo, progress_bar("purging", bar_on, unit="pack") as bar:
         result = repo.rm(
             refs or [],
             force=force,
             dry_run=dry_run,
             purge=purge,
             lease_wait=lease_wait,
+            progress=bar,
         )
     if as_json:
         emit_json(result.to_json())

@@ -46,6 +46,7 @@ from reprocas.errors import IntegrityError, LockTimeoutError, ReprocasError
 from reprocas.model.ids import ID_BYTES, ObjectId
 from reprocas.model.objects import Snapshot
 from reprocas.native import core
+from reprocas.progress import Progress
 from reprocas.store import lease, refcounts
 from reprocas.store.frames import FrameDecoder
 from reprocas.store.index import (
@@ -373,7 +374,9 @@ def _prove(repo: Repository, live: Reach, removed: Reach, report: PurgeReport) -
         )
 
 
-def purge(repo: Repository, *, lease_wait: float = 60.0) -> PurgeReport:
+def purge(
+    repo: Repository, *, lease_wait: float = 60.0, progress: Progress | None = None
+) -> PurgeReport:
     """Delete every byte nothing kept needs, now; prove it; verify (see the module
     docstring). Raises when it cannot finish, saying what is left and how to finish."""
     report = PurgeReport()
@@ -399,6 +402,8 @@ def purge(repo: Repository, *, lease_wait: float = 60.0) -> PurgeReport:
                 indexed = {
                     bytes(k) for k in txn.cursor(db=index.db["packs"]).iternext(values=False)
                 }
+                if progress is not None:
+                    progress.start(0, len(indexed))
                 for pid in sorted(indexed):
                     path = repo.pack_path(pid)
                     try:
@@ -415,6 +420,8 @@ def purge(repo: Repository, *, lease_wait: float = 60.0) -> PurgeReport:
                     rw = _plan_pack(repo, txn, decoder, pid, trailer, live, report)
                     if rw is not None:
                         rewrites.append(rw)
+                    if progress is not None:
+                        progress.file_done()
             finally:
                 decoder.close()
         garbage: list[Path] = []
@@ -490,7 +497,7 @@ def purge(repo: Repository, *, lease_wait: float = 60.0) -> PurgeReport:
         for d in dirs:
             fsync_dir(d)
         _prove(repo, live, removed, report)
-    checked = verify(repo, read_data=True)
+    checked = verify(repo, read_data=True, progress=progress)
     report.verify = checked.to_json()
     if not checked.ok:
         first = checked.problems[0].message if checked.problems else "?"
