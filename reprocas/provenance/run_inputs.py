@@ -49,6 +49,7 @@ def resolve_inputs(
                 "dataset": v.name,
                 "number": v.number,
                 "snapshot": v.id.raw,
+                "content": v.snapshot.root.raw,  # the content id (format 3)
                 "path": rel,
                 "default_path": path is None,
             }
