@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING
 
 import lmdb
 
-from reprocas.errors import IntegrityError
+from reprocas.errors import IntegrityError, ReprocasError
 from reprocas.model.ids import ObjectId
-from reprocas.model.objects import ChunkMap, FileManifest, TableRecord, TreeEntry
+from reprocas.model.objects import CHUNKMAP, TABLE, ChunkMap, FileManifest, TableRecord, TreeEntry
+from reprocas.store import codec
 
 if TYPE_CHECKING:
     from reprocas.store.repository import Repository
@@ -125,6 +126,30 @@ def store_file(
         )
         writer.table_keys[manifest.digest] = writer.add_object(rec.to_wire()).raw
     return manifest.digest, oid, None
+
+
+def unindex_object(repo: Repository, txn: lmdb.Transaction, oid: bytes, data: bytes) -> None:
+    """Drop the ``chunkmaps``/``tables`` entry that names object ``oid`` (whose encoding
+    is ``data``), if it is a chunk map or a table record: called when gc or prune
+    removes the object from the index."""
+    if b"chunkmap" not in data and b"digest" not in data:
+        return  # cheap test first: most objects are neither
+    try:
+        w = codec.decode(data)
+    except (ReprocasError, ValueError):
+        return
+    if not isinstance(w, dict):
+        return
+    db = repo.index.db
+    if w.get("type") == CHUNKMAP:
+        key, name = chunkmap_key(bytes(w["digest"]), bytes(w["chunking"])), CHUNKMAPS
+    elif w.get("type") == TABLE and w.get("digest") is not None:
+        key, name = bytes(w["digest"]), TABLES
+    else:
+        return
+    found = txn.get(key, db=db[name])
+    if found is not None and bytes(found) == oid:
+        txn.delete(key, db=db[name])
 
 
 def put_file_keys(

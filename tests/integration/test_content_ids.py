@@ -261,3 +261,41 @@ def test_runs_record_the_content_id_of_their_inputs(checked: tuple[Path, Path]) 
     shown = assert_ok(run_cli("show", "ds@v1", "--json", repo=repo_path)).json()
     [inp] = run["inputs"]
     assert inp["id"] == shown["id"] and inp["content"] == shown["content_id"]
+
+
+def test_prune_takes_a_dead_files_chunk_map_entry_along(tmp_path: Path) -> None:
+    """After prune removes a chunk map, no ``chunkmaps`` entry names it, and the same
+    file committed again is stored again and reads back."""
+    from reprocas.store.files import lookup_chunkmap
+
+    src = tmp_path / "src"
+    src.mkdir()
+    gone = random_bytes(50_000, 7)
+    (src / "gone.bin").write_bytes(gone)
+    (src / "kept.txt").write_text("kept\n")
+    repo_path = tmp_path / "repo"
+    assert_ok(run_cli("init", "--format", "3", repo_path))
+    assert_ok(run_cli("commit", src, "-d", "ds", repo=repo_path))
+    (src / "gone.bin").unlink()
+    assert_ok(run_cli("commit", src, "-d", "ds", repo=repo_path))
+    digest = bytes.fromhex(content_digest_bytes(gone))
+
+    def entry() -> bytes | None:
+        with reprocas.Repo.open_repo(repo_path) as repo, repo.store.index.read() as txn:
+            return lookup_chunkmap(repo.store, txn, digest)
+
+    assert entry() is not None
+    assert_ok(run_cli("forget", "--keep-last", "1", repo=repo_path))
+    assert_ok(run_cli("prune", "--max-unused", "0%", repo=repo_path))
+    assert entry() is None
+    (src / "gone.bin").write_bytes(gone)
+    assert_ok(run_cli("commit", src, "-d", "ds", repo=repo_path))
+    assert entry() is not None
+    assert_ok(run_cli("verify", "--read-data", repo=repo_path))
+    assert assert_ok(run_cli("cat", "ds@v3", "gone.bin", repo=repo_path)).stdout == gone
+
+
+def content_digest_bytes(data: bytes) -> str:
+    import blake3
+
+    return str(blake3.blake3(data).hexdigest())
