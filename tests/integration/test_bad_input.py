@@ -691,7 +691,7 @@ def test_hostile_duplicate_names_with_a_symlink_are_refused(
 # --- repository format -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("version", [99, 3, 0, -1, "1", 1.5, True, None], ids=repr)
+@pytest.mark.parametrize("version", [99, 4, 0, -1, "1", 1.5, True, None], ids=repr)
 def test_unknown_format_version_is_refused(
     repo_path: Path, seeded: Path, version: object, tmp_path: Path
 ) -> None:
