@@ -697,6 +697,7 @@ def test_unknown_format_version_is_refused(
 ) -> None:
     marker = repo_path / "reprocas.json"
     data = json.loads(marker.read_text())
+    right = data["version"]
     data["version"] = version
     marker.write_text(json.dumps(data))
     res = run_cli("--repo", str(repo_path), "log")
@@ -704,7 +705,7 @@ def test_unknown_format_version_is_refused(
     with pytest.raises(reprocas.errors.FormatVersionError):
         reprocas.Repo.open(repo_path)
     # Nothing was changed: with the right version back, the repository is as it was.
-    data["version"] = 1
+    data["version"] = right
     marker.write_text(json.dumps(data))
     assert_undamaged(repo_path, seeded, tmp_path)
 
