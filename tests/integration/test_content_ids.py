@@ -299,3 +299,24 @@ def content_digest_bytes(data: bytes) -> str:
     import blake3
 
     return str(blake3.blake3(data).hexdigest())
+
+
+def test_index_rebuild_recreates_chunk_maps_and_table_records(tmp_path: Path) -> None:
+    """Both format-3 sub-databases come back from the packs alone."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "t.csv").write_text("a,b\n1,2\n3,4\n")
+    (src / "big.bin").write_bytes(random_bytes(40_000, 3))
+    repo_path = tmp_path / "repo"
+    assert_ok(run_cli("init", "--format", "3", repo_path))
+    assert_ok(run_cli("commit", src, "-d", "ds", repo=repo_path))
+    table = assert_ok(run_cli("show", "ds", "--path", "t.csv", "--json", repo=repo_path)).json()
+    assert table["table"]["rows"] == 2
+    shutil.rmtree(repo_path / "index")
+    assert_ok(run_cli("index", "rebuild", repo=repo_path))
+    again = assert_ok(run_cli("show", "ds", "--path", "t.csv", "--json", repo=repo_path)).json()
+    assert again == table
+    assert_ok(run_cli("verify", "--read-data", repo=repo_path))
+    out = tmp_path / "out"
+    assert_ok(run_cli("checkout", "ds", out, repo=repo_path))
+    assert_ok(run_cli("check-dir", out, "ds", repo=repo_path))
