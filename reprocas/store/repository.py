@@ -246,6 +246,7 @@ class Repository:
             c = self.config.chunking
             self.params = core.ChunkerParams(c.min_size, c.avg_size, c.max_size, c.seed)
             self.format_version = int(marker.get("version", 1))
+            self._chunking_id = core.blake3_digest(codec.encode(asdict(c)))
         except (KeyError, TypeError, ValueError) as exc:
             raise FormatVersionError(
                 f"{root / MARKER} has missing or invalid settings ({exc!r}); "
@@ -391,8 +392,7 @@ class Repository:
     def chunking_id(self) -> bytes:
         """BLAKE3 of the canonical encoding of this repository's chunking settings:
         the second half of a ``chunkmaps`` key."""
-        c = self.config.chunking
-        return core.blake3_digest(codec.encode(asdict(c)))
+        return self._chunking_id
 
     def pack_path(self, pack_id: bytes) -> Path:
         return pack_path(self.packs_dir, ObjectId(pack_id))
