@@ -39,8 +39,11 @@ class CheckResult:
 
     @property
     def same(self) -> bool:
-        ids = {self.expected_id, self.actual_id, self.listing_id} - {None}
-        return not self.differences and len(ids) <= 1
+        if self.expected_id is not None and self.actual_id != self.expected_id:
+            return False
+        if self.listing_id is not None and self.listing_id != self.expected_id:
+            return False
+        return not self.differences
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -97,7 +100,7 @@ def check_against_ref(store: Repository, directory: Path, ref: str) -> CheckResu
     res = CheckResult(str(directory), version.ref, compare(want, have))
     if store.content_ids:
         res.expected_id = version.snapshot.root.hex
-        res.actual_id = content_id(have).hex()
+        res.actual_id = _hex(content_id(have))
     return res
 
 
@@ -113,9 +116,13 @@ def check_against_listing(directory: Path, listing: Path) -> CheckResult:
     res = CheckResult(str(directory), str(listing), compare(want, have))
     if cid is not None:
         res.expected_id = cid.hex()
-        res.actual_id = content_id(have).hex()
-        res.listing_id = content_id(want).hex()
+        res.actual_id = _hex(content_id(have))
+        res.listing_id = _hex(content_id(want))
     return res
+
+
+def _hex(cid: bytes | None) -> str | None:
+    return None if cid is None else cid.hex()
 
 
 def check_args(ref: str | None, manifest: Path | None) -> None:

@@ -191,10 +191,13 @@ def dir_items(root: Path, *, skip: tuple[int, int] | None = None) -> list[Item]:
 # -- the content id ------------------------------------------------------------------------
 
 
-def content_id(items: list[Item]) -> bytes:
+def content_id(items: list[Item]) -> bytes | None:
     """The format-3 root tree id of a listing: each directory's tree encoded (canonical
     msgpack, ``"v": 3``) once its subdirectories' ids are known, names sorted by their
-    UTF-8 bytes; BLAKE3-256 of the root tree's encoding."""
+    UTF-8 bytes; BLAKE3-256 of the root tree's encoding. None when a name is not
+    UTF-8: no version can hold it (commit refuses such names)."""
+    if not all(_is_utf8(it.path) for it in items):
+        return None
     children: dict[str, list[Item]] = {"": []}
     for it in items:
         parent = it.path.rpartition("/")[0]
@@ -216,6 +219,19 @@ def content_id(items: list[Item]) -> bytes:
                 entries.append(TreeEntry(name, "file", it.mode, it.digest, it.size))
         ids[d] = core.blake3_digest(codec.encode(Tree.sorted(entries, 3).to_wire()))
     return ids[""]
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown(path: str) -> str:
+    """A path as text that can always be printed (bytes that are not UTF-8 as \\xNN)."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 # -- the comparison -----------------------------------------------------------------------
@@ -241,12 +257,14 @@ def compare(expected: list[Item], actual: list[Item]) -> list[dict[str, Any]]:
             assert a is not None or b is not None
             present = a if a is not None else b
             assert present is not None
-            out.append({"path": path, "change": "missing" if b is None else "extra"})
+            out.append({"path": shown(path), "change": "missing" if b is None else "extra"})
             if present.kind == "dir":
                 cut.append(path)
             continue
         if a.kind != b.kind:
-            out.append({"path": path, "change": "kind", "expected": a.kind, "actual": b.kind})
+            out.append(
+                {"path": shown(path), "change": "kind", "expected": a.kind, "actual": b.kind}
+            )
             if "dir" in (a.kind, b.kind):
                 cut.append(path)
             continue
@@ -262,7 +280,10 @@ def compare(expected: list[Item], actual: list[Item]) -> list[dict[str, Any]]:
                     b.digest.hex() if b.digest else None,
                 )
         if a.kind == "symlink" and a.target != b.target:
-            fields["target"] = (os.fsdecode(a.target or b""), os.fsdecode(b.target or b""))
+            fields["target"] = (
+                shown(os.fsdecode(a.target or b"")),
+                shown(os.fsdecode(b.target or b"")),
+            )
         for name, (x, y) in fields.items():
-            out.append({"path": path, "change": name, "expected": x, "actual": y})
+            out.append({"path": shown(path), "change": name, "expected": x, "actual": y})
     return out

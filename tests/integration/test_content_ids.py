@@ -36,6 +36,13 @@ def _tree(root: Path) -> Path:
     return root
 
 
+def _cid(src: Path) -> str:
+    """The content id of a directory, recomputed without a repository."""
+    cid = content_id(dir_items(src))
+    assert cid is not None
+    return cid.hex()
+
+
 def _commit(repo_path: Path, src: Path, chunking: ChunkingConfig, fmt: int = 3) -> tuple[str, str]:
     """(snapshot id, content id) of ``src`` committed into a new repository."""
     with reprocas.Repo.init(repo_path, chunking=chunking, format=fmt) as repo:
@@ -57,7 +64,7 @@ def test_same_directory_gets_one_content_id_whatever_the_chunking(tmp_path: Path
     # The files really were cut differently...
     assert _chunk_counts(tmp_path / "a") > 2 * _chunk_counts(tmp_path / "b")
     # ...yet the content id is the same, and is what the directory itself gives.
-    assert cid_a == cid_b == content_id(dir_items(src)).hex()
+    assert cid_a == cid_b == _cid(src)
     assert sid_a != sid_b  # snapshots differ (time), and name the same content
     # In format 2 the root tree id depends on the chunking: the reason for format 3.
     _, old_a = _commit(tmp_path / "c", src, SMALL_CHUNKS, fmt=2)
@@ -86,7 +93,7 @@ def test_any_change_of_content_changes_the_content_id(tmp_path: Path, change: st
         (src / "empty-dir").chmod(0o700)
     _, after = _commit(tmp_path / "b", src, SMALL_CHUNKS)
     assert after != before
-    assert after == content_id(dir_items(src)).hex()
+    assert after == _cid(src)
 
 
 def test_format3_versions_read_back_exactly(tmp_path: Path) -> None:
@@ -123,7 +130,7 @@ def test_show_prints_the_content_id_in_every_format(tmp_path: Path) -> None:
         assert shown["content_id"] in line
         assert ("depends on chunking" in line) == (fmt == "2")
         if fmt == "3":
-            assert shown["content_id"] == content_id(dir_items(src)).hex()
+            assert shown["content_id"] == _cid(src)
 
 
 def test_init_refuses_an_unknown_format(tmp_path: Path) -> None:
@@ -320,3 +327,17 @@ def test_index_rebuild_recreates_chunk_maps_and_table_records(tmp_path: Path) ->
     out = tmp_path / "out"
     assert_ok(run_cli("checkout", "ds", out, repo=repo_path))
     assert_ok(run_cli("check-dir", out, "ds", repo=repo_path))
+
+
+def test_check_dir_names_a_name_that_is_not_utf8(checked: tuple[Path, Path]) -> None:
+    """No version can hold it (commit refuses such names): an extra entry, printed
+    with its bytes escaped, and no content id for the directory — never a traceback."""
+    repo_path, out = checked
+    (out / os.fsdecode(b"bad\xff")).write_bytes(b"x")
+    res = run_cli("check-dir", out, "ds@v1", "--json", repo=repo_path)
+    assert res.returncode == 1 and "Traceback" not in res.err, res.describe()
+    got = json.loads(res.stdout)
+    assert got["differences"] == [{"path": "bad\\xff", "change": "extra"}]
+    assert got["content_id"]["actual"] is None
+    text = run_cli("check-dir", out, "ds@v1", repo=repo_path)
+    assert text.returncode == 1 and "extra    bad\\xff" in text.out, text.describe()
