@@ -46,6 +46,9 @@ class LogEntry:
     parent: str | None
     author: str
     damaged: bool = False
+    # The root tree id: a content id in format 3; in format 1/2 it depends on chunking.
+    content_id: str = ""
+    content_ids: bool = False  # whether content_id depends only on content (format 3)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -60,6 +63,7 @@ class LogEntry:
             "parent": self.parent,
             "author": self.author,
             "damaged": self.damaged,
+            "content_id": self.content_id,
         }
 
 
@@ -81,7 +85,7 @@ class LsEntry:
         }
 
 
-def _entry(v: Version) -> LogEntry:
+def _entry(v: Version, content_ids: bool = False) -> LogEntry:
     s = v.snapshot
     return LogEntry(
         ref=v.ref,
@@ -94,6 +98,8 @@ def _entry(v: Version) -> LogEntry:
         logical_bytes=s.logical_bytes,
         parent=s.parent.hex if s.parent else None,
         author=s.author,
+        content_id=s.root.hex,
+        content_ids=content_ids,
     )
 
 
@@ -144,11 +150,13 @@ class Repo:
         compression: CompressionConfig | None = None,
         pack_size: int = DEFAULT_PACK_SIZE,
         deltas: DeltaConfig | None = None,
+        format: int | None = None,
     ) -> Repo:
         """Create a repository: at ``path``, or in ``./.reprocas`` without one.
-        ``deltas`` sets delta chunks (on by default; docs/FORMAT.md)."""
+        ``deltas`` sets delta chunks (on by default); ``format`` 3 makes version ids
+        content ids, independent of chunking (opt-in; None: format 2; docs/FORMAT.md)."""
         root = Path(path) if path is not None else Path.cwd() / DOT_DIR
-        return cls(Repository.init(root, chunking, compression, pack_size, deltas))
+        return cls(Repository.init(root, chunking, compression, pack_size, deltas, format=format))
 
     @classmethod
     def open_repo(
@@ -284,12 +292,12 @@ class Repo:
                         # A damaged version stays listed: history is never silently lost.
                         out.append((0, _damaged_entry(name, number, sid, exc)))
                         continue
-                    out.append((v.snapshot.time_ns, _entry(v)))
+                    out.append((v.snapshot.time_ns, _entry(v, self.store.content_ids)))
         out.sort(key=lambda t: t[0], reverse=True)
         return [e for _, e in out]
 
     def show(self, ref: str) -> LogEntry:
-        return _entry(self.resolve(ref))
+        return _entry(self.resolve(ref), self.store.content_ids)
 
     def ls(self, ref: str, path: str = "", *, recursive: bool = False) -> list[LsEntry]:
         """Entries of a directory of a version (or the one entry, for a file)."""
@@ -328,6 +336,16 @@ class Repo:
                 for p, e in found
             ]
 
+    def content_listing(self, ref: str) -> dict[str, Any]:
+        """A version's content listing (paths, kinds, modes, sizes, digests, link
+        targets, content id) as ``show --manifest`` writes it; ``check-dir
+        --manifest`` checks a directory against it (reprocas.store.content)."""
+        from reprocas.store.content import listing
+
+        store = self.store
+        with store.index.read() as txn:
+            return listing(store, txn, store.resolve(txn, ref))
+
     def cat(self, ref: str, path: str) -> bytes:
         """One file of a version, as bytes (verified)."""
         with tempfile.TemporaryFile() as f:
@@ -351,7 +369,7 @@ class Repo:
                     f"in {v.ref}, not a file",
                     path=path,
                 )
-            manifest = store.load_manifest(txn, ObjectId(entry.target))
+            manifest = store.entry_manifest(txn, entry)
         return StoreFile(store, manifest, f"{v.ref}:{path}")
 
     def cat_to(self, ref: str, path: str, fd: int) -> int:

@@ -1,4 +1,4 @@
-"""Make a frozen fixture repository: ``python scripts/make_fixture.py OUT_DIR``.
+"""Make a frozen fixture repository: ``python scripts/make_fixture.py [--format N] OUT_DIR``.
 
 It runs the ``reprocas`` command found beside this interpreter (so the format written is
 that reprocas's) on seeded generated data and writes, next to the repository, an
@@ -10,9 +10,13 @@ The committed fixtures under ``tests/fixtures/`` were made this way:
 
 * ``format1``: reprocas at commit ``ca85f39~1`` (the last commit writing format 1),
   built with ``maturin develop --release`` in a worktree of that commit;
-* ``format2``: reprocas at the commit that added this script.
+* ``format2``: reprocas at the commit that added this script;
+* ``format3``: ``--format 3`` (passed to ``reprocas init``) with the reprocas of the
+  commit that added the fixture; its ``expected.json`` also holds each version's
+  content id, as ``show --json`` printed it.
 
-Only the CLI is used, and only commands and options format-1 releases already had.
+Only the CLI is used, and only commands and options format-1 releases already had
+(``--format`` apart, which only format 3 needs).
 The index is compacted and the lock file, temporary and lock directories are left out,
 so each fixture stays well under 200 KB.
 """
@@ -119,7 +123,7 @@ def _compact(index: Path) -> None:
     tmp.rename(index)
 
 
-def make(out: Path) -> dict[str, Any]:
+def make(out: Path, fmt: int | None = None) -> dict[str, Any]:
     rng = random.Random(SEED)
     out.mkdir(parents=True)
     out = out.resolve()
@@ -129,7 +133,7 @@ def make(out: Path) -> dict[str, Any]:
         src = work / "cohort"
         _write_v1(src, rng)
         expected: dict[str, Any] = {"versions": {}}
-        _cli(repo, "init")
+        _cli(repo, "init", *(("--format", str(fmt)) if fmt is not None else ()))
         v1 = _cli(repo, "commit", str(src), "-d", "cohort", "-m", "first extract", "--json")
         expected["versions"]["cohort@v1"] = {"id": v1["id"], "files": describe(src)}
         _edit_v2(src, rng)
@@ -174,6 +178,9 @@ def make(out: Path) -> dict[str, Any]:
                 "output_files": describe(proj / "out"),
             }
         }
+    if fmt is not None and fmt >= 3:
+        for ref, want in expected["versions"].items():
+            want["content_id"] = _cli(repo, "show", ref, "--json")["content_id"]
     for junk in ("tmp", "locks"):
         shutil.rmtree(repo / junk, ignore_errors=True)
         (repo / junk).mkdir()
@@ -185,8 +192,12 @@ def make(out: Path) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    args = sys.argv[1:]
+    fmt: int | None = None
+    if args[:1] == ["--format"] and len(args) == 3 and args[1].isdigit():
+        fmt, args = int(args[1]), args[2:]
+    if len(args) != 1 or args[0].startswith("-"):
         raise SystemExit(__doc__)
-    result = make(Path(sys.argv[1]))
-    total = sum(f.stat().st_size for f in Path(sys.argv[1]).rglob("*") if f.is_file())
+    result = make(Path(args[0]), fmt)
+    total = sum(f.stat().st_size for f in Path(args[0]).rglob("*") if f.is_file())
     print(f"format {result['format_version']} fixture: {total} bytes")

@@ -20,6 +20,15 @@ import pytest
 from reprocas import _core
 from tests.golden.regenerate import csv_table
 
+# REPROCAS_TEST_FORMAT=3 runs the suite on format-3 repositories: every repository a
+# test creates without naming a format (Repo.init, `reprocas init` through
+# tests.integration._helpers.cli_argv) gets that format.
+TEST_FORMAT = int(os.environ.get("REPROCAS_TEST_FORMAT") or 0) or None
+if TEST_FORMAT is not None:
+    from reprocas.store import repository as _repository
+
+    _repository.FORMAT_VERSION_DEFAULT = TEST_FORMAT
+
 RandBytes = Callable[[int, int], bytes]
 Chunks = list[tuple[int, int, bytes]]
 """``(offset, length, digest)`` per chunk, the shape StreamChunker returns."""

@@ -34,16 +34,26 @@ def init(
         int,
         typer.Option("--delta-depth", help="Longest chain of deltas a chunk may need (1-16)."),
     ] = DEFAULT_MAX_DEPTH,
+    format_: Annotated[
+        int | None,
+        typer.Option(
+            "--format",
+            help="Storage format: 2 (the default) or 3, where a version's content id "
+            "depends only on its files, not on chunking (docs/FORMAT.md, format 3).",
+        ),
+    ] = None,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """Create a repository: PATH, or .reprocas/ in the current directory."""
     from reprocas.api import Repo
 
     target = path if path is not None else (Path(STATE.repo_path) if STATE.repo_path else None)
-    repo = Repo.init(target, deltas=DeltaConfig(enabled=deltas, max_depth=max_depth))
+    repo = Repo.init(
+        target, deltas=DeltaConfig(enabled=deltas, max_depth=max_depth), format=format_
+    )
     try:
         if as_json:
-            emit_json({"path": str(repo.root)})
+            emit_json({"path": str(repo.root), "format": repo.store.format_version})
         else:
             typer.echo(f"Initialised empty reprocas repository in {repo.root}")
     finally:
@@ -224,9 +234,21 @@ def show(
         str | None,
         typer.Option("--path", help="Show one file: for a table, its schema and row count."),
     ] = None,
+    manifest: Annotated[
+        bool,
+        typer.Option(
+            "--manifest",
+            help="Print the version's content listing as JSON (paths, modes, sizes, "
+            "digests, link targets, content id), for `check-dir --manifest`.",
+        ),
+    ] = False,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """Show one version (or, with --path, one file of it)."""
+    if manifest:
+        with open_repo() as repo:
+            emit_json(repo.content_listing(ref))
+        return
     if path is not None:
         _show_path(ref, path, as_json)
         return
@@ -237,6 +259,8 @@ def show(
         return
     typer.echo(f"ref       {e.ref}")
     typer.echo(f"id        {e.id}")
+    note = "" if e.content_ids else "  (format 1/2: depends on chunking)"
+    typer.echo(f"content   {e.content_id}{note}")
     typer.echo(f"time      {e.time}")
     typer.echo(f"author    {e.author}")
     typer.echo(f"files     {e.files}")

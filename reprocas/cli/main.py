@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from reprocas.cli import content as content_cli
 from reprocas.cli import data, debug, maintenance
 from reprocas.cli import env as env_cli
 from reprocas.cli import remove as remove_cli
@@ -64,6 +65,7 @@ COMMANDS: list[Callable[..., None]] = [
     data.checkout,
     data.export_table,
     data.diff,
+    content_cli.check_dir,
     maintenance.verify,
     maintenance.du,
     maintenance.gc,

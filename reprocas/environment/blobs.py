@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reprocas.model.ids import ObjectId
-from reprocas.model.objects import FileManifest, Tree, TreeEntry
+from reprocas.model.objects import FileManifest, TreeEntry
 from reprocas.native import core
+from reprocas.store.files import store_file
 from reprocas.store.repository import Repository
 from reprocas.store.writer import Writer
 
@@ -29,9 +30,9 @@ class Subtree:
 Node = bytes | Subtree | dict[str, "Node"]
 
 
-def put_bytes(repo: Repository, writer: Writer, data: bytes) -> ObjectId:
+def put_bytes(repo: Repository, writer: Writer, data: bytes) -> bytes:
     """Store an in-memory file: its new chunks (grouped into frames of consecutive new
-    chunks, as commit does) and its manifest."""
+    chunks, as commit does) and its chunk list; returns the tree entry's target."""
     table = core.chunk_buffer(data, repo.params)
     offsets, lengths, digests = table.offsets, table.lengths, table.digests
     new: list[int] = []
@@ -63,7 +64,7 @@ def put_bytes(repo: Repository, writer: Writer, data: bytes) -> ObjectId:
         entries = [(digests[i], offsets[i] - start, lengths[i]) for i in g]
         writer.add_frame(codec_id, blob, len(raw), entries)
     manifest = FileManifest(len(data), table.file_digest, tuple(zip(digests, lengths, strict=True)))
-    return writer.add_object(manifest.to_wire())
+    return store_file(repo, writer, manifest)[0]
 
 
 def put_tree(repo: Repository, writer: Writer, node: dict[str, Node]) -> tuple[ObjectId, int, int]:
@@ -72,8 +73,8 @@ def put_tree(repo: Repository, writer: Writer, node: dict[str, Node]) -> tuple[O
     files = logical = 0
     for name, child in node.items():
         if isinstance(child, bytes):
-            mid = put_bytes(repo, writer, child)
-            entries.append(TreeEntry(name, "file", 0o644, mid.raw, len(child)))
+            target = put_bytes(repo, writer, child)
+            entries.append(TreeEntry(name, "file", 0o644, target, len(child)))
             files += 1
             logical += len(child)
         elif isinstance(child, Subtree):
@@ -85,7 +86,7 @@ def put_tree(repo: Repository, writer: Writer, node: dict[str, Node]) -> tuple[O
             entries.append(TreeEntry(name, "dir", 0o755, tid.raw))
             files += f
             logical += n
-    return writer.add_object(Tree.sorted(entries).to_wire()), files, logical
+    return writer.add_object(repo.new_tree(entries).to_wire()), files, logical
 
 
 def nest(files: dict[str, bytes]) -> dict[str, Node]:

@@ -19,6 +19,7 @@ SNAPSHOT = "snapshot"
 TABLE = "table"
 ENVIRONMENT = "environment"
 RUN = "run"
+CHUNKMAP = "chunkmap"
 
 EntryKind = Literal["file", "dir", "symlink"]
 
@@ -55,11 +56,49 @@ class FileManifest:
 
 
 @dataclass(frozen=True, slots=True)
+class ChunkMap:
+    """Format 3: how one repository cut a file — its chunks under one chunking setting.
+
+    Storage-layer data that enters no content id: the tree names the file by its
+    ``digest``; the index's ``chunkmaps`` sub-database maps ``digest ‖ chunking`` to this
+    object, and since the object carries both halves, ``index rebuild`` recreates it.
+    """
+
+    size: int
+    digest: bytes
+    chunking: bytes  # BLAKE3 of the canonical encoding of the chunking settings
+    chunks: tuple[tuple[bytes, int], ...]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": CHUNKMAP,
+            "size": self.size,
+            "digest": self.digest,
+            "chunking": self.chunking,
+            "chunks": [[d, n] for d, n in self.chunks],
+        }
+
+    @classmethod
+    def from_wire(cls, w: dict[str, Any]) -> ChunkMap:
+        return cls(
+            size=int(w["size"]),
+            digest=bytes(w["digest"]),
+            chunking=bytes(w["chunking"]),
+            chunks=tuple((bytes(d), int(n)) for d, n in w["chunks"]),
+        )
+
+    def manifest(self) -> FileManifest:
+        """The chunk list as every reader of file data takes it."""
+        return FileManifest(self.size, self.digest, self.chunks)
+
+
+@dataclass(frozen=True, slots=True)
 class TreeEntry:
     """One name in a directory.
 
-    ``target`` is the manifest id (file), the subtree id (dir) or the link text as
-    UTF-8 bytes (symlink). ``mode`` holds the permission bits. ``size`` is the file
+    ``target`` is the manifest id (file; in format 3 the file digest, see
+    reprocas.store.files), the subtree id (dir) or the link text as UTF-8 bytes
+    (symlink). ``mode`` holds the permission bits. ``size`` is the file
     size (0 for directories and links).
     """
 
@@ -87,20 +126,34 @@ class TreeEntry:
 
 @dataclass(frozen=True, slots=True)
 class Tree:
-    """A directory: entries sorted by the UTF-8 bytes of their names."""
+    """A directory: entries sorted by the UTF-8 bytes of their names.
+
+    ``version`` 3 (format 3) names files by their digest and has no table field; its
+    wire form says ``"v": 3``, so its id is a content id (docs/FORMAT.md).
+    """
 
     entries: tuple[TreeEntry, ...]
+    version: int = 2
 
     def to_wire(self) -> dict[str, Any]:
-        return {"type": TREE, "entries": [e.to_wire() for e in self.entries]}
+        w: dict[str, Any] = {"type": TREE, "entries": [e.to_wire() for e in self.entries]}
+        if self.version >= 3:
+            w["v"] = self.version
+        return w
 
     @classmethod
     def from_wire(cls, w: dict[str, Any]) -> Tree:
-        return cls(tuple(TreeEntry.from_wire(e) for e in w["entries"]))
+        version = w.get("v", 2)
+        if type(version) is not int or version not in (2, 3):
+            raise ValueError(f"unknown tree version {version!r}")
+        return cls(tuple(TreeEntry.from_wire(e) for e in w["entries"]), version)
 
     @staticmethod
-    def sorted(entries: list[TreeEntry]) -> Tree:
-        return Tree(tuple(sorted(entries, key=lambda e: e.name.encode("utf-8", "surrogateescape"))))
+    def sorted(entries: list[TreeEntry], version: int = 2) -> Tree:
+        return Tree(
+            tuple(sorted(entries, key=lambda e: e.name.encode("utf-8", "surrogateescape"))),
+            version,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,8 +251,17 @@ class TableRecord:
     rows: int
     columns: tuple[str, ...]
     row_groups: tuple[tuple[int, int], ...] = ()
+    # Format 3: the digest of the file it describes (the ``tables`` sub-database's key,
+    # so that ``index rebuild`` recreates it); format 2 names the record in the tree.
+    digest: bytes | None = None
 
     def to_wire(self) -> dict[str, Any]:
+        w = self._wire()
+        if self.digest is not None:
+            w["digest"] = self.digest
+        return w
+
+    def _wire(self) -> dict[str, Any]:
         return {
             "type": TABLE,
             "format": self.format,
@@ -219,6 +281,7 @@ class TableRecord:
             rows=int(w["rows"]),
             columns=tuple(str(c) for c in w["columns"]),
             row_groups=tuple((int(r), int(b)) for r, b in w.get("row_groups") or ()),
+            digest=bytes(w["digest"]) if w.get("digest") is not None else None,
         )
 
 
@@ -311,7 +374,7 @@ class Run:
         return out
 
 
-AnyObject = FileManifest | Tree | Snapshot | TableRecord | Environment | Run
+AnyObject = FileManifest | ChunkMap | Tree | Snapshot | TableRecord | Environment | Run
 
 
 def object_from_wire(w: dict[str, Any]) -> AnyObject:
@@ -321,6 +384,8 @@ def object_from_wire(w: dict[str, Any]) -> AnyObject:
         return FileManifest.from_wire(w)
     if t == TREE:
         return Tree.from_wire(w)
+    if t == CHUNKMAP:
+        return ChunkMap.from_wire(w)
     if t == SNAPSHOT:
         return Snapshot.from_wire(w)
     if t == TABLE:

@@ -13,7 +13,13 @@ def version_info() -> dict[str, Any]:
     from reprocas.native import core
     from reprocas.store.packs import PACK_VERSION, PACK_VERSION_DELTA, PACK_VERSIONS
     from reprocas.store.refcounts import VERSION as REFCOUNTS_VERSION
-    from reprocas.store.repository import FORMAT_NAME, FORMAT_VERSION, FORMAT_VERSION_NO_DELTAS
+    from reprocas.store.repository import (
+        FORMAT_NAME,
+        FORMAT_VERSION,
+        FORMAT_VERSION_DEFAULT,
+        FORMAT_VERSION_NO_DELTAS,
+        FORMAT_VERSIONS_CREATED,
+    )
 
     return {
         "version": __version__,
@@ -23,8 +29,10 @@ def version_info() -> dict[str, Any]:
                 "name": FORMAT_NAME,
                 "reads": list(range(1, FORMAT_VERSION + 1)),
                 # A format 1 repository is written as format 1 until `repack --deltas`.
-                "writes": [FORMAT_VERSION_NO_DELTAS, FORMAT_VERSION],
-                "creates": FORMAT_VERSION,
+                "writes": [FORMAT_VERSION_NO_DELTAS, *FORMAT_VERSIONS_CREATED],
+                # Format 3 is created on request (`init --format 3`) until `upgrade` exists.
+                "creates": FORMAT_VERSION_DEFAULT,
+                "can_create": list(FORMAT_VERSIONS_CREATED),
             },
             "pack": {
                 "reads": list(PACK_VERSIONS),
@@ -56,7 +64,10 @@ def render(info: dict[str, Any]) -> list[str]:
     return [
         f"reprocas {info['version']} (Python {info['python']})",
         f"repository format: reads {_versions(repo['reads'])}, writes "
-        f"{_versions(repo['writes'])}, creates {repo['creates']}",
+        f"{_versions(repo['writes'])}, creates {repo['creates']}"
+        + "".join(
+            f" ({v} with `init --format {v}`)" for v in repo["can_create"] if v != repo["creates"]
+        ),
         f"pack trailers: reads {_versions(packs['reads'])}, writes {_versions(packs['writes'])}",
         f"reference counts: version {_versions(counts['writes'])}",
         f"native core: {native['version']}, {build} build ({native['path']})",

@@ -72,6 +72,7 @@ class RunContext:
                 "dataset": v.name,
                 "number": v.number,
                 "snapshot": v.id.raw,
+                "content": v.snapshot.root.raw,  # the content id (format 3)
                 "path": None,
             }
         )

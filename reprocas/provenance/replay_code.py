@@ -17,12 +17,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from reprocas.errors import NotFoundError, ReprocasError
-from reprocas.model.ids import ObjectId
 from reprocas.model.objects import Run
 from reprocas.provenance.run_code import files_record, restore_files
 from reprocas.provenance.run_common import PATCH_FILE, Say
 from reprocas.provenance.run_store import tree_files
 from reprocas.store import checkout as checkout_mod
+from reprocas.store.files import target_object
 from reprocas.store.repository import Repository
 
 CODE_REPOSITORY_KEY = "code_repository"
@@ -342,7 +342,7 @@ def read_run_file(repo: Repository, run: Run, path: str) -> bytes | None:
         entry = tree_files(repo, txn, run.root.raw).get(path)
         if entry is None or entry[0] != "file":
             return None
-        manifest = repo.load_manifest(txn, ObjectId(entry[1]))
+        manifest = repo.load_manifest(txn, target_object(repo, txn, entry[1], path))
         plan = checkout_mod.read_plan(repo, txn, manifest, label)
     with tempfile.TemporaryFile() as f:
         checkout_mod.write_file_to_fd(repo, plan, f.fileno(), label)

@@ -17,6 +17,7 @@ from reprocas.native import core
 from reprocas.provenance import run_reads, upstream
 from reprocas.provenance.run_common import Say
 from reprocas.store import checkout as checkout_mod
+from reprocas.store.files import file_digest
 from reprocas.store.repository import Repository
 
 
@@ -48,6 +49,7 @@ def resolve_inputs(
                 "dataset": v.name,
                 "number": v.number,
                 "snapshot": v.id.raw,
+                "content": v.snapshot.root.raw,  # the content id (format 3)
                 "path": rel,
                 "default_path": path is None,
             }
@@ -87,8 +89,7 @@ def _matches(repo: Repository, txn: lmdb.Transaction, tree_id: bytes, d: Path) -
                     return False
                 if stat.S_IMODE(st.st_mode) != e.mode:
                     return False
-                m = repo.load_manifest(txn, ObjectId(e.target))
-                if core.blake3_digest(p.read_bytes()) != m.digest:
+                if core.blake3_digest(p.read_bytes()) != file_digest(repo, txn, e):
                     return False
     return True
 

@@ -247,6 +247,7 @@ def merge_reads(
                 "dataset": v.name,
                 "number": v.number,
                 "snapshot": sid.raw,
+                "content": v.snapshot.root.raw,  # the content id (format 3)
                 "path": None,
                 "via": VIA_API,
             }

@@ -213,6 +213,8 @@ def inputs_json(run: Run) -> list[dict[str, Any]]:
             "ref": i.get("ref"),
             "version": f"{i['dataset']}@v{i['number']}",
             "id": bytes(i["snapshot"]).hex(),
+            # The input's content id (absent from runs recorded before it was kept).
+            "content": bytes(i["content"]).hex() if i.get("content") is not None else None,
             "path": i.get("path"),
             "via": i.get("via", "input"),
             "api_refs": list(i.get("api_refs") or ()),

@@ -33,6 +33,7 @@ from reprocas.errors import InvalidParameterError
 from reprocas.model.ids import ObjectId
 from reprocas.provenance.run_params import metric_values
 from reprocas.provenance.run_store import tree_files
+from reprocas.store.files import target_digest
 from reprocas.store.repository import Repository
 
 DEFAULT_TOLERANCE = 1e-6
@@ -217,7 +218,7 @@ def _output_files(
 def _key(repo: Repository, txn: lmdb.Transaction, f: _File) -> str:
     """What a file is compared by: the BLAKE3 of its bytes, a link's target."""
     if f.kind == "file":
-        return repo.load_manifest(txn, ObjectId(f.target)).digest.hex()
+        return target_digest(repo, txn, f.target).hex()
     return "link:" + os.fsdecode(f.target)
 
 

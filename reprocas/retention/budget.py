@@ -33,7 +33,7 @@ import lmdb
 
 from reprocas.errors import IntegrityError, ReprocasError
 from reprocas.model.ids import ObjectId
-from reprocas.model.objects import FileManifest, Run, Snapshot, Tree
+from reprocas.model.objects import ChunkMap, FileManifest, Run, Snapshot, Tree
 from reprocas.store.index import unpack
 from reprocas.store.packs import FOOTER, PACK_MAGIC, FrameInfo, ObjectInfo, PackTrailer
 from reprocas.store.packs import read_trailer as _read_trailer
@@ -110,6 +110,8 @@ class Walker(Generic[K]):
             if not self.tolerant:
                 raise
             m = None
+        if isinstance(m, ChunkMap):
+            m = m.manifest()
         if isinstance(m, FileManifest):
             for d, _ in m.chunks:
                 k = self.chunk_key(d)
@@ -161,9 +163,16 @@ class Walker(Generic[K]):
                 if e.kind == "dir":
                     out |= self._trees[e.target]
                 elif e.kind == "file":
-                    out |= self._manifest(e.target)
-                    if e.meta is not None:
-                        self._obj(e.meta, out)
+                    try:
+                        mid = self.repo.entry_object(self.txn, e).raw
+                        table = self.repo.entry_table(self.txn, e)
+                    except ReprocasError:
+                        if not self.tolerant:
+                            raise
+                        continue
+                    out |= self._manifest(mid)
+                    if table is not None:
+                        self._obj(table, out)
             self._trees[t] = frozenset(out)
             stack.pop()
         return self._trees[tid]

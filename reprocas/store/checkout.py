@@ -361,9 +361,7 @@ def _checkout(
         entry = find_entry(repo, txn, version, subpath or "")
         ops = _plan(repo, txn, entry)
         manifests = {
-            op.rel: repo.load_manifest(txn, ObjectId(op.entry.target))
-            for op in ops
-            if op.entry.kind == "file"
+            op.rel: repo.entry_manifest(txn, op.entry) for op in ops if op.entry.kind == "file"
         }
         # Every location is read in this one transaction, under the lease: a prune
         # that starts later removes those index entries, never the packs they name.
@@ -455,7 +453,7 @@ def _cat(repo: Repository, ref: str, path: str, fd: int) -> int:
                 f"{path!r} is a symbolic link to {os.fsdecode(entry.target)!r} in {version.ref}",
                 path=path,
             )
-        manifest = repo.load_manifest(txn, ObjectId(entry.target))
+        manifest = repo.entry_manifest(txn, entry)
         plan = read_plan(repo, txn, manifest, f"{version.ref}:{path}")
     try:
         return write_file_to_fd(repo, plan, fd, f"{version.ref}:{path}")

@@ -25,10 +25,11 @@ from reprocas.errors import (
     SourcePermissionError,
 )
 from reprocas.model.ids import ObjectId
-from reprocas.model.objects import FileManifest, Snapshot, TableRecord, Tree, TreeEntry
+from reprocas.model.objects import FileManifest, Snapshot, TableRecord, TreeEntry
 from reprocas.native import core
 from reprocas.progress import Progress
 from reprocas.store.deltas import GIVE_UP_AFTER, DeltaBatch, DeltaEncoder, DeltaRun, FileDeltas
+from reprocas.store.files import TABLES, lookup_chunkmap, store_file
 from reprocas.store.index import pack, unpack
 from reprocas.store.overlap import refuse as refuse_overlap
 from reprocas.store.packs import CODEC_DELTA
@@ -206,6 +207,15 @@ class _Committer:
                 return None  # cached before tables were inspected: read it again
             if meta is not None and not index.has_object(txn, meta):
                 return None
+            if self.repo.content_ids:
+                # Format 3: the entry names the digest; its chunk map (and table
+                # record) must still be what the index finds for it.
+                digest = bytes(rest[1]) if len(rest) > 1 and rest[1] is not None else None
+                if digest is None or lookup_chunkmap(self.repo, txn, digest) != bytes(mid):
+                    return None
+                if meta is not None and txn.get(digest, db=index.db[TABLES]) != meta:
+                    return None
+                return digest, size, None
         return bytes(mid), size, meta
 
     # -- the data ------------------------------------------------------------------------
@@ -365,12 +375,12 @@ class _Committer:
         tree = self.repo.load_tree(txn, ObjectId(tid))
         for path, e in iter_tree(self.repo, txn, tid, prefix):
             if e.kind == "file":
-                self.parent_files[path] = e.target
+                self.parent_files[path] = self.repo.entry_object(txn, e).raw
                 self.parent_sizes[path] = e.size
         if prefix == "" and self.parent_source == "file" and len(tree.entries) == 1:
             # A single-file version: its one file is the parent of whatever file is
             # committed next under this name, renamed or not.
-            self.parent_files[SINGLE_FILE] = tree.entries[0].target
+            self.parent_files[SINGLE_FILE] = self.repo.entry_object(txn, tree.entries[0]).raw
 
     def ingest_file(
         self, path: Path, st: os.stat_result, rel: str = SINGLE_FILE
@@ -399,10 +409,8 @@ class _Committer:
                 )
             self.changed.append(rel or path.name)
         manifest = FileManifest(read.size, read.digest, tuple(read.chunks))
-        oid = self.writer.add_object(manifest.to_wire())
-        meta: bytes | None = None
-        if read.record is not None:
-            meta = self.writer.add_object(read.record.to_wire()).raw
+        target, oid, meta = store_file(self.repo, self.writer, manifest, read.record)
+        table = meta if not self.repo.content_ids else self.writer.table_keys.get(read.digest)
         # Cache only what cannot have changed since we read it: same stat afterwards,
         # and not modified after this commit began (ns-precision mtimes).
         if (
@@ -411,10 +419,11 @@ class _Committer:
             and st.st_mtime_ns < self.start_ns
             and read.size == st.st_size
         ):
-            self.cache_updates.append(
-                (os.fsencode(path), [st.st_ino, st.st_mtime_ns, st.st_size, oid.raw, meta])
-            )
-        return oid.raw, read.size, meta
+            value: list[object] = [st.st_ino, st.st_mtime_ns, st.st_size, oid.raw, table]
+            if self.repo.content_ids:
+                value.append(read.digest)
+            self.cache_updates.append((os.fsencode(path), value))
+        return target, read.size, meta
 
     def _read_file(self, path: Path, rel: str) -> _Read:
         """Chunk and store one file, with its stat taken before (on an open descriptor)
@@ -526,7 +535,7 @@ class _Committer:
             top = stack[-1]
             de = next(top.items, None)
             if de is None:
-                tid = self.writer.add_object(Tree.sorted(top.entries).to_wire()).raw
+                tid = self.writer.add_object(self.repo.new_tree(top.entries).to_wire()).raw
                 stack.pop()
                 if not stack:
                     return tid
@@ -569,7 +578,7 @@ class _Committer:
         self.stats.logical_bytes = size
         name = _utf8_name(path.name, str(path))
         entry = TreeEntry(name, "file", stat.S_IMODE(st.st_mode), mid, size, meta)
-        return self.writer.add_object(Tree((entry,)).to_wire()).raw
+        return self.writer.add_object(self.repo.new_tree([entry]).to_wire()).raw
 
     def save_cache(self) -> None:
         """Remember what was read; best effort, since the commit itself is complete."""

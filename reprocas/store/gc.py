@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import lmdb
+
 from reprocas.errors import IntegrityError, ReprocasError
 from reprocas.model.ids import ObjectId
 from reprocas.progress import Progress
@@ -158,6 +160,14 @@ def _holds_versions(repo: Repository, path: Path) -> bool:
     return False
 
 
+def unindex_file_keys(repo: Repository, txn: lmdb.Transaction, oid: bytes, data: bytes) -> None:
+    """A chunk map or table record leaving the index takes its ``chunkmaps``/``tables``
+    entry along (format 3), so no entry names an object that is gone."""
+    from reprocas.store.files import unindex_object
+
+    unindex_object(repo, txn, oid, data)
+
+
 def unindex_pack(repo: Repository, pid: bytes) -> int:
     """Remove a pack's index entries (those still pointing at it) in one transaction;
     returns its size. Its file goes later, through
@@ -181,6 +191,7 @@ def unindex_pack(repo: Repository, pid: bytes) -> int:
                 oloc = index.get_object(txn, o.id)
                 if oloc is not None and oloc.pack == pid:
                     txn.delete(o.id, db=index.db["objects"])
+                    unindex_file_keys(repo, txn, o.id, oloc.data)
         txn.delete(pid, db=index.db["packs"])
     with contextlib.suppress(OSError):
         size = size or path.stat().st_size

@@ -57,6 +57,8 @@ DB_NAMES = (
     "edges_in",
     "refcounts",
     "deltas",
+    "chunkmaps",  # format 3: file digest ‖ chunking id -> chunk map id
+    "tables",  # format 3: file digest -> table record id
 )
 MAP_SIZE = 1 << 40  # address space only: the file grows as data is written
 

@@ -144,16 +144,19 @@ def reach_tree(
             if e.kind == "dir":
                 stack.append(e.target)
             elif e.kind == "file":
-                if e.meta is not None:
-                    into.objects.add(e.meta)  # the file's table record
-                if e.target in into.objects:
+                table = repo.entry_table(txn, e)
+                if table is not None:
+                    into.objects.add(table)  # the file's table record
+                # The manifest (format 1/2) or chunk map (format 3) holding its chunks.
+                oid = repo.entry_object(txn, e).raw
+                if oid in into.objects:
                     continue
-                into.objects.add(e.target)
-                m = manifest_cache.get(e.target) if manifest_cache is not None else None
+                into.objects.add(oid)
+                m = manifest_cache.get(oid) if manifest_cache is not None else None
                 if m is None:
-                    m = repo.load_manifest(txn, ObjectId(e.target))
+                    m = repo.load_manifest(txn, ObjectId(oid))
                     if manifest_cache is not None:
-                        manifest_cache[e.target] = m
+                        manifest_cache[oid] = m
                 for d, n in m.chunks:
                     into.chunks[d] = n
     return into

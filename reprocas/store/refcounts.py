@@ -45,7 +45,7 @@ import lmdb
 
 from reprocas.errors import ReprocasError, StorageIOError
 from reprocas.model.ids import ID_BYTES, ObjectId
-from reprocas.model.objects import FILE, RUN, SNAPSHOT, TREE, Run
+from reprocas.model.objects import CHUNKMAP, FILE, RUN, SNAPSHOT, TREE, Run
 from reprocas.store import codec
 from reprocas.store.index import ChunkLoc, baseset_key, delta_key, pack, unpack
 from reprocas.store.packs import CODEC_DELTA
@@ -125,9 +125,30 @@ class Children:
                 return []
             raise StaleCountsError(f"object {oid.hex()} is unreadable: {exc}") from exc
         try:
+            if isinstance(w, dict) and w.get("type") == TREE and w.get("v", 2) >= 3:
+                return self._tree3_children(w)
             return _children_of_wire(w)
         except (KeyError, TypeError, ValueError, AttributeError):
             return []  # not an object kind that holds data (or one this version ignores)
+
+    def _tree3_children(self, w: dict[str, Any]) -> list[bytes]:
+        """A format-3 tree holds each distinct subtree and the chunk map each file
+        digest has under this repository's chunking (reprocas.store.files: the answer
+        is a function of the key, so it cannot change while the tree is live)."""
+        from reprocas.store.files import lookup_chunkmap
+
+        seen: dict[bytes, None] = {}
+        for e in w["entries"]:
+            if e[1] == "dir":
+                seen[OBJECT + bytes(e[3])] = None
+            elif e[1] == "file":
+                cm = lookup_chunkmap(self.repo, self.txn, bytes(e[3]))
+                if cm is None:
+                    if self.tolerant:
+                        continue
+                    raise StaleCountsError(f"file digest {bytes(e[3]).hex()} has no chunk map")
+                seen[OBJECT + cm] = None
+        return list(seen)
 
     def _chunk_children(self, digest: bytes) -> list[bytes]:
         """A delta chunk's base-set node; the chunks of one delta frame share it, so
@@ -161,7 +182,7 @@ def _children_of_wire(w: Any) -> list[bytes]:
             if e[1] == "dir" or e[1] == "file":
                 seen[OBJECT + bytes(e[3])] = None
         return list(seen)
-    if t == FILE:
+    if t in (FILE, CHUNKMAP):
         return list(dict.fromkeys(CHUNK + bytes(c[0]) for c in w["chunks"]))
     if t == SNAPSHOT:
         return [OBJECT + bytes(w["root"])]

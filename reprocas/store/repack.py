@@ -29,7 +29,7 @@ from reprocas.store.checkout import read_chunks
 from reprocas.store.deltas import DeltaEncoder
 from reprocas.store.packs import CODEC_DELTA, fsync_dir
 from reprocas.store.reachability import BaseResolver, iter_tree
-from reprocas.store.repository import FORMAT_VERSION, MARKER, Repository
+from reprocas.store.repository import FORMAT_VERSION_DELTAS, MARKER, Repository
 from reprocas.store.writer import Writer
 
 
@@ -56,10 +56,10 @@ class RepackReport:
 def upgrade_for_deltas(repo: Repository) -> bool:
     """Mark a format 1 repository as format 2 with deltas on (atomically); False if it
     already was. Older reprocas versions then refuse it instead of misreading it."""
-    if repo.marker.get("version") == FORMAT_VERSION and repo.config.deltas.enabled:
+    if repo.format_version >= FORMAT_VERSION_DELTAS and repo.config.deltas.enabled:
         return False
     marker = dict(repo.marker)
-    marker["version"] = FORMAT_VERSION
+    marker["version"] = max(repo.format_version, FORMAT_VERSION_DELTAS)
     marker["deltas"] = {**asdict(DeltaConfig()), **marker.get("deltas", {}), "enabled": True}
     tmp = repo.root / (MARKER + ".tmp")
     tmp.write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
@@ -68,6 +68,7 @@ def upgrade_for_deltas(repo: Repository) -> bool:
     os.replace(tmp, repo.root / MARKER)
     fsync_dir(repo.root)
     repo.marker = marker
+    repo.format_version = marker["version"]
     object.__setattr__(repo.config, "deltas", DeltaConfig(**marker["deltas"]))
     return True
 
@@ -77,7 +78,11 @@ def _files(
 ) -> dict[str, bytes]:
     if not isinstance(repo.load(txn, ObjectId(tid)), Tree):
         return {}
-    return {p: e.target for p, e in iter_tree(repo, txn, tid, prefix) if e.kind == "file"}
+    return {
+        p: repo.entry_object(txn, e).raw
+        for p, e in iter_tree(repo, txn, tid, prefix)
+        if e.kind == "file"
+    }
 
 
 def repack_deltas(

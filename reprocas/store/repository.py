@@ -33,17 +33,33 @@ from reprocas.errors import (
 )
 from reprocas.model.chunking import ChunkingConfig, CompressionConfig, DeltaConfig
 from reprocas.model.ids import ObjectId, is_hex_prefix, prefix_range
-from reprocas.model.objects import AnyObject, FileManifest, Snapshot, Tree, object_from_wire
+from reprocas.model.objects import (
+    AnyObject,
+    ChunkMap,
+    FileManifest,
+    Snapshot,
+    Tree,
+    TreeEntry,
+    object_from_wire,
+)
 from reprocas.native import core
 from reprocas.store import codec
 from reprocas.store.index import Index, unpack
 from reprocas.store.packs import pack_path
 
 FORMAT_NAME = "reprocas"
-FORMAT_VERSION = 2
+# The newest format this reprocas reads and writes.
+FORMAT_VERSION = 3
+# What `init` creates unless asked for another: format 3 (content ids) is opt-in
+# (`init --format 3`) until `reprocas upgrade` can bring format 2 repositories to it.
+FORMAT_VERSION_DEFAULT = 2
 # Format 1 repositories (no delta frames) are read and written as they are; they get
 # delta chunks only once `reprocas repack --deltas` upgrades them to format 2.
 FORMAT_VERSION_NO_DELTAS = 1
+FORMAT_VERSION_DELTAS = 2
+# Format 3: trees name files by content digest, so a root tree id is a content id.
+FORMAT_VERSION_CONTENT_IDS = 3
+FORMAT_VERSIONS_CREATED = (FORMAT_VERSION_DELTAS, FORMAT_VERSION_CONTENT_IDS)
 MARKER = "reprocas.json"
 DOT_DIR = ".reprocas"
 DEFAULT_PACK_SIZE = 32 << 20
@@ -230,6 +246,8 @@ class Repository:
             )
             c = self.config.chunking
             self.params = core.ChunkerParams(c.min_size, c.avg_size, c.max_size, c.seed)
+            self.format_version = int(marker.get("version", 1))
+            self._chunking_id = core.blake3_digest(codec.encode(asdict(c)))
         except (KeyError, TypeError, ValueError) as exc:
             raise FormatVersionError(
                 f"{root / MARKER} has missing or invalid settings ({exc!r}); "
@@ -265,7 +283,16 @@ class Repository:
         compression: CompressionConfig | None = None,
         pack_size: int = DEFAULT_PACK_SIZE,
         deltas: DeltaConfig | None = None,
+        format: int | None = None,
     ) -> Repository:
+        """Create a repository of ``format`` (None: FORMAT_VERSION_DEFAULT)."""
+        if format is None:
+            format = FORMAT_VERSION_DEFAULT
+        if format not in FORMAT_VERSIONS_CREATED:
+            raise InvalidParameterError(
+                f"cannot create a format {format} repository; choose one of "
+                + ", ".join(str(v) for v in FORMAT_VERSIONS_CREATED)
+            )
         chunking = chunking or ChunkingConfig()
         deltas = deltas or DeltaConfig()
         if not 1 <= deltas.max_depth <= 16:
@@ -288,7 +315,7 @@ class Repository:
                 (root / sub).mkdir(parents=True, exist_ok=True)
             marker = {
                 "format": FORMAT_NAME,
-                "version": FORMAT_VERSION,
+                "version": format,
                 "repo_id": uuid.uuid4().hex,
                 "created_ns": time.time_ns(),
                 "chunking": asdict(chunking),
@@ -298,7 +325,7 @@ class Repository:
             }
             repo = cls(root, marker, new=True)
             with repo.index.write() as txn:
-                repo.index.put_meta(txn, "format_version", FORMAT_VERSION)
+                repo.index.put_meta(txn, "format_version", format)
                 repo.index.put_meta(txn, "chunking", asdict(chunking))
                 repo.index.put_meta(txn, "compression", asdict(compression))
                 repo.index.put_meta(txn, "repo_id", marker["repo_id"])
@@ -328,7 +355,7 @@ class Repository:
         if type(version) is not int or version > FORMAT_VERSION or version < 1:
             raise FormatVersionError(
                 f"repository {root} has format version {version}, but this reprocas reads "
-                f"format version {FORMAT_VERSION} only; upgrade reprocas to open it",
+                f"format versions 1 to {FORMAT_VERSION} only; upgrade reprocas to open it",
                 version=version,
             )
         return cls(root, marker, rebuilding=rebuilding)
@@ -356,6 +383,17 @@ class Repository:
             os.close(fd)
 
     # -- objects ------------------------------------------------------------------------
+
+    @property
+    def content_ids(self) -> bool:
+        """Format 3: trees name files by digest (reprocas.store.files)."""
+        return self.format_version >= FORMAT_VERSION_CONTENT_IDS
+
+    @property
+    def chunking_id(self) -> bytes:
+        """BLAKE3 of the canonical encoding of this repository's chunking settings:
+        the second half of a ``chunkmaps`` key."""
+        return self._chunking_id
 
     def pack_path(self, pack_id: bytes) -> Path:
         return pack_path(self.packs_dir, ObjectId(pack_id))
@@ -388,10 +426,35 @@ class Repository:
         return obj
 
     def load_manifest(self, txn: lmdb.Transaction, oid: ObjectId) -> FileManifest:
+        """A file's chunk list: a manifest (format 1/2) or a chunk map (format 3)."""
         obj = self.load(txn, oid)
+        if isinstance(obj, ChunkMap):
+            return obj.manifest()
         if not isinstance(obj, FileManifest):
             raise IntegrityError(f"object {oid.hex} is not a file manifest", object=oid.hex)
         return obj
+
+    def entry_object(self, txn: lmdb.Transaction, entry: TreeEntry) -> ObjectId:
+        """The object holding a file entry's chunk list (reprocas.store.files)."""
+        from reprocas.store.files import file_object
+
+        return file_object(self, txn, entry)
+
+    def entry_manifest(self, txn: lmdb.Transaction, entry: TreeEntry) -> FileManifest:
+        """A file entry's size, digest and chunks, in every format (reprocas.store.files)."""
+        from reprocas.store.files import file_manifest
+
+        return file_manifest(self, txn, entry)
+
+    def entry_table(self, txn: lmdb.Transaction, entry: TreeEntry) -> bytes | None:
+        """The id of a file entry's table record, if it has one (reprocas.store.files)."""
+        from reprocas.store.files import file_table
+
+        return file_table(self, txn, entry)
+
+    def new_tree(self, entries: list[TreeEntry]) -> Tree:
+        """A tree of this repository's format from unsorted entries."""
+        return Tree.sorted(entries, 3 if self.content_ids else 2)
 
     # -- refs -----------------------------------------------------------------------------
 

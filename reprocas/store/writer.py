@@ -64,6 +64,10 @@ class Writer:
     unindexed: list[_Sealed] = field(default_factory=list)
     _pending: list[_Pending] = field(default_factory=list)
     _executor: ThreadPoolExecutor | None = None
+    # Format 3: ``chunkmaps`` and ``tables`` entries of the files written (or found
+    # stored) by this operation, indexed with its packs (reprocas.store.files).
+    file_keys: dict[bytes, bytes] = field(default_factory=dict)
+    table_keys: dict[bytes, bytes] = field(default_factory=dict)
 
     @property
     def new_bytes(self) -> int:
@@ -162,7 +166,7 @@ class Writer:
         """Seal every pack (the open one too) and index what they hold, in one
         transaction of its own; waits for all."""
         self.seal_packs()
-        if self.unindexed:
+        if self.unindexed or self.file_keys or self.table_keys:
             with self.repo.index.write() as txn:
                 self.index_into(txn)
 
@@ -192,6 +196,10 @@ class Writer:
                 ),
                 db=index.db["packs"],
             )
+        if self.file_keys or self.table_keys:
+            from reprocas.store.files import put_file_keys
+
+            put_file_keys(self.repo, txn, self.file_keys, self.table_keys)
         if self.relocate and self.unindexed:
             # Live chunks now decode against other bases: the reference counts
             # (which count bases as holders) are recounted at the next `du`.
@@ -205,6 +213,8 @@ class Writer:
         """The transaction given to :meth:`index_into` has committed."""
         self.sealed.extend(u.pack for u in self.unindexed)
         self.unindexed.clear()
+        self.file_keys.clear()
+        self.table_keys.clear()
 
     def abort(self) -> int:
         """Remove everything this writer wrote that nothing indexed: the open pack's

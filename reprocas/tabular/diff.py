@@ -90,9 +90,10 @@ def _files(repo: Repository, txn: Any, v: Version, base: str) -> dict[str, TreeE
 
 
 def _record(repo: Repository, txn: Any, e: TreeEntry) -> TableRecord | None:
-    if e.meta is None:
+    meta = repo.entry_table(txn, e)
+    if meta is None:
         return None
-    obj = repo.load(txn, ObjectId(e.meta))
+    obj = repo.load(txn, ObjectId(meta))
     return obj if isinstance(obj, TableRecord) else None
 
 

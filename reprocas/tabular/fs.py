@@ -56,7 +56,7 @@ class VersionFileSystem(pafs.FileSystemHandler):  # type: ignore[misc]
                         self._entries[sub] = find_entry(self.repo, txn, self.version, sub)
                 entry = self._entries[norm]
                 if entry.kind == "file" and entry.target not in self._manifests:
-                    m = self.repo.load_manifest(txn, ObjectId(entry.target))
+                    m = self.repo.entry_manifest(txn, entry)
                     self._manifests[entry.target] = m
                     self._tables[entry.target] = chunk_table(self.repo, m, norm)
 
@@ -81,9 +81,7 @@ class VersionFileSystem(pafs.FileSystemHandler):  # type: ignore[misc]
                 raise PathNotInVersionError(
                     f"{path!r} is not a file in {self.version.ref}", path=path
                 )
-            manifest = self._manifests.get(entry.target) or self.repo.load_manifest(
-                txn, ObjectId(entry.target)
-            )
+            manifest = self._manifests.get(entry.target) or self.repo.entry_manifest(txn, entry)
         table = self._tables.get(entry.target)
         if table is None:
             table = self._tables[entry.target] = chunk_table(self.repo, manifest, path)

@@ -22,7 +22,7 @@ from reprocas.errors import (
     UsageError,
 )
 from reprocas.model.ids import ObjectId
-from reprocas.model.objects import TableRecord
+from reprocas.model.objects import TableRecord, TreeEntry
 from reprocas.progress import Progress
 from reprocas.store.checkout import find_entry
 from reprocas.store.reachability import iter_tree
@@ -65,20 +65,21 @@ def _tables_under(repo: Repository, version: Version, path: str) -> list[TableFi
         entry = find_entry(repo, txn, version, path)
         base = path.strip("/")
 
-        def record_of(meta: bytes | None) -> TableRecord | None:
+        def record_of(e: TreeEntry) -> TableRecord | None:
+            meta = repo.entry_table(txn, e)
             if meta is None:
                 return None
             obj = repo.load(txn, ObjectId(meta))
             return obj if isinstance(obj, TableRecord) else None
 
         if entry.kind == "file":
-            return [TableFile(base, entry.size, record_of(entry.meta))]
+            return [TableFile(base, entry.size, record_of(entry))]
         if entry.kind != "dir":
             raise NotATableError(f"{path!r} is a symbolic link in {version.ref}")
 
         for p, e in iter_tree(repo, txn, entry.target, f"{base}/" if base else ""):
             if e.kind == "file" and format_of(e.name):
-                out.append(TableFile(p, e.size, record_of(e.meta)))
+                out.append(TableFile(p, e.size, record_of(e)))
     return out
 
 
@@ -270,7 +271,8 @@ def table_record(repo: Repository, version: Version, path: str) -> TableRecord |
         entry = find_entry(repo, txn, version, path)
         if entry.kind != "file":
             raise PathNotInVersionError(f"{path!r} is not a file in {version.ref}", path=path)
-        if entry.meta is None:
+        meta = repo.entry_table(txn, entry)
+        if meta is None:
             return None
-        obj = repo.load(txn, ObjectId(entry.meta))
+        obj = repo.load(txn, ObjectId(meta))
     return obj if isinstance(obj, TableRecord) else None

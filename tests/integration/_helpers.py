@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import reprocas
+from tests.conftest import TEST_FORMAT
 from tests.integration.trees import Entry, describe, diff
 
 REPROCAS = Path(sys.executable).with_name("reprocas")
@@ -96,7 +97,10 @@ def cli_argv(args: Sequence[str | os.PathLike[str]], repo: Path | None = None) -
     argv = [str(REPROCAS)]
     if repo is not None:
         argv += ["--repo", str(repo)]
-    return argv + [os.fspath(a) for a in args]
+    rest = [os.fspath(a) for a in args]
+    if TEST_FORMAT is not None and rest[:1] == ["init"] and "--format" not in rest:
+        rest[1:1] = ["--format", str(TEST_FORMAT)]
+    return argv + rest
 
 
 def run_cli(

@@ -35,7 +35,6 @@ from reprocas.errors import (
     PathNotInVersionError,
     ReprocasError,
 )
-from reprocas.model.ids import ObjectId
 from reprocas.model.objects import TableRecord
 from reprocas.store.checkout import find_entry
 from reprocas.store.reader import FrameCache
@@ -830,7 +829,7 @@ def _flip_middle_chunk(repo: reprocas.Repo, ref: str, path: str) -> tuple[Path, 
     with store.index.read() as txn:
         v = store.resolve(txn, ref)
         entry = find_entry(store, txn, v, path)
-        manifest = store.load_manifest(txn, ObjectId(entry.target))
+        manifest = store.entry_manifest(txn, entry)
         mid = len(manifest.chunks) // 2
         file_offset = sum(n for _, n in manifest.chunks[:mid])
         loc = store.index.get_chunk(txn, manifest.chunks[mid][0])

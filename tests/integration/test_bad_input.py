@@ -691,12 +691,13 @@ def test_hostile_duplicate_names_with_a_symlink_are_refused(
 # --- repository format -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("version", [99, 3, 0, -1, "1", 1.5, True, None], ids=repr)
+@pytest.mark.parametrize("version", [99, 4, 0, -1, "1", 1.5, True, None], ids=repr)
 def test_unknown_format_version_is_refused(
     repo_path: Path, seeded: Path, version: object, tmp_path: Path
 ) -> None:
     marker = repo_path / "reprocas.json"
     data = json.loads(marker.read_text())
+    right = data["version"]
     data["version"] = version
     marker.write_text(json.dumps(data))
     res = run_cli("--repo", str(repo_path), "log")
@@ -704,7 +705,7 @@ def test_unknown_format_version_is_refused(
     with pytest.raises(reprocas.errors.FormatVersionError):
         reprocas.Repo.open(repo_path)
     # Nothing was changed: with the right version back, the repository is as it was.
-    data["version"] = 1
+    data["version"] = right
     marker.write_text(json.dumps(data))
     assert_undamaged(repo_path, seeded, tmp_path)
 

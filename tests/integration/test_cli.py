@@ -333,9 +333,8 @@ def test_debug_chunk_agrees_with_what_commit_stores(repo: reprocas.Repo, tmp_pat
     with repo.store.index.read() as txn:
         v = repo.store.resolve(txn, r.ref)
         [entry] = repo.store.load_tree(txn, v.snapshot.root).entries
-        from reprocas.model.ids import ObjectId
 
-        manifest = repo.store.load_manifest(txn, ObjectId(entry.target))
+        manifest = repo.store.entry_manifest(txn, entry)
     assert manifest.digest.hex() == out["file_digest"]
     assert [(d.hex(), n) for d, n in manifest.chunks] == [
         (c["digest"], c["length"]) for c in out["chunks"]

@@ -164,11 +164,11 @@ def test_export_table_draws_a_bar(repo: reprocas.Repo, repo_path: Path, tmp_path
 def test_rm_purge_draws_a_bar(repo: reprocas.Repo, repo_path: Path, tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
-    for i in range(2):
+    for _ in range(2):
         (src / "data.bin").write_bytes(os.urandom(300_000))
         repo.commit(src, "ds")
     repo.close()
-    code, shown, out = _on_pty(repo_path, "rm", "ds@v1", "--purge")
+    code, shown, _ = _on_pty(repo_path, "rm", "ds@v1", "--purge")
     assert code == 0, shown
     assert "purging" in shown and "pack" in shown, shown
     assert_ok(run_cli("verify", "--read-data", repo=repo_path))

@@ -12,7 +12,6 @@ import pytest
 
 import reprocas
 from reprocas.errors import CorruptDataError, IntegrityError
-from reprocas.model.ids import ObjectId
 from reprocas.native import core
 from reprocas.store.checkout import find_entry
 from tests.integration._helpers import assert_ok, assert_one_line_error, repo_state, run_cli
@@ -60,7 +59,7 @@ def _chunk_frame(repo_path: Path, ref: str, path: str, n: int) -> tuple[Path, in
         with store.index.read() as txn:
             v = store.resolve(txn, ref)
             entry = find_entry(store, txn, v, path)
-            manifest = store.load_manifest(txn, ObjectId(entry.target))
+            manifest = store.entry_manifest(txn, entry)
             loc = store.index.get_chunk(txn, manifest.chunks[n][0])
             assert loc is not None
             return store.pack_path(loc.pack), loc.frame_offset, loc.stored_len, loc.codec

@@ -68,11 +68,12 @@ def build_series(
     versions: int,
     seed: int = 1,
     added: list[int] | None = None,
+    fmt: int | None = None,
     **cfg: Any,
 ) -> tuple[Path, list[Path]]:
     root = tmp_path / "repo"
     store_cfg = DeltaConfig(**cfg) if cfg else None
-    repo = reprocas.Repo.init(root, deltas=store_cfg) if store_cfg else reprocas.Repo.init(root)
+    repo = reprocas.Repo.init(root, deltas=store_cfg, format=fmt)
     rng = random.Random(seed)
     lines = rows(seed)
     snapshots = []
@@ -125,7 +126,8 @@ def test_chains_never_exceed_the_bound(tmp_path: Path) -> None:
 
 
 def test_deltas_off_and_format_1_repositories_write_plain_frames(tmp_path: Path) -> None:
-    root, sources = build_series(tmp_path, 3, enabled=False)
+    # A format 2 repository, marked format 1 below (formats 1 and 2 share trees).
+    root, sources = build_series(tmp_path, 3, fmt=2, enabled=False)
     assert not delta_frames(root)
     marker = json.loads((root / "reprocas.json").read_text())
     assert marker["version"] == 2 and marker["deltas"]["enabled"] is False
@@ -261,7 +263,7 @@ def test_damaged_delta_record_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_repack_deltas_upgrades_a_format_1_history_and_prune_reclaims(tmp_path: Path) -> None:
-    root, sources = build_series(tmp_path, 5, enabled=False)
+    root, sources = build_series(tmp_path, 5, fmt=2, enabled=False)
     marker = json.loads((root / "reprocas.json").read_text())
     marker["version"] = 1
     del marker["deltas"]

@@ -56,6 +56,10 @@ def test_fixture_opens_verifies_and_checks_out_exactly(name: str, tmp_path: Path
         # An id prefix and the full id name the same version.
         shown = assert_ok(run_cli("show", want["id"][:12], "--json", repo=repo)).json()
         assert shown["id"] == want["id"]
+        # Every format shows its root tree id; the checkout holds exactly that content.
+        assert len(shown["content_id"]) == 64
+        assert want.get("content_id", shown["content_id"]) == shown["content_id"]
+        assert_ok(run_cli("check-dir", dest, ref, repo=repo))
     for tag, vid in expected["tags"].items():
         shown = assert_ok(run_cli("show", f"cohort@{tag}", "--json", repo=repo)).json()
         assert shown["id"] == vid

@@ -88,7 +88,8 @@ def test_run_records_inputs_params_outputs_metrics_and_logs(
         v1 = repo.resolve("clinical@v1")
         assert r["inputs"] == [
             {"ref": "clinical@v1", "version": "clinical@v1", "id": v1.id.hex,
-             "path": "inputs/clinical", "via": "input", "api_refs": [], "api_paths": []}
+             "content": v1.snapshot.root.hex, "path": "inputs/clinical", "via": "input",
+             "api_refs": [], "api_paths": []}
         ]  # fmt: skip
         assert r["outputs"][0]["path"] == "out"
         assert r["outputs"][0]["version"] == "runs/train@v1"

@@ -23,7 +23,6 @@ from hypothesis import strategies as st
 import reprocas
 from reprocas.errors import PathNotInVersionError
 from reprocas.model.chunking import ChunkingConfig, CompressionConfig
-from reprocas.model.ids import ObjectId
 from reprocas.store.checkout import find_entry
 from reprocas.store.reader import FrameCache, StoreFile
 from reprocas.tabular.fs import VersionFileSystem
@@ -72,7 +71,7 @@ def _layout(repo: reprocas.Repo, path: str) -> tuple[list[int], list[int]]:
     store = repo.store
     with store.index.read() as txn:
         entry = find_entry(store, txn, store.resolve(txn, REF), path)
-        manifest = store.load_manifest(txn, ObjectId(entry.target))
+        manifest = store.entry_manifest(txn, entry)
         chunk_starts: list[int] = []
         frame_starts: list[int] = []
         offset = 0
@@ -286,7 +285,7 @@ def _store_file(stored: Stored, name: str, cache: FrameCache) -> StoreFile:
     store = stored.repo.store
     with store.index.read() as txn:
         entry = find_entry(store, txn, store.resolve(txn, REF), name)
-        manifest = store.load_manifest(txn, ObjectId(entry.target))
+        manifest = store.entry_manifest(txn, entry)
     return StoreFile(store, manifest, f"{REF}:{name}", cache)
 
 

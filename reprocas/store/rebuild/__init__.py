@@ -28,10 +28,11 @@ from typing import Any
 import lmdb
 
 from reprocas.errors import IndexDamagedError, IntegrityError, ReprocasError
-from reprocas.model.objects import Snapshot, object_from_wire
+from reprocas.model.objects import ChunkMap, Snapshot, TableRecord, object_from_wire
 from reprocas.native import core
 from reprocas.progress import Progress
 from reprocas.store import codec, refcounts
+from reprocas.store.files import chunkmap_key, put_file_keys
 from reprocas.store.index import (
     DB_NAMES,
     ChunkLoc,
@@ -287,6 +288,8 @@ def _build(repo: Repository, progress: Progress) -> RebuildReport:
     skipped: list[str] = []
     salvaged: list[SalvagedPack] = []
     snapshots: dict[bytes, Snapshot] = {}
+    chunkmaps: dict[bytes, bytes] = {}
+    tables: dict[bytes, bytes] = {}
     # Listed under the lock: every pack a commit sealed before is here, none after.
     packs = sorted(repo.packs_dir.glob("*/*.pack")) if repo.packs_dir.exists() else []
     n_packs = 0
@@ -354,6 +357,10 @@ def _build(repo: Repository, progress: Progress) -> RebuildReport:
                     continue
                 if isinstance(obj, Snapshot):
                     snapshots[o.id] = obj
+                elif isinstance(obj, ChunkMap):  # format 3: it carries its own key
+                    chunkmaps[chunkmap_key(obj.digest, obj.chunking)] = o.id
+                elif isinstance(obj, TableRecord) and obj.digest is not None:
+                    tables[obj.digest] = min(o.id, tables.get(obj.digest, o.id))
             txn.put(
                 pid,
                 pack(
@@ -404,6 +411,7 @@ def _build(repo: Repository, progress: Progress) -> RebuildReport:
         index.put_meta(txn, "chunking", repo.marker["chunking"])
         index.put_meta(txn, "compression", repo.marker["compression"])
         index.put_meta(txn, "repo_id", repo.marker["repo_id"])
+        put_file_keys(repo, txn, chunkmaps, tables)
         refcounts.recompute(repo, txn)  # what keeps each chunk alive, for du
     with contextlib.suppress(OSError):
         fsync_dir(repo.packs_dir)
