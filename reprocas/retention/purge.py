@@ -48,6 +48,7 @@ from reprocas.model.objects import Snapshot
 from reprocas.native import core
 from reprocas.progress import Progress
 from reprocas.store import lease, refcounts
+from reprocas.store.files import CHUNKMAPS, TABLES
 from reprocas.store.frames import FrameDecoder
 from reprocas.store.index import (
     ChunkLoc,
@@ -325,6 +326,12 @@ def _sweep(
         else:
             frames_bases.add(baseset_key([bytes(b) for b in unpack(v)[1]]))
     doomed += [("deltas", k) for k in basesets if k not in frames_bases]
+    # Format 3: a file digest's chunk map or table record that is gone takes its entry
+    # along (a later commit of the same bytes must not find a chunk map that is gone).
+    for name in (CHUNKMAPS, TABLES):
+        for k, v in txn.cursor(db=db[name]):
+            if bytes(v) not in live.objects:
+                doomed.append((name, bytes(k)))
     for name, key in doomed:
         txn.delete(key, db=db[name])
     report.index_records += len(doomed)

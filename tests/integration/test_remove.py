@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import reprocas
+from reprocas.store.index import Index
 from tests.integration._helpers import (
     assert_ok,
     assert_one_line_error,
@@ -22,6 +23,7 @@ from tests.integration._helpers import (
     cli_argv,
     log_json,
     repo_state,
+    run_cli,
     stored_bytes,
     verify_ok,
 )
@@ -473,3 +475,30 @@ def test_purge_killed_at_any_moment_leaves_a_sound_repository(
         assert_ok(cli(*again))
         _assert_gone(repo_path, marker)
         _checks_out_as(cli, "cohort@v2", right, tmp_path / f"finished{i}")
+
+
+def test_purged_bytes_committed_again_are_stored_again_format3(tmp_path: Path) -> None:
+    """Format 3 finds a file's chunks by its digest (``chunkmaps``, ``tables``): a purge
+    removes those records too (they name the purged file by its digest), and the same
+    bytes committed again are stored again."""
+    repo_path = tmp_path / "repo"
+    assert_ok(run_cli("init", "--format", "3", repo=repo_path))
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "extract.csv").write_text(
+        "id,v\n" + "".join(f"{i},{random.Random(i).random()}\n" for i in range(3000))
+    )
+    assert_ok(run_cli("commit", src, "-d", "wrong", repo=repo_path))
+    assert_ok(run_cli("rm", "wrong", "--purge", repo=repo_path))
+    index = Index(repo_path / "index", create=False)
+    try:
+        with index.read() as txn:
+            left = {n: txn.stat(index.db[n])["entries"] for n in ("chunkmaps", "tables")}
+    finally:
+        index.close()
+    assert left == {"chunkmaps": 0, "tables": 0}
+    assert_ok(run_cli("commit", src, "-d", "again", repo=repo_path))
+    assert_ok(run_cli("verify", "--read-data", repo=repo_path))
+    dest = tmp_path / "out"
+    assert_ok(run_cli("checkout", "again", dest, repo=repo_path))
+    assert (dest / "extract.csv").read_bytes() == (src / "extract.csv").read_bytes()
