@@ -45,8 +45,9 @@ test: lint test-rust test-python
 FORMAT3_TESTS := $(addsuffix .py,$(addprefix tests/integration/test_,roundtrip dedup deltas corruption \
 	du_refcounts rebuild_gc rebuild_damage retention_safety retention_cli retention_runs \
 	arrow_read arrow_diff crash env_snapshot env_restore runs_record run_reads replay \
-	replay_verdict rebuild_runs timeline cli)) tests/property/test_refcounts.py \
-	tests/property/test_store_file_properties.py tests/property/test_rebuild_damage_property.py
+	replay_verdict rebuild_runs timeline cli remove fixtures)) tests/property/test_refcounts.py \
+	tests/property/test_store_file_properties.py tests/property/test_rebuild_damage_property.py \
+	tests/property/test_purge_property.py
 test-format3: build
 	REPROCAS_TEST_FORMAT=3 $(VENV)/bin/pytest -q $(FORMAT3_TESTS)
 
