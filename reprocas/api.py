@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import tempfile
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from typing import Any
 
 from reprocas.errors import PathNotInVersionError, ReprocasError
 from reprocas.model.chunking import ChunkingConfig, CompressionConfig, DeltaConfig
+from reprocas.model.display import iso_time
 from reprocas.model.ids import ObjectId
 from reprocas.progress import Progress
 from reprocas.provenance import run_reads
@@ -25,10 +25,6 @@ from reprocas.store.reachability import iter_tree
 from reprocas.store.reader import StoreFile
 from reprocas.store.repository import DEFAULT_PACK_SIZE, DOT_DIR, Repository, Version, find_root
 from reprocas.store.tags import TagChange, delete_tag, parse_tag, set_tag
-
-
-def _iso(time_ns: int) -> str:
-    return dt.datetime.fromtimestamp(time_ns / 1e9, tz=dt.UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +86,7 @@ def _entry(v: Version, content_ids: bool = False) -> LogEntry:
     return LogEntry(
         ref=v.ref,
         id=v.id.hex,
-        time=_iso(s.time_ns),
+        time=iso_time(s.time_ns),
         message=s.message,
         step=s.step,
         tags=v.tags,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -11,6 +10,7 @@ import typer
 
 from reprocas.cli.common import AllowSecretsOpt, JsonOpt, open_repo, progress_bar, warn
 from reprocas.cli.output import emit_json, human_bytes
+from reprocas.model.display import iso_time
 
 if TYPE_CHECKING:
     from reprocas.environment.store import EnvRecord
@@ -46,10 +46,6 @@ IgnoreOpt = typer.Option(
 )
 
 
-def _iso(time_ns: int) -> str:
-    return dt.datetime.fromtimestamp(time_ns / 1e9, tz=dt.UTC).isoformat(timespec="seconds")
-
-
 def _default_name(project: Path | None) -> str:
     from reprocas.environment.store import env_name
 
@@ -63,7 +59,7 @@ def _record_json(rec: EnvRecord) -> dict[str, Any]:
         "id": rec.version.id.hex,
         "environment_id": rec.environment_id.hex,
         "name": snap.name,
-        "time": _iso(snap.time_ns),
+        "time": iso_time(snap.time_ns),
         "author": snap.author,
         "message": snap.message,
         "tags": list(rec.version.tags),
@@ -238,7 +234,7 @@ def describe(rec: EnvRecord) -> list[str]:
         f"ref         {rec.ref}",
         f"id          {rec.version.id.hex}",
         f"facts       {rec.environment_id.hex}",
-        f"time        {_iso(rec.snapshot.time_ns)}   {rec.snapshot.author}",
+        f"time        {iso_time(rec.snapshot.time_ns)}   {rec.snapshot.author}",
         f"tags        {', '.join(rec.version.tags) or '-'}",
         f"python      {py.get('implementation')} {py.get('version')} ({py.get('executable')})"
         + (" venv" if py.get("venv") else "")
@@ -328,7 +324,7 @@ def log(
                 "ref": rec.ref,
                 "id": rec.version.id.hex,
                 "environment_id": rec.environment_id.hex,
-                "time": _iso(rec.snapshot.time_ns),
+                "time": iso_time(rec.snapshot.time_ns),
                 "python": (f.get("python") or {}).get("version"),
                 "packages": len(f.get("packages") or []),
                 "full": rec.full,

@@ -3,6 +3,7 @@ diffs print the same metric the same way (``n=100000``, never ``n=1e+05``)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import Any
 
@@ -36,3 +37,8 @@ def format_scalar(value: Any) -> str:
     if isinstance(value, bytes):
         return value.hex()
     return format_number(value)
+
+
+def iso_time(time_ns: int) -> str:
+    """A time in nanoseconds since the epoch as ISO 8601 in UTC, to the second."""
+    return dt.datetime.fromtimestamp(time_ns / 1e9, tz=dt.UTC).isoformat(timespec="seconds")

@@ -3,17 +3,13 @@ version, and tags with the versions they name (`reprocas datasets`, `reprocas ta
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
 from reprocas.errors import RefNotFoundError, known_names
+from reprocas.model.display import iso_time
 from reprocas.model.ids import ObjectId
 from reprocas.store.repository import Repository
-
-
-def _iso(time_ns: int) -> str:
-    return dt.datetime.fromtimestamp(time_ns / 1e9, tz=dt.UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +81,7 @@ def list_datasets(repo: Repository) -> list[DatasetSummary]:
                     latest_id=sid.hex,
                     logical_bytes=snap.logical_bytes,
                     files=snap.files,
-                    last_change=_iso(snap.time_ns),
+                    last_change=iso_time(snap.time_ns),
                     tags=tuple(tags),
                 )
             )
@@ -108,7 +104,7 @@ def list_tags(repo: Repository, dataset: str | None = None) -> list[TagEntry]:
                 oid = ObjectId(raw)
                 info = repo.version_info(txn, oid)
                 ref = f"{info[0]}@v{info[1]}" if info else oid.hex[:12]
-                time = _iso(repo.load_snapshot(txn, oid).time_ns)
+                time = iso_time(repo.load_snapshot(txn, oid).time_ns)
                 out.extend(TagEntry(name, t, ref, oid.hex, time) for t in tags)
     out.sort(key=lambda e: (e.dataset, e.tag))
     return out

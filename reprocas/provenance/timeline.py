@@ -19,14 +19,13 @@ Events (each with ``time_ns``, ``time``, ``kind`` and ``ref``):
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
 import lmdb
 
 from reprocas.errors import RefNotFoundError, ReprocasError, known_names
-from reprocas.model.display import format_number
+from reprocas.model.display import format_number, iso_time
 from reprocas.model.ids import ObjectId
 from reprocas.model.objects import Run, Snapshot
 from reprocas.provenance import graph
@@ -37,10 +36,6 @@ from reprocas.store.repository import Repository
 
 KINDS = ("version", "environment", "code", "params", "run")
 _ORDER = {k: i for i, k in enumerate(KINDS)}
-
-
-def _iso(time_ns: int) -> str:
-    return dt.datetime.fromtimestamp(time_ns / 1e9, tz=dt.UTC).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -58,7 +53,7 @@ class Event:
     def to_json(self) -> dict[str, Any]:
         return {
             "time_ns": self.time_ns,
-            "time": _iso(self.time_ns),
+            "time": iso_time(self.time_ns),
             "kind": self.kind,
             "ref": self.ref,
             **self.details,
@@ -532,5 +527,6 @@ def render(events: list[Event]) -> list[str]:
         return ["nothing recorded yet"]
     width = min(28, max(len(e.ref) for e in events))
     return [
-        f"{_iso(e.time_ns)}  {e.kind:<11}  {e.ref:<{width}}  {_line(e)}".rstrip() for e in events
+        f"{iso_time(e.time_ns)}  {e.kind:<11}  {e.ref:<{width}}  {_line(e)}".rstrip()
+        for e in events
     ]
