@@ -27,9 +27,11 @@ def check_dir(
     ] = None,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
-    """Check that DIR holds exactly the content of REF: names, kinds, modes (with the
-    executable bit), sizes, BLAKE3 digests and link targets, reading only DIR and the
-    version's trees. For format-3 content the content id is recomputed from DIR too.
+    """Check that a plain directory holds exactly the content of a version.
+
+    Compares names, kinds, modes (with the executable bit), sizes, BLAKE3 digests and
+    link targets, reading only DIR and the version's trees. For format-3 content the
+    content id is recomputed from DIR too.
 
     Exit status: 0 same, 1 differs, 2 or more an error.
     """
