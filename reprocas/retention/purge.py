@@ -50,6 +50,7 @@ from reprocas.progress import Progress
 from reprocas.store import lease, refcounts
 from reprocas.store.files import CHUNKMAPS, TABLES
 from reprocas.store.frames import FrameDecoder
+from reprocas.store.gc import file_size
 from reprocas.store.index import (
     ChunkLoc,
     ObjectLoc,
@@ -459,7 +460,7 @@ def purge(
         report.shared_chunks = len(removed.chunks.keys() & live.chunks.keys())
         # New packs first (sealed, fsynced), then one transaction moves the index.
         written = [_write(repo, rw) for rw in rewrites]
-        sizes = {rw.pid: _size(repo.pack_path(rw.pid)) for rw in rewrites}
+        sizes = {rw.pid: file_size(repo.pack_path(rw.pid)) for rw in rewrites}
         with index.write() as txn:
             for rw, w in zip(rewrites, written, strict=True):
                 _index(repo, txn, rw, w)
@@ -487,7 +488,7 @@ def purge(
             )
         dirs: set[Path] = set()
         for p in doomed:
-            size = sizes.get(bytes.fromhex(p.stem), 0) or _size(p)
+            size = sizes.get(bytes.fromhex(p.stem), 0) or file_size(p)
             try:
                 os.unlink(p)
             except FileNotFoundError:
@@ -497,7 +498,7 @@ def purge(
             if p in garbage:
                 report.garbage.append(str(p))
         for leftover in sorted(repo.tmp_dir.iterdir()) if repo.tmp_dir.exists() else []:
-            report.freed_bytes += _size(leftover)
+            report.freed_bytes += file_size(leftover)
             report.garbage.append(str(leftover))
             leftover.unlink()
             dirs.add(leftover.parent)
@@ -513,10 +514,3 @@ def purge(
             f"problems (first: {first}); run `reprocas verify` for all of them"
         )
     return report
-
-
-def _size(p: Path) -> int:
-    try:
-        return p.stat().st_size
-    except OSError:
-        return 0

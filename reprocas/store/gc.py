@@ -53,7 +53,8 @@ class GcReport:
         }
 
 
-def _size(path: Path) -> int:
+def file_size(path: Path) -> int:
+    """``path``'s size, 0 when it is gone or unreadable."""
     try:
         return path.stat().st_size
     except OSError:
@@ -84,7 +85,7 @@ def gc(
                     except ValueError:
                         continue
         trailers: dict[bytes, PackTrailer | None] = {}
-        sizes = {pid: _size(path) for pid, path in on_disk.items()} if progress else {}
+        sizes = {pid: file_size(path) for pid, path in on_disk.items()} if progress else {}
         if progress is not None:
             progress.start(sum(sizes.values()), len(on_disk))
         for pid, path in on_disk.items():
