@@ -112,3 +112,33 @@ class Backend(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional for backends with no resources
         """Release connections."""
+
+
+PROBE_PREFIX = "probe/"
+
+
+def probe_conditional_writes(backend: Backend, token: str) -> None:
+    """Prove that BACKEND honours create-if-absent: write a fresh probe key, then write
+    it again — the second create must lose with :class:`PreconditionFailed` (S3: 412).
+
+    TOKEN makes the key unique to this probe (a session id). A server (or a proxy in
+    front of it) that ignores ``If-None-Match`` accepts the second write, and two
+    writers could then overwrite each other's refs, so it is refused for shared
+    writing with :class:`ConditionalWritesUnsupported`. The probe key is deleted after.
+    """
+    key = f"{PROBE_PREFIX}{token}"
+    backend.put_if_absent(key, b"first")
+    try:
+        try:
+            backend.put_if_absent(key, b"second")
+        except PreconditionFailed:
+            return
+        raise ConditionalWritesUnsupported(
+            f"{backend.url} accepted a second create-if-absent of {key!r} (it should "
+            "answer 412 Precondition Failed): this server or a proxy in front of it "
+            "ignores conditional writes, so two writers could overwrite each other's "
+            "refs. Use a server that supports If-None-Match/If-Match (AWS S3, MinIO, "
+            "Ceph RGW, R2 ...), or pass --single-writer if only one machine ever writes."
+        )
+    finally:
+        backend.delete(key)
