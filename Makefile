@@ -9,7 +9,7 @@ PIP := $(PY) -m pip
 PYLIBDIR := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR") or "")')
 CARGO_ENV := PYO3_PYTHON=$(PY) LD_LIBRARY_PATH=$(PYLIBDIR):$$LD_LIBRARY_PATH
 
-.PHONY: all venv build test test-rust test-python test-format3 lint demo bench clean
+.PHONY: all venv build test test-rust test-python test-format2 lint demo bench clean
 
 all: build
 
@@ -40,16 +40,16 @@ test-python: build
 
 test: lint test-rust test-python
 
-# The store-facing tests again, on format 3 repositories (tests/conftest.py reads
+# The store-facing tests again, on format 2 repositories (tests/conftest.py reads
 # REPROCAS_TEST_FORMAT: every repository a test creates without naming a format).
-FORMAT3_TESTS := $(addsuffix .py,$(addprefix tests/integration/test_,roundtrip dedup deltas corruption \
+FORMAT2_TESTS := $(addsuffix .py,$(addprefix tests/integration/test_,roundtrip dedup deltas corruption \
 	du_refcounts rebuild_gc rebuild_damage retention_safety retention_cli retention_runs \
 	arrow_read arrow_diff crash env_snapshot env_restore runs_record run_reads replay \
 	replay_verdict rebuild_runs timeline cli remove fixtures)) tests/property/test_refcounts.py \
 	tests/property/test_store_file_properties.py tests/property/test_rebuild_damage_property.py \
 	tests/property/test_purge_property.py
-test-format3: build
-	REPROCAS_TEST_FORMAT=3 $(VENV)/bin/pytest -q $(FORMAT3_TESTS)
+test-format2: build
+	REPROCAS_TEST_FORMAT=2 $(VENV)/bin/pytest -q $(FORMAT2_TESTS)
 
 demo: build
 	$(PY) scripts/demo.py

@@ -150,7 +150,7 @@ class Repo:
     ) -> Repo:
         """Create a repository: at ``path``, or in ``./.reprocas`` without one.
         ``deltas`` sets delta chunks (on by default); ``format`` 3 makes version ids
-        content ids, independent of chunking (opt-in; None: format 2; docs/FORMAT.md)."""
+        content ids, independent of chunking (None: format 3; 2 on request; docs/FORMAT.md)."""
         root = Path(path) if path is not None else Path.cwd() / DOT_DIR
         return cls(Repository.init(root, chunking, compression, pack_size, deltas, format=format))
 

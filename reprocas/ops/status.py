@@ -229,23 +229,30 @@ def status(
                 raw = txn.get(_cache_key(os.fsencode(wpath)), db=index.db["filecache"])
                 hit = None
                 if raw is not None:
-                    ino, mtime_ns, size, mid, *_ = unpack(raw)
+                    ino, mtime_ns, size, mid, *rest = unpack(raw)
                     if (ino, mtime_ns, size) == (ws.st_ino, ws.st_mtime_ns, ws.st_size):
-                        hit = bytes(mid)
+                        if not repo.content_ids:
+                            hit = bytes(mid)  # format 1/2: entries name the manifest
+                        elif len(rest) > 1 and rest[1] is not None:
+                            hit = bytes(rest[1])  # format 3: entries name the digest
                 if hit is not None:
                     out.cached += 1
                     same = hit == e.target
                 else:
                     out.hashed += 1
-                    obj = repo.load(txn, ObjectId(e.target))
-                    same = isinstance(obj, FileManifest) and obj.digest == _digest(wpath)
+                    if repo.content_ids:
+                        same = e.target == _digest(wpath)
+                    else:
+                        obj = repo.load(txn, ObjectId(e.target))
+                        same = isinstance(obj, FileManifest) and obj.digest == _digest(wpath)
                     prog.advance(ws.st_size)
             if same:
                 continue
             out.changed.append(rel)
             out.sizes[rel] = ws.st_size
-            if e.kind == "file" and e.meta is not None and format_of(rel) is not None:
-                before = repo.load(txn, ObjectId(e.meta))
+            table = repo.entry_table(txn, e) if e.kind == "file" else None
+            if table is not None and format_of(rel) is not None:
+                before = repo.load(txn, ObjectId(table))
                 after = inspect_file(wpath) if stat.S_ISREG(ws.st_mode) else None
                 if isinstance(before, TableRecord):
                     out.tables[rel] = TableChange(

@@ -30,7 +30,7 @@ def version_info() -> dict[str, Any]:
                 "reads": list(range(1, FORMAT_VERSION + 1)),
                 # A format 1 repository is written as format 1 until `repack --deltas`.
                 "writes": [FORMAT_VERSION_NO_DELTAS, *FORMAT_VERSIONS_CREATED],
-                # Format 3 is created on request (`init --format 3`) until `upgrade` exists.
+                # Format 3 (content ids) by default; format 2 on request (`init --format 2`).
                 "creates": FORMAT_VERSION_DEFAULT,
                 "can_create": list(FORMAT_VERSIONS_CREATED),
             },

@@ -50,9 +50,9 @@ from reprocas.store.packs import pack_path
 FORMAT_NAME = "reprocas"
 # The newest format this reprocas reads and writes.
 FORMAT_VERSION = 3
-# What `init` creates unless asked for another: format 3 (content ids) is opt-in
-# (`init --format 3`) until `reprocas upgrade` can bring format 2 repositories to it.
-FORMAT_VERSION_DEFAULT = 2
+# What `init` creates unless asked for another: format 3 (content ids). Format 2 is
+# still created on request (`init --format 2`); `reprocas upgrade` brings it to 3.
+FORMAT_VERSION_DEFAULT = 3
 # Format 1 repositories (no delta frames) are read and written as they are; they get
 # delta chunks only once `reprocas repack --deltas` upgrades them to format 2.
 FORMAT_VERSION_NO_DELTAS = 1

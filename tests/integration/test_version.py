@@ -18,8 +18,8 @@ def test_version_says_what_it_reads_writes_and_how_it_was_built(tmp_path: Path) 
     assert info["version"] == reprocas.__version__
     repo_fmt = info["formats"]["repository"]
     assert repo_fmt["reads"] == list(range(1, FORMAT_VERSION + 1))
-    # Format 3 is written and created on request; init creates format 2 by default.
-    assert repo_fmt["creates"] == FORMAT_VERSION_DEFAULT == 2
+    # init creates format 3 (content ids) by default; format 2 on request.
+    assert repo_fmt["creates"] == FORMAT_VERSION_DEFAULT == 3
     assert repo_fmt["writes"] == [1, 2, 3] and repo_fmt["can_create"] == [2, 3]
     assert info["formats"]["pack"]["reads"] == list(PACK_VERSIONS)
     assert (info["native"]["version"], info["native"]["build"]) == (_core.__version__, build)
@@ -27,7 +27,7 @@ def test_version_says_what_it_reads_writes_and_how_it_was_built(tmp_path: Path) 
     text = assert_ok(run_cli("--version", repo=tmp_path / "nowhere", cwd=tmp_path)).out
     assert text.splitlines()[0].startswith(f"reprocas {reprocas.__version__} ")
     assert (
-        "repository format: reads 1, 2, 3, writes 1, 2, 3, creates 2 (3 with `init --format 3`)"
+        "repository format: reads 1, 2, 3, writes 1, 2, 3, creates 3 (2 with `init --format 2`)"
     ) in text
     assert f"{build} build" in text
     assert assert_ok(run_cli("version", cwd=tmp_path)).out == text
