@@ -22,6 +22,7 @@ from reprocas.model.ids import ObjectId
 from reprocas.store.upgrade import upgrade
 from tests.integration._helpers import (
     assert_ok,
+    assert_one_line_error,
     clean_env,
     cli_argv,
     run_cli,
@@ -113,7 +114,7 @@ def _aliases(repo: Path) -> dict[str, str]:
                 out[old.hex()] = new.hex()
                 old_snap = store.load(txn, ObjectId(old))
                 new_snap = store.load_snapshot(txn, ObjectId(new))
-                out[old_snap.root.hex] = new_snap.root.hex  # type: ignore[union-attr]
+                out[old_snap.root.hex] = new_snap.root.hex
     return out
 
 
@@ -242,6 +243,18 @@ def test_frozen_format2_fixture_upgrades(tmp_path: Path) -> None:
         shown = json.loads(_cli(repo, "show", want["id"], "--json").out)
         assert shown["aliased_from"] == want["id"] and shown["ref"] == ref
         _cli(repo, "check-dir", dest, ref)
+
+
+def test_format1_is_refused_with_the_way_on(tmp_path: Path) -> None:
+    repo = tmp_path / "format1"
+    shutil.copytree(FIXTURES / "format1" / "repo", repo)
+    for sub in ("tmp", "locks"):
+        (repo / sub).mkdir(exist_ok=True)
+    before = (repo / "reprocas.json").read_bytes()
+    res = run_cli("upgrade", repo=repo)
+    assert_one_line_error(res, 7, "format version 1", "repack --deltas")
+    assert (repo / "reprocas.json").read_bytes() == before
+    _cli(repo, "verify")
 
 
 def _big_source(root: Path) -> Path:
