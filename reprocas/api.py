@@ -45,8 +45,11 @@ class LogEntry:
     # The root tree id: a content id in format 3; in format 1/2 it depends on chunking.
     content_id: str = ""
     content_ids: bool = False  # whether content_id depends only on content (format 3)
+    # The format-2 id the version was asked for by, when `reprocas upgrade` replaced it.
+    aliased_from: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        extra = {"aliased_from": self.aliased_from} if self.aliased_from else {}
         return {
             "ref": self.ref,
             "id": self.id,
@@ -60,6 +63,7 @@ class LogEntry:
             "author": self.author,
             "damaged": self.damaged,
             "content_id": self.content_id,
+            **extra,
         }
 
 
@@ -96,6 +100,7 @@ def _entry(v: Version, content_ids: bool = False) -> LogEntry:
         author=s.author,
         content_id=s.root.hex,
         content_ids=content_ids,
+        aliased_from=v.aliased_from.hex if v.aliased_from is not None else None,
     )
 
 
@@ -541,6 +546,13 @@ class Repo:
 
     def rebuild_index(self, progress: Progress | None = None) -> rebuild_mod.RebuildReport:
         return rebuild_mod.rebuild(self.store, progress)
+
+    def upgrade(self, *, dry_run: bool = False, progress: Progress | None = None) -> Any:
+        """Upgrade a format-2 repository to format 3 in place (``reprocas upgrade``);
+        returns a :class:`reprocas.store.upgrade.UpgradeReport`."""
+        from reprocas.store.upgrade import upgrade
+
+        return upgrade(self.store, dry_run=dry_run, progress=progress)
 
     # -- retention ----------------------------------------------------------------------
 

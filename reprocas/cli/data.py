@@ -257,6 +257,8 @@ def show(
     if as_json:
         emit_json(e.to_json())
         return
+    if e.aliased_from:
+        typer.echo(f"snapshot {e.aliased_from} was upgraded to {e.id} (format 3)")
     typer.echo(f"ref       {e.ref}")
     typer.echo(f"id        {e.id}")
     note = "" if e.content_ids else "  (format 1/2: depends on chunking)"

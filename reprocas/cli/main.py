@@ -70,6 +70,7 @@ COMMANDS: list[Callable[..., None]] = [
     maintenance.du,
     maintenance.gc,
     maintenance.repack,
+    maintenance.upgrade,
     retention_cli.forget,
     retention_cli.prune,
     remove_cli.rm,

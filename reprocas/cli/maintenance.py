@@ -193,6 +193,51 @@ def repack(
     )
 
 
+def upgrade(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be written; change nothing.")
+    ] = False,
+    as_json: Annotated[bool, JsonOpt] = False,
+) -> None:
+    """Upgrade a format 2 repository to format 3 (content ids), in place.
+
+    Every version, tag, forgotten version and run input is rewritten as format-3 trees
+    and chunk maps over the same chunks (no data is re-read or re-stored); refs move to
+    the new snapshot ids in one index transaction, and the old ids keep resolving
+    (`reprocas show OLD_ID` says what each became). Runs are not rewritten.
+
+    Crash-safe: killed at any moment, the repository opens as format 2 (run upgrade
+    again) or as format 3 (an interrupted last step is finished by the next command).
+    The format-2 trees and manifests stay in the packs until `reprocas gc` removes
+    what nothing names any more. On a format 3 repository it does nothing."""
+    from reprocas.cli.common import progress_bar
+
+    with open_repo() as repo, progress_bar("upgrading", not as_json, unit="snapshot") as bar:
+        r = repo.upgrade(dry_run=dry_run, progress=bar)
+    if as_json:
+        emit_json(r.to_json())
+        return
+    if r.already:
+        typer.echo(f"already format {r.to_version}; nothing to do")
+        return
+    verb = "would write" if dry_run else "wrote"
+    typer.echo(
+        f"{verb} {r.snapshots} snapshots, {r.trees} trees, {r.chunkmaps} chunk maps and "
+        f"{r.tables} table records"
+        + ("" if dry_run else f" in {r.new_packs} new packs ({human_bytes(r.new_bytes)})")
+    )
+    for s in r.skipped:
+        typer.echo(f"note: not stored, left as it is: {s}")
+    if dry_run:
+        typer.echo(f"would move the refs to the new ids and upgrade format {r.from_version} -> 3")
+        return
+    typer.echo(
+        f"upgraded format {r.from_version} -> {r.to_version}: {r.refs} refs moved, "
+        f"{r.aliases} old ids aliased, in {r.seconds:.2f}s; `reprocas gc` removes the "
+        "format-2 objects nothing names any more"
+    )
+
+
 @index_app.command("rebuild")
 def index_rebuild(as_json: Annotated[bool, JsonOpt] = False) -> None:
     """Rebuild the LMDB index from the packs and the ref log.

@@ -102,6 +102,17 @@ def derived_edges(sid: bytes, snap: Snapshot) -> list[Edge]:
     return out
 
 
+def aliased_edges(repo: Repository, txn: lmdb.Transaction, edges: list[Edge]) -> list[Edge]:
+    """Edges of a run recorded before `reprocas upgrade`, naming the snapshots its
+    format-2 ids became (the ``aliases`` sub-database)."""
+    out = []
+    for e in edges:
+        src = repo.current_id(txn, ObjectId(e.src)).raw if len(e.src) == 32 else e.src
+        dst = repo.current_id(txn, ObjectId(e.dst)).raw if len(e.dst) == 32 else e.dst
+        out.append(Edge(src, e.kind, dst, e.value))
+    return out
+
+
 def put_edges(repo: Repository, txn: lmdb.Transaction, edges: list[Edge]) -> None:
     """Write edges both ways, inside the caller's (ref-moving) write transaction."""
     dbo, dbi = repo.index.db["edges_out"], repo.index.db["edges_in"]
@@ -173,7 +184,7 @@ def reindex(repo: Repository, txn: lmdb.Transaction | None = None) -> tuple[int,
             missing.append(h.ref)
             continue
         put_summary(repo, txn, h.id, run)
-        put_edges(repo, txn, run_edges(h.id, run))
+        put_edges(repo, txn, aliased_edges(repo, txn, run_edges(h.id, run)))
         n += 1
     for _, _, sid in all_versions(repo, txn):
         try:

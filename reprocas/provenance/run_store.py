@@ -187,7 +187,11 @@ def store_runs(repo: Repository, drafts: list[Draft]) -> list[tuple[RunHandle, R
                     rt.set([(run_ref(h.name, h.number), h.id) for h, _ in numbered])
                     for h, run in numbered:
                         put_summary(repo, rt.txn, h.id, run)
-                        graph.put_edges(repo, rt.txn, graph.run_edges(h.id, run))
+                        graph.put_edges(
+                            repo,
+                            rt.txn,
+                            graph.aliased_edges(repo, rt.txn, graph.run_edges(h.id, run)),
+                        )
                 return numbered
         except BaseException:
             writer.abort()

@@ -57,6 +57,8 @@ def target_object(
     if not repo.content_ids:
         return ObjectId(target)
     found = lookup_chunkmap(repo, txn, target)
+    if found is None and _is_manifest(repo, txn, target):
+        return ObjectId(target)  # a format-2 tree kept by an upgraded repository
     if found is None:
         what = f"file {name!r}" if name else "a file"
         raise IntegrityError(
@@ -67,9 +69,23 @@ def target_object(
     return ObjectId(found)
 
 
+def _is_manifest(repo: Repository, txn: lmdb.Transaction, target: bytes) -> bool:
+    """Whether ``target`` names a stored format-1/2 file manifest. An upgraded
+    repository (reprocas.store.upgrade) still holds format-2 trees that nothing
+    rewrote — the trees of runs recorded before it (logs, code diffs) — whose file
+    entries name manifests; a manifest id and a file digest are BLAKE3 digests of
+    different bytes, so the two readings never meet."""
+    loc = repo.index.get_object(txn, target)
+    # Canonical msgpack sorts the keys: a manifest ends with "type": "file".
+    return loc is not None and loc.data.endswith(b"\xa4type\xa4file")
+
+
 def file_manifest(repo: Repository, txn: lmdb.Transaction, entry: TreeEntry) -> FileManifest:
     """A file entry's size, whole-file digest and chunks in order, in every format."""
-    m = repo.load_manifest(txn, file_object(repo, txn, entry))
+    oid = file_object(repo, txn, entry)
+    m = repo.load_manifest(txn, oid)
+    if repo.content_ids and oid.raw == entry.target:
+        return m  # a format-2 entry (see _is_manifest)
     if repo.content_ids and (m.digest != entry.target or m.size != entry.size):
         raise IntegrityError(
             f"the chunk map of {entry.name!r} is for another file (index damaged; run "
@@ -81,8 +97,8 @@ def file_manifest(repo: Repository, txn: lmdb.Transaction, entry: TreeEntry) -> 
 
 def file_table(repo: Repository, txn: lmdb.Transaction, entry: TreeEntry) -> bytes | None:
     """The id of a file entry's table record (schema, rows), if one was recorded."""
-    if not repo.content_ids:
-        return entry.meta
+    if not repo.content_ids or entry.meta is not None:
+        return entry.meta  # format 1/2 trees name the record (format 3 never does)
     raw = txn.get(entry.target, db=repo.index.db[TABLES])
     return None if raw is None else bytes(raw)
 
@@ -94,7 +110,7 @@ def file_digest(repo: Repository, txn: lmdb.Transaction, entry: TreeEntry) -> by
 
 def target_digest(repo: Repository, txn: lmdb.Transaction, target: bytes) -> bytes:
     """:func:`file_digest` for a file entry's ``target`` alone."""
-    if repo.content_ids:
+    if repo.content_ids and not _is_manifest(repo, txn, target):
         return target
     return repo.load_manifest(txn, ObjectId(target)).digest
 

@@ -23,6 +23,7 @@ edges_out  from id + kind byte + to id  {"path", ...} (provenance, docs/RUNS.md)
 edges_in   to id + kind byte + from id  same value as in edges_out
 deltas     pack id + frame offset u64be [depth, [base chunk digest, ...]] (codec-2 frames);
            b"b" + BLAKE3(bases)         [base chunk digest, ...] (a base set, see refcounts)
+aliases    format-2 snapshot id         format-3 snapshot id it was upgraded to (raw)
 ========== ============================ ===============================================
 """
 
@@ -59,6 +60,7 @@ DB_NAMES = (
     "deltas",
     "chunkmaps",  # format 3: file digest ‖ chunking id -> chunk map id
     "tables",  # format 3: file digest -> table record id
+    "aliases",  # upgraded: format-2 snapshot id -> format-3 snapshot id
 )
 MAP_SIZE = 1 << 40  # address space only: the file grows as data is written
 

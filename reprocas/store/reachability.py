@@ -98,8 +98,10 @@ def is_purged(repo: Repository, txn: lmdb.Transaction, sid: bytes) -> bool:
 
 
 def run_snapshots(repo: Repository, txn: lmdb.Transaction, run: Run) -> list[ObjectId]:
-    """The snapshots a run keeps alive: those it names, less the purged ones."""
-    return [s for s in run.snapshot_ids() if not is_purged(repo, txn, s.raw)]
+    """The snapshots a run keeps alive: those it names, less the purged ones. An id
+    that `reprocas upgrade` aliased keeps the snapshot it became, not the old one."""
+    ids = dict.fromkeys(repo.current_id(txn, s) for s in run.snapshot_ids())
+    return [s for s in ids if not is_purged(repo, txn, s.raw)]
 
 
 def reach_runs(repo: Repository, txn: lmdb.Transaction, into: Reach) -> Reach:

@@ -127,9 +127,22 @@ class Children:
         try:
             if isinstance(w, dict) and w.get("type") == TREE and w.get("v", 2) >= 3:
                 return self._tree3_children(w)
+            if isinstance(w, dict) and w.get("type") == RUN:
+                return self._aliased(_children_of_wire(w))
             return _children_of_wire(w)
         except (KeyError, TypeError, ValueError, AttributeError):
             return []  # not an object kind that holds data (or one this version ignores)
+
+    def _aliased(self, keys: list[bytes]) -> list[bytes]:
+        """A run recorded before `reprocas upgrade` holds the snapshots its format-2 ids
+        were upgraded to (the ``aliases`` sub-database; written once, by the upgrade
+        that recounts, so the answer does not change while the run is live)."""
+        db = self.repo.index.db["aliases"]
+        out: dict[bytes, None] = {}
+        for k in keys:
+            new = self.txn.get(k[1:], db=db) if k[:1] == OBJECT else None
+            out[k if new is None else OBJECT + bytes(new)] = None
+        return list(out)
 
     def _tree3_children(self, w: dict[str, Any]) -> list[bytes]:
         """A format-3 tree holds each distinct subtree and the chunk map each file

@@ -134,6 +134,9 @@ class Version:
     id: ObjectId
     snapshot: Snapshot
     tags: tuple[str, ...]
+    # The format-2 id this version was reached by, when that id was upgraded to ``id``
+    # (``reprocas upgrade``; the ``aliases`` sub-database).
+    aliased_from: ObjectId | None = None
 
     @property
     def ref(self) -> str:
@@ -198,6 +201,9 @@ class RefTransaction:
         self._counts.moved(name, None if old is None else bytes(old), new)
 
     def set(self, refs: list[tuple[str, ObjectId]]) -> None:
+        # A ref is never set to a format-2 id that was upgraded (a process that
+        # resolved it before `reprocas upgrade`): it names what that id became.
+        refs = [(r, self.repo.current_id(self.txn, oid)) for r, oid in refs]
         now = time.time_ns()
         self.repo.append_reflog(
             [
@@ -272,6 +278,25 @@ class Repository:
                 raise
             self.damaged_index = exc
             self.index = Index(root / f"index.rebuilding-{uuid.uuid4().hex}")
+        if not new and self.damaged_index is None:
+            self.refresh_format()
+
+    def refresh_format(self) -> None:
+        """Open rule of `reprocas upgrade` (reprocas.store.upgrade.marker): a marker
+        that says 2 over an index that says 3 is an upgrade that committed its index
+        transaction but not yet its marker; it is finished here (when the repository's
+        lock can be had at once) and read as format 3 in any case."""
+        if self.format_version != FORMAT_VERSION_DELTAS:
+            return
+        try:
+            with self.index.read() as txn:
+                indexed = self.index.get_meta(txn, "format_version")
+        except ReprocasError:
+            return
+        if indexed == FORMAT_VERSION_CONTENT_IDS:
+            from reprocas.store.upgrade.marker import finish_marker
+
+            finish_marker(self)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -378,6 +403,9 @@ class Repository:
         fd = os.open(self.locks_dir / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            # A writer that waited for the lock while `reprocas upgrade` held it
+            # writes format 3 from here on.
+            self.refresh_format()
             yield
         finally:
             os.close(fd)
@@ -413,8 +441,16 @@ class Repository:
     def load(self, txn: lmdb.Transaction, oid: ObjectId) -> AnyObject:
         return object_from_wire(codec.decode(self.load_raw(txn, oid)))
 
+    def current_id(self, txn: lmdb.Transaction, oid: ObjectId) -> ObjectId:
+        """``oid``, or the format-3 snapshot id a format-2 snapshot id was upgraded to
+        (the ``aliases`` sub-database, written by `reprocas upgrade`)."""
+        raw = txn.get(oid.raw, db=self.index.db["aliases"])
+        return oid if raw is None else ObjectId(bytes(raw))
+
     def load_snapshot(self, txn: lmdb.Transaction, oid: ObjectId) -> Snapshot:
-        obj = self.load(txn, oid)
+        """The snapshot ``oid`` names — for an upgraded format-2 id, the snapshot it
+        became (runs recorded before the upgrade name their inputs by such ids)."""
+        obj = self.load(txn, self.current_id(txn, oid))
         if not isinstance(obj, Snapshot):
             raise IntegrityError(f"object {oid.hex} is not a snapshot", object=oid.hex)
         return obj
@@ -507,11 +543,16 @@ class Repository:
         return str(name), int(number)
 
     def make_version(self, txn: lmdb.Transaction, oid: ObjectId) -> Version:
+        """The version ``oid`` names (an upgraded format-2 id: the version it became,
+        with ``aliased_from`` saying so)."""
+        current = self.current_id(txn, oid)
+        aliased = oid if current != oid else None
+        oid = current
         info = self.version_info(txn, oid)
         snap = self.load_snapshot(txn, oid)
         name, number = info if info else (snap.name, int(snap.extra.get("version", 0)))
         tags = tuple(sorted(self.tags_of(txn, name).get(oid.raw, [])))
-        return Version(name, number, oid, snap, tags)
+        return Version(name, number, oid, snap, tags, aliased)
 
     def resolve(self, txn: lmdb.Transaction, ref: str) -> Version:
         """``NAME``, ``NAME@vN``, ``NAME@latest``, ``NAME@TAG`` or an id prefix."""
@@ -579,17 +620,19 @@ class Repository:
     def _resolve_prefix(self, txn: lmdb.Transaction, prefix: str) -> ObjectId:
         lo, hi = prefix_range(prefix)
         matches = []
-        for key in self.index.iter_prefix(txn, "snapshots", lo, hi):
-            if key.hex().startswith(prefix.lower()):
-                matches.append(key)
-            if len(matches) > 10:
-                break
+        # Versions, and format-2 ids that `reprocas upgrade` aliased to versions.
+        for db in ("snapshots", "aliases"):
+            for key in self.index.iter_prefix(txn, db, lo, hi):
+                if key.hex().startswith(prefix.lower()):
+                    matches.append(key)
+                if len(matches) > 10:
+                    break
         if not matches:
             raise RefNotFoundError(f"no version has an id starting with {prefix}", ref=prefix)
         if len(matches) > 1:
             names = []
             for k in matches[:10]:
-                info = self.version_info(txn, ObjectId(k))
+                info = self.version_info(txn, self.current_id(txn, ObjectId(k)))
                 label = f"{info[0]}@v{info[1]}" if info else ""
                 names.append(f"{k.hex()[:16]} {label}".strip())
             raise AmbiguousRefError(
@@ -632,3 +675,20 @@ class Repository:
             raise _os_error(exc, self.reflog_path, "writing") from exc
         finally:
             os.close(fd)
+
+
+def write_marker(root: Path, marker: dict[str, Any]) -> None:
+    """Replace ``root``'s marker file durably: a temporary file, fsynced, renamed over
+    it, and the directory fsynced (a crash leaves the old marker or the new one)."""
+    from reprocas.store.packs import fsync_dir
+
+    tmp = root / (MARKER + ".tmp")
+    data = (json.dumps(marker, indent=2, sort_keys=True) + "\n").encode()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, root / MARKER)
+    fsync_dir(root)

@@ -123,6 +123,8 @@ def assess(
     refs = {bytes(k).decode(): bytes(v) for k, v in txn.cursor(db=index.db["refs"])}
     forgotten = {bytes(k): unpack(v) for k, v in txn.cursor(db=index.db["forgotten"])}
     known |= set(refs.values()) | set(forgotten)
+    # Format-2 snapshots that `reprocas upgrade` replaced: accounted for by their alias.
+    known |= {bytes(k) for k in txn.cursor(db=index.db["aliases"]).iternext(values=False)}
     taken = taken_slots(refs, forgotten)
     todo = [
         (sid, s, pid)

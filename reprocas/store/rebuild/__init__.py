@@ -282,6 +282,32 @@ def _check_deltas(
     return lost
 
 
+def upgrade_aliases(
+    repo: Repository,
+    refs: dict[str, bytes],
+    forgotten: dict[bytes, dict[str, Any]],
+    snapshots: dict[bytes, Snapshot],
+) -> dict[bytes, bytes]:
+    """The ``aliases`` sub-database of an upgraded repository, from the packs: each
+    format-3 snapshot `reprocas upgrade` wrote names its format-2 id in
+    ``extra.upgraded_from``. A snapshot a ref or forgotten record names wins over one
+    an interrupted earlier upgrade left; an old id a ref still names is no alias."""
+    from reprocas.store.repository import FORMAT_VERSION_CONTENT_IDS
+    from reprocas.store.upgrade.convert import UPGRADED_FROM
+
+    if int(repo.marker.get("version", 1)) < FORMAT_VERSION_CONTENT_IDS:
+        return {}
+    named = set(refs.values()) | set(forgotten)
+    out: dict[bytes, bytes] = {}
+    for sid, snap in sorted(snapshots.items()):
+        old = snap.extra.get(UPGRADED_FROM)
+        if not isinstance(old, bytes) or len(old) != 32 or old in named:
+            continue
+        if old not in out or (sid in named and out[old] not in named):
+            out[old] = sid
+    return out
+
+
 def _build(repo: Repository, progress: Progress) -> RebuildReport:
     index = repo.index
     n_chunks = n_objects = 0
@@ -398,6 +424,12 @@ def _build(repo: Repository, progress: Progress) -> RebuildReport:
                 missing.append(f"{name}@v{int(digits)}")
             kind = found.kind if found is not None else "unknown"
             txn.put(v, pack([kind, name, int(digits)]), db=index.db["snapshots"])
+        aliases = upgrade_aliases(repo, refs, forgotten, snapshots)
+        for old, new in aliases.items():
+            txn.put(old, new, db=index.db["aliases"])
+            record = forgotten.pop(old, None)
+            if record is not None:
+                forgotten.setdefault(new, record)
         for sid, record in forgotten.items():
             txn.put(sid, pack(record), db=index.db["forgotten"])
         # Run summaries and provenance edges are caches of the run objects: recreate
