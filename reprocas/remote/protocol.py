@@ -139,7 +139,7 @@ class SegPack:
 
 
 def trailer_contents(trailer: PackTrailer) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
-    chunks = tuple(c.digest for f in trailer.frames for c in f.chunks)
+    chunks = tuple(bytes(c[0]) for f in trailer.frames for c in f.chunks)
     return chunks, tuple(o.id for o in trailer.objects)
 
 
