@@ -249,7 +249,7 @@ class FileBackend(Backend):
         return ObjectInfo(key, st.st_size, etag, st.st_mtime_ns)
 
     def list(self, prefix: str, start_after: str | None = None) -> Iterator[ObjectInfo]:
-        base = prefix.rstrip("/")
+        base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         top = self._path(base) if base else self.root
         if not self.root.is_dir():
             raise RemoteUnavailable(f"remote {self.url} is unavailable: {self.root} is missing")

@@ -48,3 +48,29 @@ def test_format2_refused(tmp_path: Path, remote_url: tuple[str, list[str]]) -> N
     assert run_cli("init", "--format", "2", repo=repo).returncode == 0
     r = run_cli("remote", "add", "origin", url, *opts, repo=repo)
     assert r.returncode != 0 and "reprocas upgrade" in r.err
+
+
+def test_second_writer_renumbered(tmp_path: Path, remote_url: tuple[str, list[str]]) -> None:
+    url, opts = remote_url
+    a, data = tmp_path / "a", tmp_path / "d.csv"
+    _init(a)
+    _csv(data, 2000, 1)
+    assert run_cli("commit", data, "--dataset", "clin", repo=a).returncode == 0
+    assert run_cli("remote", "add", "origin", url, *opts, repo=a).returncode == 0
+    assert run_cli("push", repo=a).returncode == 0
+    b = tmp_path / "b"
+    assert run_cli("clone", url, b, repo=None).returncode == 0
+    for repo, seed in ((a, 2), (b, 3)):
+        _csv(data, 2100, seed)
+        assert run_cli("commit", data, "--dataset", "clin", repo=repo).returncode == 0
+    assert run_cli("push", repo=a).returncode == 0
+    pb = run_cli("push", "--json", repo=b).json()
+    assert [r["remote_ref"] for r in pb["refs"] if r["status"] == "renumbered"] == [
+        "ds:clin:v:0000000003"
+    ]
+    c = tmp_path / "c"
+    assert run_cli("clone", url, c, repo=None).returncode == 0
+    assert run_cli("verify", "--read-data", repo=c).returncode == 0
+    for n, src in ((2, a), (3, b)):
+        want = run_cli("show", f"clin@v{n}", "--json", repo=src).json()["id"]
+        assert run_cli("show", f"clin@v{n}", "--json", repo=c).json()["id"] == want
