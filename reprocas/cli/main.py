@@ -12,6 +12,7 @@ import typer
 from reprocas.cli import content as content_cli
 from reprocas.cli import data, debug, maintenance
 from reprocas.cli import env as env_cli
+from reprocas.cli import remote as remote_cli
 from reprocas.cli import remove as remove_cli
 from reprocas.cli import retention as retention_cli
 from reprocas.cli import runs as runs_cli
@@ -77,6 +78,10 @@ COMMANDS: list[Callable[..., None]] = [
     runs_cli.replay,
     runs_cli.runs,
     runs_cli.lineage,
+    remote_cli.push,
+    remote_cli.pull,
+    remote_cli.fetch,
+    remote_cli.clone,
     version_cli.version,
 ]
 for command in COMMANDS:
@@ -91,6 +96,7 @@ app.add_typer(maintenance.index_app, name="index")
 app.add_typer(debug.app, name="debug")
 app.add_typer(env_cli.app, name="env")
 app.add_typer(retention_cli.config_app, name="config")
+app.add_typer(remote_cli.app, name="remote")
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -86,3 +86,13 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
     finally:
         if subprocess.run(["umount", str(mnt)], capture_output=True, check=False).returncode:
             subprocess.run(["umount", "-l", str(mnt)], capture_output=True, check=False)
+
+
+@pytest.fixture(params=["file"])
+def remote_url(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, list[str]]:
+    """A fresh remote: ``(URL, [--option k=v, ...])``. The lead adds "s3" (moto)."""
+    if request.param == "file":
+        root = tmp_path / "remote"
+        root.mkdir()
+        return root.as_uri(), []
+    raise AssertionError(request.param)

@@ -1,0 +1,121 @@
+"""The remotes a repository knows, kept in its ``reprocas.json`` (key ``remotes``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from reprocas.errors import InvalidParameterError, RefNotFoundError, UsageError
+from reprocas.store.repository import MARKER, Repository
+
+DEFAULT_REMOTE = "origin"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class RemoteConfig:
+    name: str
+    url: str
+    options: dict[str, str] = field(default_factory=dict)
+    single_writer: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "url": self.url,
+            "options": dict(self.options),
+            "single_writer": self.single_writer,
+        }
+
+
+def parse_options(items: list[str] | None) -> dict[str, str]:
+    """``["k=v", ...]`` -> ``{"k": "v"}``; a malformed item is a clear error."""
+    out: dict[str, str] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidParameterError(f"--option takes KEY=VALUE, not {item!r}")
+        out[key.strip()] = value
+    return out
+
+
+def check_name(name: str) -> str:
+    if not _NAME_RE.match(name):
+        raise InvalidParameterError(
+            f"invalid remote name {name!r}: use letters, digits, '.', '_' and '-'"
+        )
+    return name
+
+
+def _marker(repo: Repository) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads((repo.root / MARKER).read_text())
+        return data
+    except (OSError, ValueError):
+        return dict(repo.marker)
+
+
+def remotes(repo: Repository) -> dict[str, RemoteConfig]:
+    raw = _marker(repo).get("remotes") or {}
+    return {
+        name: RemoteConfig(
+            name,
+            str(v["url"]),
+            {str(k): str(x) for k, x in (v.get("options") or {}).items()},
+            bool(v.get("single_writer", False)),
+        )
+        for name, v in sorted(raw.items())
+    }
+
+
+def get(repo: Repository, name: str | None) -> RemoteConfig:
+    name = name or DEFAULT_REMOTE
+    found = remotes(repo)
+    if name not in found:
+        known = ", ".join(found) or "none"
+        raise RefNotFoundError(
+            f"no remote named {name!r} (known: {known}); add one with "
+            "`reprocas remote add NAME URL`",
+            ref=name,
+        )
+    return found[name]
+
+
+def _save(repo: Repository, raw: dict[str, Any]) -> None:
+    path = repo.root / MARKER
+    marker = json.loads(path.read_text())
+    marker["remotes"] = raw
+    tmp = repo.root / (MARKER + ".remotes.tmp")
+    tmp.write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    repo.marker = marker
+
+
+def add(repo: Repository, rc: RemoteConfig) -> None:
+    check_name(rc.name)
+    with repo.lock("config", exclusive=True):
+        raw = dict(_marker(repo).get("remotes") or {})
+        if rc.name in raw:
+            raise UsageError(
+                f"a remote named {rc.name!r} exists ({raw[rc.name]['url']}); "
+                "remove it first with `reprocas remote remove`"
+            )
+        raw[rc.name] = {"url": rc.url, "options": rc.options, "single_writer": rc.single_writer}
+        _save(repo, raw)
+
+
+def remove(repo: Repository, name: str) -> RemoteConfig:
+    with repo.lock("config", exclusive=True):
+        found = get(repo, name)
+        raw = dict(_marker(repo).get("remotes") or {})
+        raw.pop(name, None)
+        _save(repo, raw)
+    import shutil
+
+    shutil.rmtree(repo.root / "remotes" / name, ignore_errors=True)
+    return found
