@@ -14,6 +14,7 @@ from reprocas.cli import data, debug, maintenance
 from reprocas.cli import env as env_cli
 from reprocas.cli import remove as remove_cli
 from reprocas.cli import retention as retention_cli
+from reprocas.cli import report as report_cli
 from reprocas.cli import runs as runs_cli
 from reprocas.cli import version as version_cli
 from reprocas.cli.common import STATE
@@ -76,6 +77,7 @@ COMMANDS: list[Callable[..., None]] = [
     runs_cli.replay,
     runs_cli.runs,
     runs_cli.lineage,
+    report_cli.report,
     version_cli.version,
 ]
 for command in COMMANDS:
