@@ -14,6 +14,7 @@ from reprocas.cli import data, debug, maintenance
 from reprocas.cli import env as env_cli
 from reprocas.cli import remote as remote_cli
 from reprocas.cli import remove as remove_cli
+from reprocas.cli import report as report_cli
 from reprocas.cli import retention as retention_cli
 from reprocas.cli import runs as runs_cli
 from reprocas.cli import version as version_cli
@@ -82,6 +83,7 @@ COMMANDS: list[Callable[..., None]] = [
     remote_cli.pull,
     remote_cli.fetch,
     remote_cli.clone,
+    report_cli.report,
     version_cli.version,
 ]
 for command in COMMANDS:

@@ -29,13 +29,13 @@ from typing import Any
 
 import lmdb
 
-from reprocas.model.ids import ObjectId
 from reprocas.model.objects import Run
 from reprocas.native import core
 from reprocas.provenance.run_store import tree_files
 from reprocas.security import Finding, redact_bytes
 from reprocas.security import warnings as secret_warnings
 from reprocas.store import checkout as checkout_mod
+from reprocas.store.files import target_object
 from reprocas.store.repository import Repository
 
 CODE_FILES_DIR = "code/files"
@@ -325,7 +325,7 @@ def read_files(repo: Repository, run: Run) -> dict[str, bytes]:
     with repo.index.read() as txn:
         for rel, target in _entries(repo, txn, run):
             label = f"{run.name}#{run.number}:{CODE_FILES_DIR}/{rel}"
-            manifest = repo.load_manifest(txn, ObjectId(target))
+            manifest = repo.load_manifest(txn, target_object(repo, txn, target, rel))
             plan = checkout_mod.read_plan(repo, txn, manifest, label)
             with tempfile.TemporaryFile() as f:
                 checkout_mod.write_file_to_fd(repo, plan, f.fileno(), label)
