@@ -4,8 +4,8 @@ For the CSV series (benchmarks/generate.py, seeded), commits v1..v5 into a fresh
 format-2 and a fresh format-3 repository (same settings otherwise) and prints, per
 format, the commit rate over the five commits, the checkout rate of all five versions,
 and the bytes stored (packs): best of three rounds, the formats interleaved. Target
-(issue 16): format 3 no worse than format 2 — its trees name files by digest and its chunk maps replace manifests, so it should be the
-same within noise.
+(issue 16): format 3 no worse than format 2 — its trees name files by digest and its
+chunk maps replace manifests, so it should be the same within noise.
 
     python -m benchmarks.bench_formats [--scale 0.1] [--seed 1] [--json]
 """
