@@ -28,7 +28,6 @@ from reprocas.errors import (
 from reprocas.model.ids import ObjectId
 from reprocas.model.objects import FileManifest, Snapshot, TableRecord, TreeEntry
 from reprocas.progress import Progress
-from reprocas.store.index import unpack
 from reprocas.store.reachability import iter_tree
 from reprocas.store.repository import Repository
 
@@ -171,7 +170,7 @@ def status(
     ``path`` was committed as). ``progress`` hears of each file compared and the bytes
     hashed. ``allow_new``: a dataset without versions compares
     as empty (what `commit --dry-run` of a new dataset shows) instead of an error."""
-    from reprocas.store.commit import _cache_key
+    from reprocas.store.commit import cached_target
     from reprocas.tabular.formats import format_of
     from reprocas.tabular.inspect import inspect_file
 
@@ -226,15 +225,7 @@ def status(
             elif e.kind != "file" or ws.st_size != e.size or stat.S_IMODE(ws.st_mode) != e.mode:
                 same = False
             else:
-                raw = txn.get(_cache_key(os.fsencode(wpath)), db=index.db["filecache"])
-                hit = None
-                if raw is not None:
-                    ino, mtime_ns, size, mid, *rest = unpack(raw)
-                    if (ino, mtime_ns, size) == (ws.st_ino, ws.st_mtime_ns, ws.st_size):
-                        if not repo.content_ids:
-                            hit = bytes(mid)  # format 1/2: entries name the manifest
-                        elif len(rest) > 1 and rest[1] is not None:
-                            hit = bytes(rest[1])  # format 3: entries name the digest
+                hit = cached_target(repo, txn, wpath, ws)
                 if hit is not None:
                     out.cached += 1
                     same = hit == e.target

@@ -143,6 +143,24 @@ def _cache_key(path: bytes) -> bytes:
     return path if len(path) <= 400 else b"\0" + core.blake3_digest(path)
 
 
+def cached_target(
+    repo: Repository, txn: lmdb.Transaction, path: Path, st: os.stat_result
+) -> bytes | None:
+    """What the files cache says a tree entry for ``path`` (as ``st`` finds it) names:
+    the manifest id (format 1/2) or the file digest (format 3); None when the cache has
+    no entry or the file changed since (inode, mtime, size). The value's layout is
+    ``[inode, mtime_ns, size, manifest or chunk map id, table record id, file digest]``."""
+    raw = txn.get(_cache_key(os.fsencode(path)), db=repo.index.db["filecache"])
+    if raw is None:
+        return None
+    ino, mtime_ns, size, mid, *rest = unpack(raw)
+    if (ino, mtime_ns, size) != (st.st_ino, st.st_mtime_ns, st.st_size):
+        return None
+    if not repo.content_ids:
+        return bytes(mid)
+    return bytes(rest[1]) if len(rest) > 1 and rest[1] is not None else None
+
+
 def _oserror(exc: OSError, path: str) -> SourceError:
     if isinstance(exc, FileNotFoundError):
         return SourceNotFoundError(f"{path} vanished while it was being committed", path=path)
