@@ -9,7 +9,7 @@ from typing import Any
 
 from reprocas.report import timeline
 
-CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'unsafe-inline'"
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'none'"
 CSS = (
     "body{font:14px sans-serif;margin:2em}h3{margin:.5em 0}.lane circle{fill:#36c}"
     "table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:2px 6px}"

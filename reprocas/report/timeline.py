@@ -15,7 +15,7 @@ LANES = (
     ("note", "Notes and decisions"),
 )
 W, H = 900, 120
-VERDICT_COLOUR = {"identical": "#2a7", "equivalent": "#27a", "differs": "#c33"}
+VERDICT_COLOUR = {"identical": "#2a7", "within-tolerance": "#27a", "diverged": "#c33"}
 
 
 def _last(v: Any) -> Any:
@@ -29,7 +29,8 @@ def _x(t: int, t0: int, t1: int) -> float:
 def _summary(e: dict[str, Any]) -> str:
     k = e["kind"]
     if k == "version":
-        return f"{e['ref']} {e.get('message') or ''} {' '.join(e.get('tags') or [])}"
+        step = f" (step: {e['step']})" if e.get("step") else ""
+        return f"{e['ref']} {e.get('message') or ''}{step} {' '.join(e.get('tags') or [])}"
     if k == "params":
         parts = [f"+{a}={v!r}" for a, v in e["added"].items()]
         parts += [f"-{a}" for a in e["removed"]]
