@@ -1,0 +1,118 @@
+"""`reprocas report --json-data` (the page's data for scripts) and the Python API
+``Repo.report``, on a real history (two versions, two runs through `reprocas run`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reprocas import Repo
+from reprocas.errors import InvalidParameterError, RefNotFoundError
+from tests.integration._helpers import assert_ok, run_cli
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("data")
+    repo = tmp / "repo"
+    assert_ok(run_cli("init", repo=repo))
+    data = tmp / "d"
+    data.mkdir()
+    (data / "x.txt").write_text("1\n")
+    assert_ok(run_cli("commit", data, "-d", "obs", "-m", "one", repo=repo))
+    (data / "x.txt").write_text("1\n2\n")
+    assert_ok(run_cli("commit", data, "-d", "obs", "-m", "two", repo=repo))
+    project = tmp / "p"
+    project.mkdir()
+    (project / "s.py").write_text(
+        "import json, sys\njson.dump({'f1': float(sys.argv[1])}, open('m.json', 'w'))\n"
+    )
+    for ref, f1 in (("obs@v1", "0.5"), ("obs@v2", "0.625")):
+        assert_ok(run_cli(
+            "run", "-n", "score", "--env", "none", "-i", ref, "--metrics", "m.json", "--",
+            sys.executable, "s.py", f1, repo=repo, cwd=project,
+        ))  # fmt: skip
+    return repo
+
+
+def _micro(ns: int) -> dt.datetime:
+    """The time ``ns`` floored to the microsecond (what a datetime can hold), exactly."""
+    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=ns // 1000)
+
+
+def _embedded(html: str) -> Any:
+    m = re.search(r'<script type="application/json" id="data">(.*?)</script>', html, re.S)
+    assert m is not None
+    return json.loads(m.group(1))
+
+
+def test_json_data_on_stdout_is_the_embedded_data(repo: Path, tmp_path: Path) -> None:
+    page = tmp_path / "r.html"
+    res = assert_ok(run_cli("report", "--to", page, "--json-data", "-", repo=repo))
+    data = json.loads(res.out)
+    assert data == _embedded(page.read_text())
+    assert data["versions"] == ["obs@v1", "obs@v2"] and data["runs"] == ["score#1", "score#2"]
+    runs = [e for e in data["events"] if e["kind"] == "run"]
+    assert [r["metrics"] for r in runs] == [{"f1": 0.5}, {"f1": 0.625}]
+    assert runs[1]["metric_deltas"] == {"f1": 0.125}
+    assert [i["ref"] for r in runs for i in r["inputs"]] == ["obs@v1", "obs@v2"]
+    assert all(isinstance(r["user"], str) and r["user"] for r in runs)
+    times = [int(e["time_ns"]) for e in data["events"]]
+    assert times == sorted(times)
+
+
+def test_json_data_to_a_file_and_the_json_summary(repo: Path, tmp_path: Path) -> None:
+    page, out = tmp_path / "r.html", tmp_path / "data.json"
+    info = assert_ok(
+        run_cli("report", "--to", page, "--json-data", out, "--json", "obs", repo=repo)
+    ).json()
+    assert info["json_data"] == str(out) and info["path"] == str(page)
+    data = json.loads(out.read_text())
+    assert data == _embedded(page.read_text())
+    assert data["versions"] == ["obs@v1", "obs@v2"] and info["versions"] == 2
+    # both on stdout cannot be: refused before anything is written
+    bad = tmp_path / "bad.html"
+    res = run_cli("report", "--to", bad, "--json-data", "-", "--json", repo=repo)
+    assert res.returncode == 2 and "--json-data" in res.err and not bad.exists()
+
+
+def test_since_keeps_the_later_events(repo: Path, tmp_path: Path) -> None:
+    full = json.loads(assert_ok(run_cli("report", "--to", tmp_path / "a.html",
+                                        "--json-data", "-", repo=repo)).out)  # fmt: skip
+    v2 = next(e for e in full["events"] if e["ref"] == "obs@v2")
+    since = _micro(int(v2["time_ns"]))
+    later = json.loads(assert_ok(run_cli("report", "--to", tmp_path / "b.html", "--since",
+                                         since.isoformat(), "--json-data", "-",
+                                         repo=repo)).out)  # fmt: skip
+    assert later["versions"] == ["obs@v2"]
+    assert later["events"] == [e for e in full["events"] if int(e["time_ns"]) >= int(v2["time_ns"])]
+
+
+def test_repo_report_api(repo: Path, tmp_path: Path) -> None:
+    page, prov = tmp_path / "api.html", tmp_path / "prov.json"
+    with Repo.open_repo(repo) as r:
+        res = r.report(to=page, refs=["score"], prov=prov, compare=("score#1", "score#2"))
+        assert res.path == page and res.bytes == page.stat().st_size
+        assert (res.versions, res.runs) == (2, 2) and res.prov == prov
+        assert res.data == _embedded(page.read_text())
+        assert set(json.loads(prov.read_text())["activity"]) == {
+            "reprocas:run/score#1",
+            "reprocas:run/score#2",
+        }
+        assert res.to_json()["path"] == str(page)
+        v2_ns = next(int(e["time_ns"]) for e in res.data["events"] if e["ref"] == "obs@v2")
+        since = _micro(v2_ns)
+        later = r.report(to=tmp_path / "later.html", since=since, json_data=tmp_path / "d.json")
+        assert later.data["versions"] == ["obs@v2"] and later.runs == 2  # both ran after v2
+        assert json.loads((tmp_path / "d.json").read_text()) == later.data
+        with pytest.raises(RefNotFoundError):
+            r.report(to=tmp_path / "x.html", refs=["nope"])
+        with pytest.raises(InvalidParameterError):
+            r.report(to=tmp_path / "y.html", since="last tuesday")
+    assert not (tmp_path / "x.html").exists() and not (tmp_path / "y.html").exists()
