@@ -73,6 +73,8 @@ bench: build
 		echo "note: restic could not be installed; the restic comparison will be skipped")
 	@command -v zstd >/dev/null 2>&1 || apt-get install -y -q zstd >/dev/null 2>&1 || \
 		echo "note: the zstd command could not be installed; its -T2 reference will be skipped"
+	@command -v chromium >/dev/null 2>&1 || $(SUDO) apt-get install -y -q chromium >/dev/null 2>&1 || \
+		echo "note: chromium could not be installed; bench_report will skip the browser load time"
 	$(PY) -m benchmarks.bench_core
 	$(PY) -m benchmarks.bench_repo
 	$(PY) -m benchmarks.bench_arrow
@@ -81,6 +83,7 @@ bench: build
 	$(PY) -m benchmarks.bench_runs
 	$(PY) -m benchmarks.bench_deltas
 	$(PY) -m benchmarks.bench_formats
+	$(PY) -m benchmarks.bench_report
 
 clean:
 	rm -rf target $(VENV) reprocas/_core*.so .pytest_cache .mypy_cache .ruff_cache

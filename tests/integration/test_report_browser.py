@@ -157,6 +157,18 @@ def test_the_browser_shows_versions_runs_metrics_and_verdicts(
     embedded = json.loads(m.group(1))
     assert embedded["runs"] == ["train#1", "train#2", "train#3", "train#4"]
     assert embedded["versions"][:2] == ["survey@v1", "runs/train@v1"]
+    rows = [dict(zip(embedded["run_columns"], r, strict=True)) for r in embedded["run_rows"]]
+    assert [(r["ref"], r["replay_of"], r["verdict"]) for r in rows][-1] == (
+        "train#4",
+        "train#2",
+        "identical",
+    )
+    assert [r["metrics"][embedded["metrics"].index("accuracy")] for r in rows] == [
+        0.25,
+        0.75,
+        0.95,
+        0.75,
+    ]
 
 
 def test_the_screenshot_is_written_and_sane(report: tuple[Path, str], tmp_path: Path) -> None:
