@@ -15,6 +15,7 @@ LANES = (
     ("note", "Notes and decisions"),
 )
 W, H = 900, 120
+MAX_POINTS = 500  # a chart draws a point per run up to this many runs
 VERDICT_COLOUR = {"identical": "#2a7", "within-tolerance": "#27a", "diverged": "#c33"}
 
 
@@ -92,7 +93,18 @@ def charts(events: list[dict[str, Any]]) -> str:
             return H - 10 - (H - 20) * (v - lo) / span
 
         path = " ".join(f"{_x(t, t0, t1):.1f},{y(v):.1f}" for t, v, _ in pts)
-        dots = "".join(
+        # every run a point (a long history: the line alone, the replays marked)
+        runs_dots = (
+            "".join(
+                f'<circle class="run" cx="{_x(t, t0, t1):.1f}" cy="{y(v):.1f}" r="2.5" '
+                f'fill="#36c"><title>{escape(r["ref"])} {escape(m)}={v:g}</title></circle>'
+                for t, v, r in pts
+                if not r.get("replay_of")
+            )
+            if len(pts) <= MAX_POINTS
+            else ""
+        )
+        dots = runs_dots + "".join(
             f'<circle class="replay" cx="{_x(t, t0, t1):.1f}" cy="{y(v):.1f}" r="5" '
             f'fill="{VERDICT_COLOUR.get(str(r.get("verdict")), "#888")}"><title>'
             f"{escape(r['ref'])} {escape(m)}={v:g} replay: {escape(str(r.get('verdict')))}"

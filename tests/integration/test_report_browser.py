@@ -145,6 +145,8 @@ def test_the_browser_shows_versions_runs_metrics_and_verdicts(
     assert re.search(r"<figcaption>accuracy \(min 0\.25, max 0\.95\)", dom)
     assert re.search(r"<figcaption>loss \(min", dom)
     assert re.search(r'<circle class="replay"[^>]*fill="#2a7"', dom)
+    assert len(re.findall(r'<circle class="run"', dom)) == 3 * 2  # 3 originals, 2 metrics
+    assert "train#3 accuracy=0.95" in text
     # the lineage of the last run and the side-by-side comparison asked for
     assert re.search(r'<svg class="lineage"', dom) and "runs/train@v" in text
     cmp = re.search(r"<table class=\"compare\">.*?</table>", dom, flags=re.S)
