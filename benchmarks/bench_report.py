@@ -11,7 +11,8 @@ loss) drift and jump when the version changes.
 Measured: the time to build the report (``reprocas.Repo.report``, in-process), the
 size of the file (the summarised view; target < 5 MB) and the time headless Chromium
 takes to load it from ``file://`` and dump its DOM (``--dump-dom``, the best of
-``--repeat``; target < 5 s; networking blocked). Targets are printed beside the
+``--repeat``; target < 5 s; networking blocked), beside the same on an empty page
+(Chromium's own start-up). Targets are printed beside the
 figures; nothing asserts. From the project root::
 
     .venv/bin/python -m benchmarks.bench_report [--runs 10000] [--repeat 3] [--json]
@@ -146,6 +147,9 @@ def main() -> None:
         report_s = time.perf_counter() - t
         repo.close()
         loaded = load_time(page, tmp, args.repeat)
+        empty = tmp / "empty.html"
+        empty.write_text("<!DOCTYPE html><html><body><p>-</p></body></html>")
+        baseline = load_time(empty, tmp, args.repeat)
     out: dict[str, Any] = {
         "runs": res.runs,
         "versions": res.versions,
@@ -154,6 +158,7 @@ def main() -> None:
         "report_bytes": res.bytes,
         "chromium_load_s": loaded[0] if loaded else None,
         "dom_bytes": loaded[1] if loaded else None,
+        "chromium_empty_page_s": baseline[0] if baseline else None,
     }
     if args.json:
         print(json.dumps(out, indent=2))
@@ -165,6 +170,8 @@ def main() -> None:
         print("headless Chromium load                  skipped: chromium is not installed")
     else:
         print(f"headless Chromium load (--dump-dom)     {loaded[0]:.2f} s   target < 5 s")
+        if baseline is not None:
+            print(f"  (Chromium on an empty page: {baseline[0]:.2f} s)")
 
 
 if __name__ == "__main__":
