@@ -31,8 +31,8 @@ def report(
         typer.Option(
             "--json-data",
             metavar="PATH",
-            help="Also write the report's data (the JSON embedded in the page) here, "
-            "for scripts; '-' prints it on stdout.",
+            help="Also write the report's full data (every event; the page embeds a "
+            "summary) here, for scripts; '-' prints it on stdout.",
         ),
     ] = None,
     as_json: Annotated[bool, JsonOpt] = False,
