@@ -16,6 +16,7 @@ LANES = (
 )
 W, H = 900, 120
 MAX_POINTS = 500  # a chart draws a point per run up to this many runs
+LANE_SHOWN = 10  # a lane lists its latest changes; the earlier ones fold away
 VERDICT_COLOUR = {"identical": "#2a7", "within-tolerance": "#27a", "diverged": "#c33"}
 
 
@@ -56,17 +57,26 @@ def lanes(events: list[dict[str, Any]]) -> str:
             f"<title>{escape(_summary(e))}</title></circle>"
             for e in items
         )
-        rows = "".join(
+        rows = [
             f"<li><details><summary>{escape(e.get('time', ''))} "
             f"{escape(_summary(e))}</summary><pre>{escape(json.dumps(e, indent=1, default=str))}"
             "</pre></details></li>"
             for e in items
-        )
+        ]
+        # a long lane: the latest changes in view, the earlier ones one click away
+        listing = f"<ul>{''.join(rows)}</ul>"
+        if len(rows) > LANE_SHOWN:
+            earlier = len(rows) - LANE_SHOWN
+            listing = (
+                f"<details class='earlier'><summary>{earlier} earlier changes</summary>"
+                f"<ul>{''.join(rows[:earlier])}</ul></details>"
+                f"<ul>{''.join(rows[earlier:])}</ul>"
+            )
         out.append(
             f'<section class="lane lane-{kind}"><h3>{title} ({len(items)})</h3>'
             f'<svg width="{W}" height="24" viewBox="0 0 {W} 24">'
             f'<line x1="0" y1="12" x2="{W}" y2="12" stroke="#ccc"/>{marks}</svg>'
-            f"<ul>{rows}</ul></section>"
+            f"{listing}</section>"
         )
     return "".join(out)
 

@@ -135,3 +135,38 @@ def test_repo_report_api(repo: Path, tmp_path: Path) -> None:
         with pytest.raises(InvalidParameterError):
             r.report(to=tmp_path / "y.html", since="last tuesday")
     assert not (tmp_path / "x.html").exists() and not (tmp_path / "y.html").exists()
+
+
+def test_a_long_lane_folds_its_earlier_changes(tmp_path: Path) -> None:
+    """15 runs (stored through the run store, as `reprocas run` stores them), each with
+    another learning rate: 14 parameter changes, the latest 10 in view."""
+    import time
+
+    from reprocas.provenance.run_store import Draft, store_runs
+
+    with Repo.init(tmp_path / "repo") as r:
+        src = tmp_path / "d"
+        src.mkdir()
+        (src / "x.txt").write_text("x\n")
+        v = r.resolve(r.commit(src, "obs").ref)
+        t = time.time_ns()
+        store_runs(r.store, [
+            Draft(name="sweep", command=["python", "t.py"], cwd="/w", params={"lr": k / 100},
+                  inputs=[{"ref": v.ref, "dataset": v.name, "number": v.number,
+                           "snapshot": v.id.raw, "path": "inputs/obs"}],
+                  metrics={"acc": {"kind": "scalar", "value": k / 20}},
+                  start_ns=t + k * 10**9, end_ns=t + k * 10**9 + 1)
+            for k in range(1, 16)
+        ])  # fmt: skip
+        res = r.report(to=tmp_path / "r.html")
+    html = (tmp_path / "r.html").read_text()
+    lane = re.search(r'<section class="lane lane-params">(.*?)</section>', html, re.S)
+    assert lane is not None and "<h3>Parameters (14)</h3>" in lane.group(1)
+    folded = re.search(r"<details class='earlier'><summary>4 earlier changes</summary>"
+                       r"<ul>(.*?)</ul></details><ul>(.*)</ul>", lane.group(1), re.S)  # fmt: skip
+    assert folded is not None
+    earlier, latest = folded.group(1), folded.group(2)
+    assert "sweep#2: lr: 0.01 -&gt; 0.02" in earlier and "sweep#5" in earlier
+    assert "sweep#6" not in earlier and "sweep#6: lr: 0.05 -&gt; 0.06" in latest
+    assert latest.count("<li>") == 10 and "sweep#15: lr: 0.14 -&gt; 0.15" in latest
+    assert res.runs == 15 and len(re.findall(r'<circle class="run"', html)) == 15
