@@ -18,8 +18,8 @@ use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, S3ConditionalPut};
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{
-    BackoffConfig, GetOptions, GetRange, ObjectStore as Store, ObjectStoreExt,
-    PutMode, PutOptions, PutPayload, RetryConfig, UpdateVersion,
+    BackoffConfig, GetOptions, GetRange, ObjectStore as Store, ObjectStoreExt, PutMode, PutOptions,
+    PutPayload, RetryConfig, UpdateVersion,
 };
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -119,7 +119,11 @@ pub mod ops {
     }
 
     /// Create-if-absent: Ok(Some(etag)) when written, Ok(None) when the key existed.
-    pub async fn create(store: &dyn Store, key: &str, data: PutPayload) -> OpResult<Option<String>> {
+    pub async fn create(
+        store: &dyn Store,
+        key: &str,
+        data: PutPayload,
+    ) -> OpResult<Option<String>> {
         match put_mode(store, key, data, PutMode::Create).await {
             Ok(etag) => Ok(Some(etag)),
             Err(OpError::Store(object_store::Error::AlreadyExists { .. }))
@@ -195,7 +199,9 @@ pub mod ops {
         let tmp = dest.with_file_name(format!(".{name}.{}.part", std::process::id()));
         let io = |e: std::io::Error, p: &FsPath| OpError::Io(CoreError::from_io(e, p));
         let result: OpResult<u64> = async {
-            let mut file = tokio::fs::File::create(&tmp).await.map_err(|e| io(e, &tmp))?;
+            let mut file = tokio::fs::File::create(&tmp)
+                .await
+                .map_err(|e| io(e, &tmp))?;
             let mut stream = res.into_stream();
             let mut size = 0u64;
             while let Some(chunk) = stream.next().await {
@@ -205,7 +211,9 @@ pub mod ops {
             }
             file.sync_all().await.map_err(|e| io(e, &tmp))?;
             drop(file);
-            tokio::fs::rename(&tmp, dest).await.map_err(|e| io(e, dest))?;
+            tokio::fs::rename(&tmp, dest)
+                .await
+                .map_err(|e| io(e, dest))?;
             Ok(size)
         }
         .await;
@@ -306,12 +314,10 @@ fn build_s3(bucket: &str, options: &HashMap<String, String>) -> PyResult<Arc<dyn
                 })?
             }
             "retry_timeout" => retry.retry_timeout = seconds(key, value)?,
-            "conditional_put" | "aws_conditional_put" => {
-                return Err(bad_param(
-                    "option conditional_put cannot be changed: remotes rely on If-Match/If-None-Match"
-                        .into(),
-                ))
-            }
+            "conditional_put" | "aws_conditional_put" => return Err(bad_param(
+                "option conditional_put cannot be changed: remotes rely on If-Match/If-None-Match"
+                    .into(),
+            )),
             other => {
                 let parsed = AmazonS3ConfigKey::from_str(other)
                     .map_err(|_| bad_param(format!("unknown S3 option {other:?}")))?;
@@ -372,7 +378,9 @@ pub fn op_error(url: &str, op: &str, key: &str, e: OpError) -> PyErr {
             };
             let what = match class {
                 "RemoteNotFound" => "no such object".to_string(),
-                "PreconditionFailed" => "precondition failed (the key exists or changed)".to_string(),
+                "PreconditionFailed" => {
+                    "precondition failed (the key exists or changed)".to_string()
+                }
                 "RemoteUnavailable" => format!("remote unavailable: {err}"),
                 _ => format!("{err}"),
             };
@@ -431,7 +439,12 @@ impl ObjectStore {
     fn put_if_absent(&self, py: Python<'_>, key: &str, data: &[u8]) -> PyResult<String> {
         let payload = PutPayload::from(data.to_vec());
         let store = self.store.as_ref();
-        self.run(py, "create", key, ops::put_mode(store, key, payload, PutMode::Create))
+        self.run(
+            py,
+            "create",
+            key,
+            ops::put_mode(store, key, payload, PutMode::Create),
+        )
     }
 
     /// Replace KEY only if its etag is ETAG (If-Match), or create it when ETAG is None.
@@ -446,14 +459,24 @@ impl ObjectStore {
         let payload = PutPayload::from(data.to_vec());
         let mode = ops::update_mode(etag);
         let store = self.store.as_ref();
-        self.run(py, "compare-and-swap", key, ops::put_mode(store, key, payload, mode))
+        self.run(
+            py,
+            "compare-and-swap",
+            key,
+            ops::put_mode(store, key, payload, mode),
+        )
     }
 
     /// Write KEY unconditionally; its etag.
     fn put(&self, py: Python<'_>, key: &str, data: &[u8]) -> PyResult<String> {
         let payload = PutPayload::from(data.to_vec());
         let store = self.store.as_ref();
-        self.run(py, "put", key, ops::put_mode(store, key, payload, PutMode::Overwrite))
+        self.run(
+            py,
+            "put",
+            key,
+            ops::put_mode(store, key, payload, PutMode::Overwrite),
+        )
     }
 
     /// Upload each (key, file) with create-if-absent, 8 at a time, each one PUT;
@@ -477,7 +500,12 @@ impl ObjectStore {
         start: Option<u64>,
         end: Option<u64>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let (data, _) = self.run(py, "get", key, ops::get(self.store.as_ref(), key, start, end))?;
+        let (data, _) = self.run(
+            py,
+            "get",
+            key,
+            ops::get(self.store.as_ref(), key, start, end),
+        )?;
         Ok(PyBytes::new(py, &data))
     }
 
@@ -487,7 +515,12 @@ impl ObjectStore {
         py: Python<'py>,
         key: &str,
     ) -> PyResult<(Bound<'py, PyBytes>, String)> {
-        let (data, etag) = self.run(py, "get", key, ops::get(self.store.as_ref(), key, None, None))?;
+        let (data, etag) = self.run(
+            py,
+            "get",
+            key,
+            ops::get(self.store.as_ref(), key, None, None),
+        )?;
         Ok((PyBytes::new(py, &data), etag))
     }
 
@@ -535,7 +568,9 @@ mod tests {
     }
 
     fn read_counter(store: &dyn Store, key: &str) -> (u64, String) {
-        let (data, etag) = runtime().block_on(ops::get(store, key, None, None)).unwrap();
+        let (data, etag) = runtime()
+            .block_on(ops::get(store, key, None, None))
+            .unwrap();
         (std::str::from_utf8(&data).unwrap().parse().unwrap(), etag)
     }
 
@@ -544,7 +579,12 @@ mod tests {
         let store = memory();
         let key = "refs/counter";
         runtime()
-            .block_on(ops::put_mode(store.as_ref(), key, "0".into(), PutMode::Create))
+            .block_on(ops::put_mode(
+                store.as_ref(),
+                key,
+                "0".into(),
+                PutMode::Create,
+            ))
             .unwrap();
         let threads = 8;
         let per_thread = 25;
@@ -576,17 +616,31 @@ mod tests {
             handles.into_iter().map(|h| h.join().unwrap()).sum()
         });
         let (n, _) = read_counter(store.as_ref(), key);
-        assert_eq!(n, (threads * per_thread) as u64, "{conflicts} CAS conflicts retried");
+        assert_eq!(
+            n,
+            (threads * per_thread) as u64,
+            "{conflicts} CAS conflicts retried"
+        );
     }
 
     #[test]
     fn stale_etag_loses() {
         let store = memory();
         let e1 = runtime()
-            .block_on(ops::put_mode(store.as_ref(), "k", "a".into(), PutMode::Create))
+            .block_on(ops::put_mode(
+                store.as_ref(),
+                "k",
+                "a".into(),
+                PutMode::Create,
+            ))
             .unwrap();
         let e2 = runtime()
-            .block_on(ops::put_mode(store.as_ref(), "k", "b".into(), ops::update_mode(Some(e1.clone()))))
+            .block_on(ops::put_mode(
+                store.as_ref(),
+                "k",
+                "b".into(),
+                ops::update_mode(Some(e1.clone())),
+            ))
             .unwrap();
         assert_ne!(e1, e2);
         let stale = runtime().block_on(ops::put_mode(
@@ -631,7 +685,10 @@ mod tests {
                         })
                     })
                     .collect();
-                handles.into_iter().filter_map(|h| h.join().unwrap()).collect()
+                handles
+                    .into_iter()
+                    .filter_map(|h| h.join().unwrap())
+                    .collect()
             });
             assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
             let (data, _) = runtime()
@@ -644,9 +701,21 @@ mod tests {
     #[test]
     fn list_is_a_string_prefix_in_order_after_offset() {
         let store = memory();
-        for key in ["refs/b:2", "refs/a:1", "refs/a:3", "refs/ab/x", "index/0001", "refsx"] {
+        for key in [
+            "refs/b:2",
+            "refs/a:1",
+            "refs/a:3",
+            "refs/ab/x",
+            "index/0001",
+            "refsx",
+        ] {
             runtime()
-                .block_on(ops::put_mode(store.as_ref(), key, "x".into(), PutMode::Overwrite))
+                .block_on(ops::put_mode(
+                    store.as_ref(),
+                    key,
+                    "x".into(),
+                    PutMode::Overwrite,
+                ))
                 .unwrap();
         }
         let keys = |prefix: &str, after: Option<&str>| -> Vec<String> {
@@ -667,9 +736,19 @@ mod tests {
     fn ranges_and_missing_keys() {
         let store = memory();
         runtime()
-            .block_on(ops::put_mode(store.as_ref(), "k", "0123456789".into(), PutMode::Create))
+            .block_on(ops::put_mode(
+                store.as_ref(),
+                "k",
+                "0123456789".into(),
+                PutMode::Create,
+            ))
             .unwrap();
-        let get = |s, e| runtime().block_on(ops::get(store.as_ref(), "k", s, e)).unwrap().0;
+        let get = |s, e| {
+            runtime()
+                .block_on(ops::get(store.as_ref(), "k", s, e))
+                .unwrap()
+                .0
+        };
         assert_eq!(&get(Some(2), Some(5))[..], b"234");
         assert_eq!(&get(Some(7), None)[..], b"789");
         assert_eq!(&get(None, Some(3))[..], b"012");
@@ -679,7 +758,9 @@ mod tests {
             missing,
             Err(OpError::Store(object_store::Error::NotFound { .. }))
         ));
-        runtime().block_on(ops::delete(store.as_ref(), "nope")).unwrap();
+        runtime()
+            .block_on(ops::delete(store.as_ref(), "nope"))
+            .unwrap();
         assert!(matches!(key_path("a//b"), Err(OpError::BadKey(_))));
         assert!(matches!(key_path("/a"), Err(OpError::BadKey(_))));
     }
