@@ -5,7 +5,6 @@ the remote never shows a ref whose data is missing."""
 from __future__ import annotations
 
 import contextlib
-
 import time
 from dataclasses import dataclass, field
 from pathlib import Path

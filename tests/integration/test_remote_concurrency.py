@@ -120,6 +120,22 @@ class _Shared(S3Backend):
         self.url, self.options, self._store = "memory://shared", {}, store
 
 
+def _push_in_thread(
+    go: threading.Barrier,
+    repo: Repository,
+    rc: RemoteConfig,
+    store: Any,
+    reports: list[Any],
+    k: int,
+    errors: list[BaseException],
+) -> None:
+    try:
+        go.wait()
+        reports[k] = push(repo, rc, backend=_Shared(store))
+    except BaseException as exc:
+        errors.append(exc)
+
+
 def test_two_writers_against_an_atomic_store_in_threads(tmp_path: Path) -> None:
     store = reprocas._core.ObjectStore.in_memory("memory://shared")
     rc = RemoteConfig("origin", "memory://shared")
@@ -135,14 +151,12 @@ def test_two_writers_against_an_atomic_store_in_threads(tmp_path: Path) -> None:
         errors: list[BaseException] = []
         go = threading.Barrier(2)
 
-        def work(k: int, stores: list[Repository] = stores, reports: list[Any] = reports) -> None:
-            try:
-                go.wait()
-                reports[k] = push(stores[k], rc, backend=_Shared(store))
-            except BaseException as exc:  # noqa: BLE001 - re-raised below
-                errors.append(exc)
-
-        threads = [threading.Thread(target=work, args=(k,)) for k in (0, 1)]
+        threads = [
+            threading.Thread(
+                target=_push_in_thread, args=(go, stores[k], rc, store, reports, k, errors)
+            )
+            for k in (0, 1)
+        ]
         for t in threads:
             t.start()
         for t in threads:
