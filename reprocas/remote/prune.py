@@ -112,12 +112,12 @@ def _mark(backend: Backend, session: P.Session, state: P.LocalState, report: Pru
         except (RemoteNotFound, ValueError, KeyError, TypeError):
             continue
     listed = _listed(backend, state)
-    candidates = []
+    candidates: list[tuple[str, int]] = []
     for info in backend.list(P.PACKS):
         pid = _pack_id(info.key)
         if pid is None or pid in listed or pid.hex() in pending:
             continue
-        candidates.append([pid.hex(), info.size])
+        candidates.append((pid.hex(), info.size))
     if not candidates:
         return
     body = {"version": 1, "session": session.id, "candidates": candidates}
