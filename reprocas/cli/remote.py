@@ -105,7 +105,7 @@ def remote_remove(
 def remote_prune(
     remote: Annotated[str | None, RemoteArg] = None,
     grace: Annotated[
-        str, typer.Option("--grace", help="How long a marked pack waits (server clock).")
+        str, typer.Option("--grace", help="How long a mark waits (server clock): 24h, 7d, 90s.")
     ] = "24h",
     allow_short_grace: Annotated[
         bool,
@@ -118,7 +118,11 @@ def remote_prune(
     from reprocas.remote.prune import prune
     from reprocas.retention.policy import parse_duration
 
-    grace_ns = parse_duration(grace)
+    text = grace.strip().lower()
+    if text.endswith("s") and text[:-1].isdigit():  # seconds: for tests, with the flag
+        grace_ns = int(text[:-1]) * 10**9
+    else:
+        grace_ns = parse_duration(grace)
     if grace_ns < 3600 * 10**9 and not allow_short_grace:
         raise UsageError(
             f"--grace {grace} is under 1h: a push still uploading could lose packs; "
