@@ -162,7 +162,8 @@ def test_prune_during_a_push_that_reuses_marked_packs_loses_nothing(
             rc = remote_config(store, "origin")
             marked = prune(store, rc, grace_ns=0)  # marks the orphans (sweeps nothing yet)
             assert set(marked.marked) == orphans
-            found, stop, errors = threading.Event(), threading.Event(), []
+            found, stop = threading.Event(), threading.Event()
+            errors: list[BaseException] = []
             pruner = threading.Thread(target=_prune_loop, args=(store, found, stop, errors))
             pruner.start()
             # This push finds the orphans present, pauses while the pruner sweeps with no
