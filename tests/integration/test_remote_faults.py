@@ -4,6 +4,7 @@ fails with a clear error and leaves the local store exactly as it was."""
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import subprocess
@@ -209,3 +210,24 @@ def test_only_what_is_missing_goes_up(tmp_path: Path, remote_url: tuple[str, lis
     assert new_local > 0
     one = assert_ok(run_cli("push", "--json", repo=repo)).json()
     assert 0 < one["uploaded_bytes"] <= 1.05 * new_local, (one, new_local)
+
+
+def test_remotes_kept_in_the_marker_by_older_versions_are_read_and_moved(
+    tmp_path: Path,
+) -> None:
+    repo, one, two = tmp_path / "repo", tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    assert_ok(run_cli("init", repo=repo))
+    marker_path = repo / "reprocas.json"
+    marker = json.loads(marker_path.read_text())
+    marker["remotes"] = {"old": {"url": one.as_uri(), "options": {}, "single_writer": False}}
+    marker_path.write_text(json.dumps(marker))
+    assert rconf_names(repo) == ["old"]
+    assert_ok(run_cli("remote", "add", "new", two.as_uri(), repo=repo))
+    assert rconf_names(repo) == ["new", "old"]
+    saved = json.loads((repo / "remotes.json").read_text())
+    assert sorted(saved["remotes"]) == ["new", "old"]
+    (repo / "remotes.json").write_text("{not json")
+    res = run_cli("remote", "list", repo=repo)
+    assert_one_line_error(res, 2, "remotes.json", "damaged")
