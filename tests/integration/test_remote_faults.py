@@ -1,6 +1,7 @@
-"""Remotes that cannot be trusted or reached, and what goes up (issue 18): the conditional-write probe
-refuses a server that ignores create-if-absent, and a push to a remote that went away
-fails with a clear error and leaves the local store exactly as it was."""
+"""Remotes that cannot be trusted or reached, and what goes up (issue 18): the probe
+refuses a server that ignores create-if-absent; a push to a remote that went away, or
+whose server stops, fails with a clear error and leaves the local store as it was; a
+tag is not moved backwards without --force; only what is missing is uploaded."""
 
 from __future__ import annotations
 
