@@ -183,7 +183,12 @@ def _recheck(backend: Backend, reused: list[tuple[str, Path]]) -> None:
 
 
 def _create_numbered(
-    backend: Backend, ref: str, oid: bytes, session: str, remote: dict[str, P.RemoteRef]
+    backend: Backend,
+    ref: str,
+    oid: bytes,
+    session: str,
+    remote: dict[str, P.RemoteRef],
+    state: P.LocalState,
 ) -> tuple[str, str]:
     """Create a version or run ref: at its own number when free, else at the next free
     number of the remote (re-listed after every lost create). Returns (ref, status)."""
@@ -196,7 +201,7 @@ def _create_numbered(
                 return want, "created" if want == ref else "renumbered"
             except PreconditionFailed:
                 pass
-        fresh = P.read_refs(backend, numbered_prefix(k))
+        fresh = P.read_refs(backend, numbered_prefix(k), state)
         remote.update(fresh)
         mine = [r for r, v in fresh.items() if v.id == oid]
         if mine:  # a retry of ours (or the same snapshot pushed from elsewhere) landed
@@ -239,8 +244,9 @@ def _push_refs(
     session: str,
     force: bool,
     report: PushReport,
+    state: P.LocalState,
 ) -> dict[str, bytes]:
-    remote = P.read_refs(backend)
+    remote = P.read_refs(backend, state=state)
     by_id: dict[tuple[str, str], dict[bytes, str]] = {}
     for r, v in remote.items():
         k = classify(r)
@@ -256,14 +262,18 @@ def _push_refs(
             if have is not None:
                 status, placed = ("up-to-date" if have == ref else "renumbered"), have
             else:
-                placed, status = _create_numbered(backend, ref, oid, session, remote)
+                placed, status = _create_numbered(backend, ref, oid, session, remote, state)
                 by_id.setdefault((k.kind, k.name), {})[oid] = placed
             if placed != ref:
                 renumber.append((ref, oid))
                 targets[ref] = placed
             report.refs.append(RefResult(ref, oid.hex(), status, placed))
         else:
-            status = _move_tag(repo, backend, ref, oid, session, force)
+            listed = remote.get(ref)
+            if listed is not None and listed.id == oid:
+                status = "up-to-date"  # as listed just now: no need to read it again
+            else:
+                status = _move_tag(repo, backend, ref, oid, session, force)
             report.refs.append(RefResult(ref, oid.hex(), status, ref))
     if renumber:
         _renumber_local(repo, renumber, targets)
@@ -329,7 +339,7 @@ def push(
                     state.save_segment(key, data)
                     report.segment = key
                     _recheck(b, reused)
-                pushed = _push_refs(repo, b, local, session.id, force, report)
+                pushed = _push_refs(repo, b, local, session.id, force, report, state)
         known = state.load_refs()
         known.update(pushed)
         state.save_refs(known)

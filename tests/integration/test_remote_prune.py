@@ -13,6 +13,7 @@ from reprocas.remote import protocol as P
 from reprocas.remote.backend import Backend, ObjectInfo
 from reprocas.remote.config import get as remote_config
 from reprocas.remote.prune import prune
+from reprocas.remote.pull import pull
 from reprocas.remote.push import push
 from reprocas.remote.registry import open_backend
 from reprocas.store.repository import Repository
@@ -182,3 +183,43 @@ def test_prune_during_a_push_that_reuses_marked_packs_loses_nothing(
         assert_ok(run_cli("log", "clin", "--json", repo=clone)).json()
         == assert_ok(run_cli("log", "clin", "--json", repo=repo)).json()
     )
+
+
+class _CountsGets(_Delegate):
+    def __init__(self, inner: Backend) -> None:
+        super().__init__(inner)
+        self.gets: list[str] = []
+
+    def get_with_etag(self, key: str) -> tuple[bytes, str]:
+        self.gets.append(key)
+        return super().get_with_etag(key)
+
+    def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
+        self.gets.append(key)
+        return super().get(key, start, end)
+
+
+def test_an_unchanged_remote_costs_no_ref_reads(
+    tmp_path: Path, remote_url: tuple[str, list[str]]
+) -> None:
+    repo, backend, data = _setup(tmp_path, remote_url)
+    assert_ok(run_cli("tag", "clin@v1", "first", repo=repo))
+    assert_ok(run_cli("push", repo=repo))  # creates the tag: read back once, next time
+    assert_ok(run_cli("fetch", repo=repo))
+    with Repository.open(repo) as store:
+        rc = remote_config(store, "origin")
+        counted = _CountsGets(backend)
+        push(store, rc, backend=counted)
+        assert [k for k in counted.gets if k.startswith(P.REFS)] == []
+        # Another machine moves the tag: exactly that ref object is read again.
+        other = tmp_path / "other"
+        url, opts = remote_url
+        assert_ok(run_cli("clone", url, other, *opts, repo=None))
+        _commit(other, data, 99)
+        assert_ok(run_cli("tag", "clin@v2", "first", "--force", repo=other))
+        assert_ok(run_cli("push", repo=other))
+        counted = _CountsGets(backend)
+        report = pull(store, rc, backend=counted)
+        read = sorted(k for k in counted.gets if k.startswith(P.REFS))
+        assert read == [P.ref_key("ds:clin:tag:first"), P.ref_key("ds:clin:v:0000000002")], read
+        assert {r.ref: r.status for r in report.refs}["ds:clin:tag:first"] == "moved"
