@@ -26,7 +26,7 @@ Reference rates measured in the same run: single-core BLAKE3 and zstd -3 (as the
 other benchmarks print) and each remote's raw rate: one 32 MiB object put and got
 through the same backend, no reprocas protocol around it.
 
-    python -m benchmarks.bench_remote [--scale 0.1] [--seed 1] [--edit-pattern edit]
+    python -m benchmarks.bench_remote [--scale 0.5] [--seed 1] [--edit-pattern edit]
         [--remotes file,s3] [--json]
 """
 
@@ -99,6 +99,7 @@ class CountingBackend(Backend):
     def reset(self) -> None:
         self.by_op: Counter[str] = Counter()
         self.by_area: Counter[str] = Counter()
+        self.seconds = 0.0  # wall time spent inside the backend's calls
         self.bytes_in = 0  # bytes sent to the remote
         self.bytes_out = 0  # bytes read from it
 
@@ -115,60 +116,79 @@ class CountingBackend(Backend):
             "requests": self.requests,
             "by_op": dict(self.by_op),
             "by_area": dict(self.by_area),
+            "seconds": self.seconds,
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
         }
 
+    @contextlib.contextmanager
+    def _timed(self) -> Iterator[None]:
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds += time.perf_counter() - t
+
     def put_if_absent(self, key: str, data: bytes) -> str:
         self._count("PUT", key)
         self.bytes_in += len(data)
-        return self.inner.put_if_absent(key, data)
+        with self._timed():
+            return self.inner.put_if_absent(key, data)
 
     def put_if_match(self, key: str, data: bytes, etag: str | None) -> str:
         self._count("PUT", key)
         self.bytes_in += len(data)
-        return self.inner.put_if_match(key, data, etag)
+        with self._timed():
+            return self.inner.put_if_match(key, data, etag)
 
     def put(self, key: str, data: bytes) -> str:
         self._count("PUT", key)
         self.bytes_in += len(data)
-        return self.inner.put(key, data)
+        with self._timed():
+            return self.inner.put(key, data)
 
     def put_files_if_absent(self, items: Sequence[tuple[str, Path]]) -> list[bool]:
         for key, path in items:
             self._count("PUT", key)
             self.bytes_in += Path(path).stat().st_size
-        return self.inner.put_files_if_absent(items)
+        with self._timed():
+            return self.inner.put_files_if_absent(items)
 
     def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
         self._count("GET" if start is None and end is None else "GET range", key)
-        data = self.inner.get(key, start, end)
+        with self._timed():
+            data = self.inner.get(key, start, end)
         self.bytes_out += len(data)
         return data
 
     def get_with_etag(self, key: str) -> tuple[bytes, str]:
         self._count("GET", key)
-        data, etag = self.inner.get_with_etag(key)
+        with self._timed():
+            data, etag = self.inner.get_with_etag(key)
         self.bytes_out += len(data)
         return data, etag
 
     def get_to_file(self, key: str, path: Path) -> int:
         self._count("GET", key)
-        n = self.inner.get_to_file(key, path)
+        with self._timed():
+            n = self.inner.get_to_file(key, path)
         self.bytes_out += n
         return n
 
     def head(self, key: str) -> ObjectInfo:
         self._count("HEAD", key)
-        return self.inner.head(key)
+        with self._timed():
+            return self.inner.head(key)
 
     def list(self, prefix: str, start_after: str | None = None) -> Iterator[ObjectInfo]:
         self._count("LIST", prefix)
-        return self.inner.list(prefix, start_after)
+        with self._timed():  # listed here, so the time of the listing is counted
+            return iter(list(self.inner.list(prefix, start_after)))
 
     def delete(self, key: str) -> None:
         self._count("DELETE", key)
-        self.inner.delete(key)
+        with self._timed():
+            self.inner.delete(key)
 
     def close(self) -> None:
         self.inner.close()
@@ -178,18 +198,19 @@ class CountingBackend(Backend):
 def counted_clone_backend(sink: list[CountingBackend]) -> Iterator[None]:
     """Make :func:`reprocas.remote.clone.clone` open a counting backend (put in SINK):
     clone opens its backend itself, so the module's ``open_backend`` is wrapped."""
-    real = clone_mod.open_backend
+    namespace = vars(clone_mod)
+    real = namespace["open_backend"]
 
     def wrapped(url: str, options: dict[str, Any] | None = None) -> Backend:
         b = CountingBackend(real(url, options))
         sink.append(b)
         return b
 
-    clone_mod.open_backend = wrapped  # type: ignore[assignment]
+    namespace["open_backend"] = wrapped
     try:
         yield
     finally:
-        clone_mod.open_backend = real
+        namespace["open_backend"] = real
 
 
 # --- moto with a server-side counter ----------------------------------------------------
@@ -452,7 +473,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     src = work / "src"
     src.mkdir()
     try:
-        commit_s = logical = 0
+        commit_s, logical = 0.0, 0
         versions = []
         for v, f in enumerate(files[:5], 1):
             s, lg, new = commit_version(repo, src, f, v)
@@ -565,13 +586,15 @@ def print_report(res: dict[str, Any]) -> None:
         for op in r["ops"]:
             c = op["counts"]
             print(f"    {op['op']:<14} {_breakdown(c.get('server', c['client']))}")
+            cl = c["client"]
+            line = f"    {'':<14} {cl['seconds']:.2f} s inside {cl['requests']} backend calls"
             if "server" in c:
-                s, cl = c["server"], c["client"]
-                print(
-                    f"    {'':<14} client backend calls {cl['requests']}; server status "
-                    f"{c['server']['by_status']}; wire in {s['bytes_in'] / MB:.2f} MB, "
-                    f"out {s['bytes_out'] / MB:.2f} MB"
+                s = c["server"]
+                line += (
+                    f"; server: status {s['by_status']}, body bytes in {s['bytes_in']:,}, "
+                    f"out {s['bytes_out']:,}"
                 )
+            print(line)
         first = r["ops"][0]
         v6 = r["ops"][-1]
         print(
@@ -588,7 +611,7 @@ def print_report(res: dict[str, Any]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scale", type=float, default=0.1, help="1.0 = ~500 MB of CSV in v1")
+    ap.add_argument("--scale", type=float, default=0.5, help="1.0 = ~500 MB of CSV in v1")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--edit-pattern", choices=PATTERNS, default="edit", help="how v6 changes v5")
     ap.add_argument("--remotes", default="file,s3", help="comma-separated: file, s3")

@@ -130,13 +130,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--port", type=int, required=True)
     args = ap.parse_args(argv)
     os.environ.setdefault("MOTO_PORT", str(args.port))
-    from werkzeug.serving import run_simple
-
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,
         create_backend_app,
     )
+    from werkzeug.serving import run_simple
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     app = CountingMiddleware(DomainDispatcherApplication(create_backend_app))
