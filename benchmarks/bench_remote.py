@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
@@ -620,6 +621,9 @@ def main() -> None:
     args.remotes = {r.strip() for r in args.remotes.split(",") if r.strip()}
     if not args.remotes <= {"file", "s3"}:
         ap.error("--remotes takes file and/or s3")
+    if "s3" in args.remotes and importlib.util.find_spec("moto") is None:
+        print("note: moto[server] is not installed; the S3 remote is skipped", file=sys.stderr)
+        args.remotes.discard("s3")
     with tempfile.TemporaryDirectory(prefix="reprocas-bench-remote-") as tmp:
         res = run(args, Path(tmp))
     if args.json:
