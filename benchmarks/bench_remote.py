@@ -53,6 +53,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from benchmarks.bench_core import OtherLoad
 from benchmarks.bench_deltas import machine_limits
 from benchmarks.generate import (
     EPOCH,
@@ -459,6 +460,7 @@ def timed_clone(
 
 
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    load = OtherLoad()
     rows = rows_for_scale(args.scale)
     print(f"generating the series ({rows:,} rows in v1, seed {args.seed}) ...", file=sys.stderr)
     files = make_series(work / "data", rows, args.seed, args.edit_pattern)
@@ -528,6 +530,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 moto.stop()
     finally:
         repo.close()
+    # After moto has been waited for, so its CPU time counts as ours, not the others'.
+    result["noise"] = load.report()
     return result
 
 
@@ -557,6 +561,13 @@ def print_report(res: dict[str, Any]) -> None:
         f"{m['zstd3_1t_mb_s']:.0f} MB/s; local commit v1..v5 {commit_rate:.1f} MB/s logical "
         f"({commit_rate / m['zstd3_1t_mb_s']:.2f}x zstd 1 core)"
     )
+    noise = res.get("noise")
+    if noise:
+        print(
+            f"other processes used {noise['other_cores']:.2f} cores, steal "
+            f"{noise['steal_cores']:.2f}, over {noise['wall_seconds']:.0f} s"
+            + ("  NOISY: rerun on a quiet machine" if noise["other_cores"] > 0.1 else "")
+        )
     for kind in ("file", "s3"):
         if kind not in res:
             continue
