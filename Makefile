@@ -84,6 +84,7 @@ bench: build
 	$(PY) -m benchmarks.bench_deltas
 	$(PY) -m benchmarks.bench_formats
 	$(PY) -m benchmarks.bench_report
+	$(PY) -m benchmarks.bench_remote
 
 clean:
 	rm -rf target $(VENV) reprocas/_core*.so .pytest_cache .mypy_cache .ruff_cache
