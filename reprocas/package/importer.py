@@ -1,0 +1,320 @@
+"""``reprocas import``: a package into any format-3 repository, whatever its chunking.
+
+Everything is checked before anything is written (reader.py: the bag, the BLAKE3 list,
+every object against its id; here: every version's files against its trees and its
+content id recomputed from the files, every run's inputs, outputs and environment
+present). Then, as a commit does, the files are cut into this repository's chunks
+and written with the objects into packs nothing indexes yet, and one ref transaction
+indexes them and sets the refs: a failure at any point removes the packs and leaves
+the repository as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reprocas.errors import UsageError
+from reprocas.model.ids import ObjectId
+from reprocas.model.objects import Run, Snapshot, Tree, TreeEntry
+from reprocas.native import core
+from reprocas.package.export import DATASETS, PackageFormatError
+from reprocas.package.reader import Package, PackageError, read_data_file, read_package
+from reprocas.progress import Progress
+from reprocas.store.content import Item, content_id
+from reprocas.store.files import lookup_chunkmap
+from reprocas.store.index import pack
+from reprocas.store.repository import Repository, version_ref
+
+
+@dataclass
+class _Version:
+    ref: str
+    sid: bytes
+    snap: Snapshot
+    env: bool
+
+
+@dataclass
+class _Plan:
+    versions: list[_Version] = field(default_factory=list)
+    runs: list[tuple[bytes, Run]] = field(default_factory=list)
+    files: dict[bytes, bytes] = field(default_factory=dict)  # digest -> bytes
+    objects: list[bytes] = field(default_factory=list)  # ids, in writing order
+
+
+def _obj(pkg: Package, oid: bytes, kind: str, what: str) -> Any:
+    w = pkg.objects.get(oid)
+    name = f"reprocas/objects/{oid.hex()}"
+    if w is None:
+        raise PackageError(f"package: data/{name} ({what}) is missing", file=name)
+    if not isinstance(w, dict) or w.get("type") != kind:
+        raise PackageError(f"package: data/{name} ({what}) is not a {kind}", file=name)
+    return w
+
+
+def _walk(pkg: Package, plan: _Plan, root: bytes, what: str) -> list[tuple[str, TreeEntry]]:
+    """Every entry below a format-3 tree of the package, a directory before its
+    contents; the trees are added to the objects to write."""
+    out: list[tuple[str, TreeEntry]] = []
+    stack = [(root, "")]
+    while stack:
+        tid, at = stack.pop()
+        try:
+            tree = Tree.from_wire(_obj(pkg, tid, "tree", f"a tree of {what}"))
+        except (KeyError, TypeError, ValueError) as exc:
+            name = f"reprocas/objects/{tid.hex()}"
+            raise PackageError(f"package: data/{name} is not a valid tree ({exc})", file=name)
+        if tree.version != 3:
+            name = f"reprocas/objects/{tid.hex()}"
+            raise PackageError(f"package: data/{name} is not a format-3 tree", file=name)
+        if tid not in plan.objects:
+            plan.objects.append(tid)
+        for e in tree.entries:
+            if not e.name or e.name in (".", "..") or "/" in e.name or "\0" in e.name:
+                raise PackageError(f"package: {what} holds an unsafe name {e.name!r}", file=what)
+            path = at + e.name
+            out.append((path, e))
+            if e.kind == "dir":
+                stack.append((e.target, path + "/"))
+    return out
+
+
+def _take(plan: _Plan, data: bytes, e: TreeEntry, where: str) -> None:
+    digest = core.blake3_digest(data)
+    if digest != e.target or len(data) != e.size:
+        raise PackageError(
+            f"package: {where} does not match its version's tree (BLAKE3 {digest.hex()[:16]}, "
+            f"{len(data)} bytes; the tree says {e.target.hex()[:16]}, {e.size} bytes)",
+            file=where,
+        )
+    plan.files[e.target] = data
+
+
+def _version(
+    pkg: Package, plan: _Plan, v: dict[str, Any], env: bool, data_dir: Path | None
+) -> None:
+    ref = str(v.get("ref"))
+    try:
+        sid = bytes.fromhex(str(v["id"]))
+        snap = Snapshot.from_wire(_obj(pkg, sid, "snapshot", f"the snapshot of {ref}"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PackageError(f"package: the snapshot of {ref} cannot be read ({exc})", file=ref)
+    said = (v.get("name"), v.get("number"), v.get("content_id"))
+    has = (snap.name, snap.extra.get("version"), snap.root.hex)
+    if ref != f"{snap.name}@v{snap.extra.get('version')}" or said != has:
+        raise PackageError(
+            f"package: reprocas/package.json says {ref} is {said}, its snapshot says {has}",
+            file="reprocas/package.json",
+        )
+    included = not env and pkg.index.get("data") == "include"
+    prefix = f"{DATASETS}{ref}/"
+    items: list[Item] = []
+    seen: set[str] = set()
+    for path, e in _walk(pkg, plan, snap.root.raw, ref):
+        if e.kind == "dir":
+            items.append(Item(path, "dir", e.mode))
+            continue
+        if e.kind == "symlink":
+            items.append(Item(path, "symlink", e.mode, target=e.target))
+            continue
+        if env:
+            data, where = pkg.blob(e.target), f"data/reprocas/blobs/{e.target.hex()}"
+        elif included:
+            data, where = pkg.payload.get(prefix + path), f"data/{prefix}{path}"
+            seen.add(prefix + path)
+        elif data_dir is not None:
+            data, where = read_data_file(data_dir, ref, path), str(data_dir / ref / path)
+        else:
+            raise UsageError(
+                f"the package holds no data (--data metadata-only): give the files of {ref} "
+                "with --data-dir DIR (DIR/NAME@vN/...)"
+            )
+        if data is None:
+            raise PackageError(f"package: {where} (of {ref}) is missing", file=where)
+        _take(plan, data, e, where)
+        items.append(Item(path, "file", e.mode, len(data), core.blake3_digest(data)))
+    if included:
+        extra = sorted(p for p in pkg.payload if p.startswith(prefix) and p not in seen)
+        for p in extra:
+            raise PackageError(f"package: data/{p} is not in version {ref}", file=p)
+    if content_id(items) != snap.root.raw:
+        raise PackageError(
+            f"package: the files of {ref} give another content id than its snapshot's "
+            f"{snap.root.hex}",
+            file=ref,
+        )
+    plan.objects.append(sid)
+    plan.versions.append(_Version(ref, sid, snap, env))
+
+
+def _run(pkg: Package, plan: _Plan, r: dict[str, Any], known: set[bytes]) -> None:
+    ref = str(r.get("ref"))
+    try:
+        rid = bytes.fromhex(str(r["id"]))
+        run = Run.from_wire(_obj(pkg, rid, "run", f"the run {ref}"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PackageError(f"package: the run {ref} cannot be read ({exc})", file=ref)
+    if (run.name, run.number) != (r.get("name"), r.get("number")):
+        raise PackageError(
+            f"package: reprocas/package.json says {ref} is {r.get('name')}#{r.get('number')}, "
+            f"its object says {run.name}#{run.number}",
+            file="reprocas/package.json",
+        )
+    for part in (*run.inputs, *run.outputs):
+        if part.get("snapshot") and bytes(part["snapshot"]) not in known:
+            raise PackageError(
+                f"package: run {ref} names snapshot {bytes(part['snapshot']).hex()} that the "
+                "package does not hold",
+                file=ref,
+            )
+    if run.environment is not None and run.environment.raw not in known:
+        if pkg.index.get("with_env") != "lock":
+            raise PackageError(
+                f"package: run {ref} names environment {run.environment.hex} that the "
+                "package does not hold",
+                file=ref,
+            )
+    if run.root is not None:
+        for path, e in _walk(pkg, plan, run.root.raw, f"run {ref}"):
+            if e.kind == "file":
+                data = pkg.blob(e.target)
+                where = f"data/reprocas/blobs/{e.target.hex()}"
+                if data is None:
+                    raise PackageError(f"package: {where} ({ref}:{path}) is missing", file=where)
+                _take(plan, data, e, where)
+    plan.objects.append(rid)
+    plan.runs.append((rid, run))
+
+
+def check(pkg: Package, data_dir: Path | None) -> _Plan:
+    """Everything the package claims, checked; what to write."""
+    plan = _Plan()
+    for v in pkg.index.get("environments") or []:
+        _version(pkg, plan, v, True, data_dir)
+    for v in pkg.index.get("versions") or []:
+        _version(pkg, plan, v, False, data_dir)
+    for v in plan.versions:
+        if v.env and isinstance(v.snap.extra.get("environment"), bytes):
+            fid = bytes(v.snap.extra["environment"])
+            if fid in pkg.objects:
+                plan.objects.append(fid)
+    known = {v.sid for v in plan.versions}
+    for r in pkg.index.get("runs") or []:
+        _run(pkg, plan, r, known)
+    if not plan.versions and not plan.runs:
+        raise PackageError("package: it holds no versions and no runs", file="reprocas/package.json")
+    return plan
+
+
+def _ingest_files(repo: Repository, plan: _Plan, writer: Any, progress: Progress) -> None:
+    from reprocas.store.commit import _Committer
+
+    with repo.index.read() as txn:
+        todo = {d: b for d, b in plan.files.items() if lookup_chunkmap(repo, txn, d) is None}
+    progress.start(sum(len(b) for b in todo.values()), len(todo))
+    c = _Committer(repo, writer, progress)
+    tmp = Path(tempfile.mkdtemp(prefix="reprocas-import-"))
+    try:
+        for i, (digest, data) in enumerate(sorted(todo.items())):
+            f = tmp / f"{i}"
+            f.write_bytes(data)
+            target, _size, _meta = c.ingest_file(f, os.stat(f))
+            f.unlink()
+            if target != digest:
+                raise PackageError(f"package: a file read back differs ({digest.hex()})")
+    finally:
+        c.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _summary(repo: Repository, pkg: Package, plan: _Plan) -> dict[str, Any]:
+    return {"package": str(pkg.path), "data": pkg.index.get("data"), "runs": [], "versions": []}
+
+
+def import_package(
+    repo: Repository, path: Path, *, data_dir: Path | None = None, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Check package ``path`` whole, then store it in one transaction (module docstring).
+    Returns what was imported (``--json``)."""
+    from reprocas.provenance import graph
+    from reprocas.provenance.names import latest_run, put_summary, run_ref
+    from reprocas.store.writer import Writer
+
+    if not repo.content_ids:
+        raise PackageFormatError(
+            f"repository {repo.root} is format {repo.format_version}: packages are imported "
+            "into format 3 repositories (content ids); run `reprocas upgrade` first"
+        )
+    if data_dir is not None and not data_dir.is_dir():
+        raise UsageError(f"--data-dir {data_dir} is not a directory")
+    pkg = read_package(path)
+    plan = check(pkg, data_dir)
+    out = _summary(repo, pkg, plan)
+    progress = progress or Progress()
+    index = repo.index
+    with repo.lock("gc", exclusive=False):
+        writer = Writer(repo)
+        try:
+            _ingest_files(repo, plan, writer, progress)
+            for oid in plan.objects:
+                got = writer.add_object(pkg.objects[oid])
+                if got.raw != oid:
+                    raise PackageError(f"package: object {oid.hex()} re-encodes differently")
+            writer.seal_packs()
+            with repo.ref_transaction() as rt:
+                txn = rt.txn
+                writer.index_into(txn)
+                refs: list[tuple[str, ObjectId]] = []
+                for v in plan.versions:
+                    number = int(v.snap.extra.get("version") or 0)
+                    info = repo.version_info(txn, ObjectId(v.sid))
+                    status = "present"
+                    if info is None:
+                        held = index.get_ref(txn, version_ref(v.snap.name, number))
+                        status = "imported"
+                        if held is not None or number < 1:
+                            number, status = repo.next_number(txn, v.snap.name), "renumbered"
+                        refs.append((version_ref(v.snap.name, number), ObjectId(v.sid)))
+                        txn.put(
+                            v.sid, pack([v.snap.kind, v.snap.name, number]), db=index.db["snapshots"]
+                        )
+                        graph.put_edges(repo, txn, graph.derived_edges(v.sid, v.snap))
+                    else:
+                        number = info[1]
+                    if not v.env:
+                        out["versions"].append(
+                            {"ref": f"{v.snap.name}@v{number}", "packaged_as": v.ref,
+                             "id": v.sid.hex(), "content_id": v.snap.root.hex, "status": status}
+                        )  # fmt: skip
+                for rid, run in plan.runs:
+                    number, status = run.number, "present"
+                    if txn.get(rid, db=index.db["runs"]) is None:
+                        status = "imported"
+                        if index.get_ref(txn, run_ref(run.name, number)) is not None:
+                            last = latest_run(repo, txn, run.name)
+                            number, status = (last.number + 1 if last else 1), "renumbered"
+                        refs.append((run_ref(run.name, number), ObjectId(rid)))
+                        put_summary(repo, txn, ObjectId(rid), run)
+                        edges = graph.aliased_edges(repo, txn, graph.run_edges(ObjectId(rid), run))
+                        graph.put_edges(repo, txn, edges)
+                    out["runs"].append(
+                        {"ref": f"{run.name}#{number}", "packaged_as": f"{run.name}#{run.number}",
+                         "id": rid.hex(), "status": status, "run_status": run.status}
+                    )  # fmt: skip
+                if refs:
+                    rt.set(refs)
+            writer.indexed()
+        except BaseException:
+            writer.abort()
+            raise
+        finally:
+            writer.close()
+    out["files"] = len(plan.files)
+    out["objects"] = len(plan.objects)
+    out["new_bytes"] = writer.new_bytes
+    return out
