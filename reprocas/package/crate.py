@@ -5,7 +5,7 @@ the code as a SoftwareApplication, the environment as entities."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 RO_CRATE = "https://w3id.org/ro/crate/1.2"
@@ -14,7 +14,7 @@ PROCESS_RUN = "https://w3id.org/ro/wfrun/process/0.5"
 
 
 def _iso(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 def decision_notes() -> list[dict[str, Any]]:
@@ -37,8 +37,12 @@ def crate_metadata(plan: Any, files: dict[str, bytes]) -> bytes:
         }
     )
     profiles = [
-        {"@id": PROCESS_RUN, "@type": ["CreativeWork", "Profile"], "name": "Process Run Crate",
-         "version": "0.5"},
+        {
+            "@id": PROCESS_RUN,
+            "@type": ["CreativeWork", "Profile"],
+            "name": "Process Run Crate",
+            "version": "0.5",
+        },
     ]
     for p in sorted(files):
         if p.startswith(("datasets/", "code/", "reprocas/")):
@@ -69,7 +73,12 @@ def crate_metadata(plan: Any, files: dict[str, bytes]) -> bytes:
         for k in sorted(run.params):
             pid = f"#{r.key}-param-{k}"
             graph.append(
-                {"@id": pid, "@type": "PropertyValue", "name": k, "value": json.dumps(run.params[k])}
+                {
+                    "@id": pid,
+                    "@type": "PropertyValue",
+                    "name": k,
+                    "value": json.dumps(run.params[k]),
+                }
             )
             objs.append({"@id": pid})
         action: dict[str, Any] = {
@@ -140,6 +149,9 @@ def crate_metadata(plan: Any, files: dict[str, bytes]) -> bytes:
     if plan.date:
         root["datePublished"] = plan.date
     graph.insert(1, root)
-    graph.append({"@id": "https://spdx.org/licenses/CC-BY-4.0", "@type": "CreativeWork",
-                  "name": "CC BY 4.0"})
-    return (json.dumps({"@context": CONTEXT, "@graph": graph}, indent=2, sort_keys=True) + "\n").encode()
+    graph.append(
+        {"@id": "https://spdx.org/licenses/CC-BY-4.0", "@type": "CreativeWork", "name": "CC BY 4.0"}
+    )
+    return (
+        json.dumps({"@context": CONTEXT, "@graph": graph}, indent=2, sort_keys=True) + "\n"
+    ).encode()

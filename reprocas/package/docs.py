@@ -164,14 +164,23 @@ def checklist(plan: Any) -> str:
             f"## {r.ref}",
             "",
             f"- [x] Code available: `code/{r.key}/` (commit {code.get('commit') or 'none'}, "
-            f"dirty diff {'applied' if code.get('dirty') else 'none'}) — from run object {r.id_hex}",
+            f"dirty diff {'applied' if code.get('dirty') else 'none'})"
+            f" — from run object {r.id_hex}",
             "- [x] Data versions: "
             + ", ".join(f"{v.ref} snapshot {v.id_hex}" for v in r.inputs)
             + " — from the run's inputs",
             f"- [{'x' if r.env else ' '}] Environment: "
-            + (f"snapshot {r.env.id_hex}, requirements.txt, Dockerfile" if r.env else "not recorded"),
+            + (
+                f"snapshot {r.env.id_hex}, requirements.txt, Dockerfile"
+                if r.env
+                else "not recorded"
+            ),
             f"- [{'x' if seeds else ' '}] Random seeds: "
-            + (", ".join(f"{k}={run.params[k]}" for k in seeds) if seeds else "no seed seen in params")
+            + (
+                ", ".join(f"{k}={run.params[k]}" for k in seeds)
+                if seeds
+                else "no seed seen in params"
+            )
             + " — from the run's params",
             f"- [{'x' if run.metrics else ' '}] Metrics: "
             + (", ".join(sorted(run.metrics)) or "none")

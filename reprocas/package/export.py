@@ -158,9 +158,7 @@ def _version(repo: Repository, plan: Plan, sid: bytes, *, env: bool = False) -> 
         if v.ref in table:
             return table[v.ref]
         plan.objects[v.id.hex] = repo.load_raw(txn, v.id)
-        part = VersionPart(
-            v.ref, v.id.hex, v.snapshot.root.hex, v.snapshot.kind, v.name, v.number
-        )
+        part = VersionPart(v.ref, v.id.hex, v.snapshot.root.hex, v.snapshot.kind, v.name, v.number)
         files = _tree(repo, txn, plan, v.snapshot.root.raw, v.ref)
         for path, (e, data) in sorted(files.items()):
             assert data is not None
@@ -252,9 +250,7 @@ def build_plan(
         if run_obj.environment is not None:
             env = _environment(repo, plan, run_obj.environment)
         code, rel = _code(repo, run_obj)
-        plan.runs.append(
-            RunPart(h.ref, h.id.hex, run_obj, ins, outs, code, rel, env, metrics_sha)
-        )
+        plan.runs.append(RunPart(h.ref, h.id.hex, run_obj, ins, outs, code, rel, env, metrics_sha))
     plan.title = "reprocas package: " + ", ".join(refs)
     return plan
 

@@ -68,7 +68,9 @@ def _walk(pkg: Package, plan: _Plan, root: bytes, what: str) -> list[tuple[str, 
             tree = Tree.from_wire(_obj(pkg, tid, "tree", f"a tree of {what}"))
         except (KeyError, TypeError, ValueError) as exc:
             name = f"reprocas/objects/{tid.hex()}"
-            raise PackageError(f"package: data/{name} is not a valid tree ({exc})", file=name)
+            raise PackageError(
+                f"package: data/{name} is not a valid tree ({exc})", file=name
+            ) from exc
         if tree.version != 3:
             name = f"reprocas/objects/{tid.hex()}"
             raise PackageError(f"package: data/{name} is not a format-3 tree", file=name)
@@ -103,7 +105,9 @@ def _version(
         sid = bytes.fromhex(str(v["id"]))
         snap = Snapshot.from_wire(_obj(pkg, sid, "snapshot", f"the snapshot of {ref}"))
     except (KeyError, TypeError, ValueError) as exc:
-        raise PackageError(f"package: the snapshot of {ref} cannot be read ({exc})", file=ref)
+        raise PackageError(
+            f"package: the snapshot of {ref} cannot be read ({exc})", file=ref
+        ) from exc
     said = (v.get("name"), v.get("number"), v.get("content_id"))
     has = (snap.name, snap.extra.get("version"), snap.root.hex)
     if ref != f"{snap.name}@v{snap.extra.get('version')}" or said != has:
@@ -158,7 +162,7 @@ def _run(pkg: Package, plan: _Plan, r: dict[str, Any], known: set[bytes]) -> Non
         rid = bytes.fromhex(str(r["id"]))
         run = Run.from_wire(_obj(pkg, rid, "run", f"the run {ref}"))
     except (KeyError, TypeError, ValueError) as exc:
-        raise PackageError(f"package: the run {ref} cannot be read ({exc})", file=ref)
+        raise PackageError(f"package: the run {ref} cannot be read ({exc})", file=ref) from exc
     if (run.name, run.number) != (r.get("name"), r.get("number")):
         raise PackageError(
             f"package: reprocas/package.json says {ref} is {r.get('name')}#{r.get('number')}, "
@@ -172,13 +176,12 @@ def _run(pkg: Package, plan: _Plan, r: dict[str, Any], known: set[bytes]) -> Non
                 "package does not hold",
                 file=ref,
             )
-    if run.environment is not None and run.environment.raw not in known:
-        if pkg.index.get("with_env") != "lock":
-            raise PackageError(
-                f"package: run {ref} names environment {run.environment.hex} that the "
-                "package does not hold",
-                file=ref,
-            )
+    env = run.environment
+    if env is not None and env.raw not in known and pkg.index.get("with_env") != "lock":
+        raise PackageError(
+            f"package: run {ref} names environment {env.hex} that the package does not hold",
+            file=ref,
+        )
     if run.root is not None:
         for path, e in _walk(pkg, plan, run.root.raw, f"run {ref}"):
             if e.kind == "file":
@@ -207,7 +210,9 @@ def check(pkg: Package, data_dir: Path | None) -> _Plan:
     for r in pkg.index.get("runs") or []:
         _run(pkg, plan, r, known)
     if not plan.versions and not plan.runs:
-        raise PackageError("package: it holds no versions and no runs", file="reprocas/package.json")
+        raise PackageError(
+            "package: it holds no versions and no runs", file="reprocas/package.json"
+        )
     return plan
 
 
@@ -281,7 +286,9 @@ def import_package(
                             number, status = repo.next_number(txn, v.snap.name), "renumbered"
                         refs.append((version_ref(v.snap.name, number), ObjectId(v.sid)))
                         txn.put(
-                            v.sid, pack([v.snap.kind, v.snap.name, number]), db=index.db["snapshots"]
+                            v.sid,
+                            pack([v.snap.kind, v.snap.name, number]),
+                            db=index.db["snapshots"],
                         )
                         graph.put_edges(repo, txn, graph.derived_edges(v.sid, v.snap))
                     else:

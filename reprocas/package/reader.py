@@ -69,7 +69,9 @@ def read_zip(path: Path) -> dict[str, bytes]:
     try:
         z = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as exc:
-        raise PackageError(f"package: {path} is not a readable zip file ({exc})", file=str(path))
+        raise PackageError(
+            f"package: {path} is not a readable zip file ({exc})", file=str(path)
+        ) from exc
     out: dict[str, bytes] = {}
     with z:
         for info in z.infolist():
