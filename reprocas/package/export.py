@@ -224,6 +224,7 @@ def build_plan(
         raise UsageError(f"--with-env must be full or lock, not {with_env!r}")
     plan = Plan(title="", data=data, with_env=with_env, progress=progress or Progress())
     plan.progress.start(0, 0)
+    named: list[str] = []  # what the refs resolved to: the same runs give the same title
     for ref in refs:
         with repo.index.read() as txn:
             if not is_run_ref(repo, txn, ref):
@@ -234,8 +235,9 @@ def build_plan(
                 run_obj = load_run(repo, txn, h.id)
                 plan.objects[h.id.hex] = repo.load_raw(txn, h.id)
         if run_obj is None:
-            _version(repo, plan, sid)
+            named.append(_version(repo, plan, sid).ref)
             continue
+        named.append(h.ref)
         metrics_sha = None
         if run_obj.root is not None:
             with repo.index.read() as txn:
@@ -251,7 +253,7 @@ def build_plan(
             env = _environment(repo, plan, run_obj.environment)
         code, rel = _code(repo, run_obj)
         plan.runs.append(RunPart(h.ref, h.id.hex, run_obj, ins, outs, code, rel, env, metrics_sha))
-    plan.title = "reprocas package: " + ", ".join(refs)
+    plan.title = "reprocas package: " + ", ".join(dict.fromkeys(named))
     return plan
 
 
@@ -323,7 +325,9 @@ def payload(plan: Plan) -> dict[str, bytes]:
     files[FILES] = _json(listing)
     files[INDEX] = _json(_index(plan))
     files.update(docs.documents(plan, listing))
-    files[DIGESTS] = "".join(f"{_b3(files[p])}  {p}\n" for p in sorted(files)).encode()
+    files[DIGESTS] = "".join(
+        f"{_b3(files[p])}  {bagit._quote(p)}\n" for p in sorted(files)
+    ).encode()
     files["ro-crate-metadata.json"] = crate_metadata(plan, files)
     return files
 
