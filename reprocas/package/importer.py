@@ -274,7 +274,6 @@ def import_package(
             with repo.ref_transaction() as rt:
                 txn = rt.txn
                 writer.index_into(txn)
-                refs: list[tuple[str, ObjectId]] = []
                 for v in plan.versions:
                     number = int(v.snap.extra.get("version") or 0)
                     info = repo.version_info(txn, ObjectId(v.sid))
@@ -284,7 +283,8 @@ def import_package(
                         status = "imported"
                         if held is not None or number < 1:
                             number, status = repo.next_number(txn, v.snap.name), "renumbered"
-                        refs.append((version_ref(v.snap.name, number), ObjectId(v.sid)))
+                        # Set at once: a later version of this package sees the slot taken.
+                        rt.set([(version_ref(v.snap.name, number), ObjectId(v.sid))])
                         txn.put(
                             v.sid,
                             pack([v.snap.kind, v.snap.name, number]),
@@ -305,7 +305,7 @@ def import_package(
                         if index.get_ref(txn, run_ref(run.name, number)) is not None:
                             last = latest_run(repo, txn, run.name)
                             number, status = (last.number + 1 if last else 1), "renumbered"
-                        refs.append((run_ref(run.name, number), ObjectId(rid)))
+                        rt.set([(run_ref(run.name, number), ObjectId(rid))])
                         put_summary(repo, txn, ObjectId(rid), run)
                         edges = graph.aliased_edges(repo, txn, graph.run_edges(ObjectId(rid), run))
                         graph.put_edges(repo, txn, edges)
@@ -313,8 +313,6 @@ def import_package(
                         {"ref": f"{run.name}#{number}", "packaged_as": f"{run.name}#{run.number}",
                          "id": rid.hex(), "status": status, "run_status": run.status}
                     )  # fmt: skip
-                if refs:
-                    rt.set(refs)
             writer.indexed()
         except BaseException:
             writer.abort()
