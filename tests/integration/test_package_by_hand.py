@@ -13,8 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import skip_outside_ci
 from tests.integration._package import build, extract
 
