@@ -70,8 +70,8 @@ def test_reexport_is_byte_identical_also_from_the_importing_repository(scenario:
 
 
 def test_package_is_a_valid_bag_and_a_process_run_crate(scenario: Scenario) -> None:
-    import bagit
-    from rocrate.rocrate import ROCrate
+    import bagit  # type: ignore[import-untyped]
+    from rocrate.rocrate import ROCrate  # type: ignore[import-untyped]
 
     s = scenario
     bag_dir = extract(s.package, s.root / "bag")
