@@ -30,6 +30,10 @@ from reprocas.store.files import lookup_chunkmap
 from reprocas.store.index import pack
 from reprocas.store.repository import Repository, version_ref
 
+CODE_DATASET = "package-code"
+CODE_OF_KEY = "package_code_of"
+CODE_CWD_KEY = "cwd"
+
 
 @dataclass
 class _Version:
@@ -40,9 +44,29 @@ class _Version:
 
 
 @dataclass
+class _Code:
+    """The packaged code of a run: kept as version 1 of ``package-code/<run id>`` so
+    that `reprocas replay` finds it where no git repository holds the run's commit."""
+
+    rid: bytes
+    run: Run
+    rel_cwd: str
+    files: dict[str, bytes]
+
+    @property
+    def name(self) -> str:
+        return code_name(self.rid)
+
+
+def code_name(rid: bytes) -> str:
+    return f"{CODE_DATASET}/{rid.hex()[:16]}"
+
+
+@dataclass
 class _Plan:
     versions: list[_Version] = field(default_factory=list)
     runs: list[tuple[bytes, Run]] = field(default_factory=list)
+    code: list[_Code] = field(default_factory=list)
     files: dict[bytes, bytes] = field(default_factory=dict)  # digest -> bytes
     objects: list[bytes] = field(default_factory=list)  # ids, in writing order
 
@@ -192,6 +216,13 @@ def _run(pkg: Package, plan: _Plan, r: dict[str, Any], known: set[bytes]) -> Non
                 _take(plan, data, e, where)
     plan.objects.append(rid)
     plan.runs.append((rid, run))
+    prefix = str(r.get("code") or "")
+    if prefix.startswith("code/") and prefix.endswith("/"):
+        files = {p[len(prefix) :]: b for p, b in pkg.payload.items() if p.startswith(prefix)}
+        if files:
+            for b in files.values():
+                plan.files[core.blake3_digest(b)] = b
+            plan.code.append(_Code(rid, run, str(r.get("cwd") or "."), files))
 
 
 def check(pkg: Package, data_dir: Path | None) -> _Plan:
@@ -237,6 +268,47 @@ def _ingest_files(repo: Repository, plan: _Plan, writer: Any, progress: Progress
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _code_snapshot(writer: Any, c: _Code) -> ObjectId:
+    """Write the tree of a run's packaged code and its snapshot (deterministic: the
+    run's own time and user); returns the snapshot id."""
+    executable = set(((c.run.code or {}).get("files") or {}).get("executable") or ())
+    items: dict[str, list[TreeEntry]] = {"": []}
+    for path in sorted(c.files):
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            items.setdefault("/".join(parts[:i]), [])
+        data = c.files[path]
+        exe = path in executable or data.startswith(b"#!")
+        parent = "/".join(parts[:-1])
+        items[parent].append(
+            TreeEntry(
+                parts[-1], "file", 0o755 if exe else 0o644, core.blake3_digest(data), len(data)
+            )
+        )
+    ids: dict[str, bytes] = {}
+    for d in sorted(items, key=lambda p: (-p.count("/") - (p != ""), p)):
+        entries = list(items[d])
+        for sub in items:
+            if sub and sub.rpartition("/")[0] == d and sub != d:
+                entries.append(TreeEntry(sub.rpartition("/")[2], "dir", 0o755, ids[sub]))
+        ids[d] = writer.add_object(Tree.sorted(entries, 3).to_wire()).raw
+    snap = Snapshot(
+        kind="dataset",
+        name=c.name,
+        root=ObjectId(ids[""]),
+        parent=None,
+        time_ns=c.run.end_ns,
+        author=c.run.user,
+        message=f"the packaged code of run {c.run.name}#{c.run.number} ({c.rid.hex()})",
+        step=None,
+        source="dir",
+        files=len(c.files),
+        logical_bytes=sum(len(b) for b in c.files.values()),
+        extra={"version": 1, "tags": [], CODE_OF_KEY: c.rid, CODE_CWD_KEY: c.rel_cwd},
+    )
+    return writer.add_object(snap.to_wire())  # type: ignore[no-any-return]
+
+
 def _summary(repo: Repository, pkg: Package, plan: _Plan) -> dict[str, Any]:
     return {"package": str(pkg.path), "data": pkg.index.get("data"), "runs": [], "versions": []}
 
@@ -270,6 +342,7 @@ def import_package(
                 got = writer.add_object(pkg.objects[oid])
                 if got.raw != oid:
                     raise PackageError(f"package: object {oid.hex()} re-encodes differently")
+            codes = [(c, _code_snapshot(writer, c)) for c in plan.code]
             writer.seal_packs()
             with repo.ref_transaction() as rt:
                 txn = rt.txn
@@ -309,6 +382,10 @@ def import_package(
                         put_summary(repo, txn, ObjectId(rid), run)
                         edges = graph.aliased_edges(repo, txn, graph.run_edges(ObjectId(rid), run))
                         graph.put_edges(repo, txn, edges)
+                    for c, sid in codes:
+                        if c.rid == rid and index.get_ref(txn, version_ref(c.name, 1)) is None:
+                            rt.set([(version_ref(c.name, 1), sid)])
+                            txn.put(sid.raw, pack(["dataset", c.name, 1]), db=index.db["snapshots"])
                     out["runs"].append(
                         {"ref": f"{run.name}#{number}", "packaged_as": f"{run.name}#{run.number}",
                          "id": rid.hex(), "status": status, "run_status": run.status}

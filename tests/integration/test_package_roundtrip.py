@@ -161,3 +161,28 @@ def test_export_refuses_a_format_2_repository_and_bad_options(
     res = run_cli("export", "train", "--to", tmp_path / "p.zip", "--data", "some",
                   repo=scenario.origin)  # fmt: skip
     assert_one_line_error(res, 2, "--data")
+
+
+def test_replay_where_no_git_repository_holds_the_commit(scenario: Scenario) -> None:
+    """On another machine the run's git repository does not exist: the replay runs the
+    code the package brought (the commit's tree, the stored diff, the untracked file)."""
+    s = scenario
+    repo = s.fresh_repo("elsewhere")
+    assert_ok(run_cli("import", s.package, repo=repo))
+    away = s.root / "project-away"
+    s.project.rename(away)
+    try:
+        res = assert_ok(run_cli("replay", "train", "--json", repo=repo, cwd=s.root))
+    finally:
+        away.rename(s.project)
+    replay = res.json()
+    assert replay["verdict"] == "identical", replay["differences"]
+    assert replay["code"]["source"] == "package"
+    assert "imported with its package" in res.err
+    # The origin has no packaged code: there the same replay cannot find the commit.
+    s.project.rename(away)
+    try:
+        res = run_cli("replay", "train", repo=s.origin, cwd=s.root)
+    finally:
+        away.rename(s.project)
+    assert_one_line_error(res, 4, "no git repository")
