@@ -70,6 +70,7 @@ bench: build
 	$(PY) -m benchmarks.bench_runs
 	$(PY) -m benchmarks.bench_deltas
 	$(PY) -m benchmarks.bench_formats
+	$(PY) -m benchmarks.bench_package
 
 clean:
 	rm -rf target $(VENV) reprocas/_core*.so .pytest_cache .mypy_cache .ruff_cache

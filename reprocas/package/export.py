@@ -28,6 +28,8 @@ from reprocas.store.files import file_manifest
 from reprocas.store.repository import Repository
 
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+# Deflate level 1: about 4x the speed of level 6 on CSV for a zip some 20% larger.
+ZIP_LEVEL = 1
 DIGESTS = "reprocas/blake3.txt"
 INDEX = "reprocas/package.json"
 FILES = "reprocas/files.json"
@@ -343,7 +345,7 @@ def write_zip(bag: dict[str, bytes], dest: Path) -> None:
                 info.external_attr = 0o100644 << 16
                 info.create_system = 3
                 info.compress_type = zipfile.ZIP_DEFLATED
-                z.writestr(info, bag[path], compresslevel=6)
+                z.writestr(info, bag[path], compresslevel=ZIP_LEVEL)
         os.replace(tmp, dest)
     finally:
         if tmp.exists():
