@@ -36,6 +36,14 @@ def export(
             "lock file, requirements.txt and Dockerfile made from them.",
         ),
     ] = "full",
+    with_report: Annotated[
+        bool,
+        typer.Option(
+            "--with-report",
+            help="Add data/report.html (`reprocas report` of the runs and their datasets); "
+            "its bytes follow the repository's timeline, so a later replay changes them.",
+        ),
+    ] = False,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """Write a reproducible package: a BagIt zip whose data/ is an RO-Crate of the runs.
@@ -49,7 +57,10 @@ def export(
     from reprocas.package.export import export as do_export
 
     with open_repo() as repo, progress_bar("exporting", not as_json) as bar:
-        out = do_export(repo.store, list(refs), to, data=data, with_env=with_env, progress=bar)
+        out = do_export(
+            repo.store, list(refs), to, data=data, with_env=with_env, progress=bar,
+            report=with_report,
+        )  # fmt: skip
     if as_json:
         emit_json(out)
         return

@@ -303,9 +303,23 @@ def _index(plan: Plan) -> dict[str, Any]:
     }
 
 
-def payload(plan: Plan) -> dict[str, bytes]:
+def _report(repo: Repository, plan: Plan) -> bytes:
+    from reprocas.report.build import build
+
+    names = list(
+        dict.fromkeys([r.run.name for r in plan.runs] + [v.name for v in plan.versions.values()])
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "report.html"
+        build(repo, names, out)
+        return out.read_bytes()
+
+
+def payload(plan: Plan, report: bytes | None = None) -> dict[str, bytes]:
     """Every file under ``data/``, by path."""
     files: dict[str, bytes] = {}
+    if report is not None:
+        files["report.html"] = report
     listing: list[dict[str, Any]] = []
     for v in plan.versions.values():
         for p, (digest, size, mode, sha) in sorted(v.entries.items()):
@@ -361,15 +375,19 @@ def export(
     with_env: str = "full",
     date: str | None = None,
     progress: Progress | None = None,
+    report: bool = False,
 ) -> dict[str, Any]:
-    """Write the package for ``refs`` to ``dest``; returns its summary (``--json``)."""
+    """Write the package for ``refs`` to ``dest``; returns its summary (``--json``).
+    ``report`` adds ``report.html`` (reprocas report of the runs' names and their
+    inputs' datasets): its bytes follow the repository's timeline (later replays
+    too), so it is asked for, not made by default."""
     if not refs:
         raise UsageError("export needs at least one run or version")
     if dest.exists() and dest.is_dir():
         raise UsageError(f"--to {dest} is a directory; give the zip file to write")
     plan = build_plan(repo, refs, data=data, with_env=with_env, progress=progress)
     plan.date = date
-    files = payload(plan)
+    files = payload(plan, _report(repo, plan) if report else None)
     info = {
         "Bag-Software-Agent": "reprocas export",
         "External-Description": plan.title,

@@ -186,3 +186,20 @@ def test_replay_where_no_git_repository_holds_the_commit(scenario: Scenario) -> 
     finally:
         away.rename(s.project)
     assert_one_line_error(res, 4, "no git repository")
+
+
+def test_with_report_adds_the_html_report_to_the_bag(scenario: Scenario) -> None:
+    import bagit  # type: ignore[import-untyped]
+
+    s = scenario
+    pkg = s.root / "report.zip"
+    assert_ok(run_cli("export", "train#1", "--to", pkg, "--with-report", repo=s.origin,
+                      cwd=s.project))  # fmt: skip
+    files = entries(pkg)
+    html = files["data/report.html"].decode()
+    assert html.startswith("<!DOCTYPE html>") or "<html" in html[:500]
+    assert "train#1" in html
+    meta = json.loads(files["data/ro-crate-metadata.json"])
+    assert any(e["@id"] == "report.html" and e["@type"] == "File" for e in meta["@graph"])
+    bagit.Bag(str(extract(pkg, s.root / "report-bag"))).validate()
+    assert "data/report.html" not in entries(s.package)  # not made unless asked
