@@ -17,10 +17,20 @@ def _iso(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
-def decision_notes() -> list[dict[str, Any]]:
-    """Hook for decision notes: reprocas has no notes yet, so a package lists none.
-    When notes exist, return them here as ``CreativeWork`` entities."""
-    return []
+def decision_notes(repo: Any, run_ids: list[str], version_ids: list[str]) -> list[dict[str, Any]]:
+    """The hook for decision notes (built on another branch): when ``reprocas.notes``
+    offers ``crate_entities(repo, run_ids, version_ids)``, its entities (``CreativeWork``
+    per note, ``about`` the runs and datasets) go into the crate; without it, none."""
+    import importlib
+
+    try:
+        notes = importlib.import_module("reprocas.notes")
+    except ImportError:
+        return []
+    hook = getattr(notes, "crate_entities", None)
+    if hook is None:
+        return []
+    return sorted(hook(repo, run_ids, version_ids), key=lambda e: str(e.get("@id")))
 
 
 def crate_metadata(plan: Any, files: dict[str, bytes]) -> bytes:
@@ -134,7 +144,7 @@ def crate_metadata(plan: Any, files: dict[str, bytes]) -> bytes:
         )
         parts.append({"@id": v.crate_id})
     graph.extend(agents[k] for k in sorted(agents))
-    graph.extend(decision_notes())
+    graph.extend(getattr(plan, "notes", []))
     graph.extend(profiles)
     root = {
         "@id": "./",

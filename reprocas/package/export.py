@@ -19,7 +19,7 @@ from reprocas.model.ids import ObjectId
 from reprocas.model.objects import Run, TreeEntry
 from reprocas.native import core
 from reprocas.package import bagit, docs
-from reprocas.package.crate import crate_metadata
+from reprocas.package.crate import crate_metadata, decision_notes
 from reprocas.progress import Progress
 from reprocas.provenance.run_common import METRICS_FILE
 from reprocas.store import checkout as checkout_mod
@@ -103,6 +103,7 @@ class Plan:
     blobs: dict[str, bytes] = field(default_factory=dict)
     date: str | None = None
     progress: Progress = field(default_factory=Progress)
+    notes: list[dict[str, Any]] = field(default_factory=list)  # crate.decision_notes
 
 
 def _read_tree(d: Path) -> dict[str, bytes]:
@@ -256,6 +257,9 @@ def build_plan(
         code, rel = _code(repo, run_obj)
         plan.runs.append(RunPart(h.ref, h.id.hex, run_obj, ins, outs, code, rel, env, metrics_sha))
     plan.title = "reprocas package: " + ", ".join(dict.fromkeys(named))
+    plan.notes = decision_notes(
+        repo, [r.id_hex for r in plan.runs], [v.id_hex for v in plan.versions.values()]
+    )
     return plan
 
 
