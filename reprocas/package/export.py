@@ -299,6 +299,7 @@ def _index(plan: Plan) -> dict[str, Any]:
                 "code": f"code/{r.key}/",
                 "cwd": r.rel_cwd,
                 "environment": r.env.id_hex if r.env else None,
+                "environment_ref": r.env.ref if r.env else None,
             }
             for r in plan.runs
         ],

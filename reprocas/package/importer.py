@@ -268,6 +268,38 @@ def _ingest_files(repo: Repository, plan: _Plan, writer: Any, progress: Progress
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _withheld_environment(repo: Repository, rt: Any, pkg: Package, run: Run) -> None:
+    """A run exported with ``--with-env lock`` names an environment snapshot the package
+    does not carry: it is recorded here as purged (as `rm --purge` records one), so gc,
+    prune and du know its bytes are not to be found rather than missing; logged for
+    ``index rebuild``."""
+    import time
+
+    from reprocas.retention.forget import forgotten_line
+
+    env = run.environment
+    if env is None or env.raw in pkg.objects:
+        return
+    txn = rt.txn
+    db = repo.index.db
+    if txn.get(env.raw, db=db["snapshots"]) is not None or txn.get(env.raw, db=db["forgotten"]):
+        return  # this repository has it (or knows it is gone) already
+    ref = next(
+        (str(r.get("environment_ref")) for r in pkg.index.get("runs") or []
+         if r.get("environment") == env.hex and r.get("environment_ref")),
+        f"environment {env.hex[:16]}",
+    )  # fmt: skip
+    name, _, number = ref.partition("@v")
+    now = time.time_ns()
+    line = forgotten_line(
+        repo, rt, env, ref=ref, name=name, number=int(number) if number.isdigit() else 0,
+        kind="environment", time_ns=run.start_ns,
+        reasons=["not in the package: it was exported with --with-env lock"], tags=[],
+        now=now, by="import", purge_ns=now,
+    )  # fmt: skip
+    repo.append_reflog([line])
+
+
 def _code_snapshot(writer: Any, c: _Code) -> ObjectId:
     """Write the tree of a run's packaged code and its snapshot (deterministic: the
     run's own time and user); returns the snapshot id."""
@@ -382,6 +414,7 @@ def import_package(
                         put_summary(repo, txn, ObjectId(rid), run)
                         edges = graph.aliased_edges(repo, txn, graph.run_edges(ObjectId(rid), run))
                         graph.put_edges(repo, txn, edges)
+                    _withheld_environment(repo, rt, pkg, run)
                     for c, sid in codes:
                         if c.rid == rid and index.get_ref(txn, version_ref(c.name, 1)) is None:
                             rt.set([(version_ref(c.name, 1), sid)])

@@ -203,3 +203,28 @@ def test_with_report_adds_the_html_report_to_the_bag(scenario: Scenario) -> None
     assert any(e["@id"] == "report.html" and e["@type"] == "File" for e in meta["@graph"])
     bagit.Bag(str(extract(pkg, s.root / "report-bag"))).validate()
     assert "data/report.html" not in entries(s.package)  # not made unless asked
+
+
+def test_with_env_lock_carries_the_recipe_not_the_snapshot(scenario: Scenario) -> None:
+    s = scenario
+    pkg = s.root / "lock.zip"
+    out = assert_ok(run_cli("export", "train", "--to", pkg, "--with-env", "lock", "--json",
+                            repo=s.origin, cwd=s.project)).json()  # fmt: skip
+    assert out["environments"] == []
+    env_id = index_of(s.package)["runs"][0]["environment"]
+    files = entries(pkg)
+    assert f"data/reprocas/objects/{env_id}" not in files
+    assert (
+        b"==" in files["data/requirements-lock.txt"] and b"FROM python:" in files["data/Dockerfile"]
+    )
+    repo = s.fresh_repo("lock-import")
+    assert_ok(run_cli("import", pkg, repo=repo))
+    # The run names an environment this repository never had: recorded as purged, so
+    # gc and a rebuilt index accept it; the replay notes that drift is not checked.
+    assert_ok(run_cli("gc", repo=repo))
+    res = assert_ok(run_cli("replay", "train", "--json", repo=repo, cwd=s.root))
+    assert res.json()["verdict"] == "identical"
+    assert "drift not checked" in res.err
+    assert_ok(run_cli("index", "rebuild", repo=repo))
+    assert_ok(run_cli("gc", repo=repo))
+    verify_ok(repo, read_data=True)
