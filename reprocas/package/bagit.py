@@ -87,3 +87,13 @@ def check_bag(bag: dict[str, bytes]) -> None:
             if not skip:
                 for path in sorted(set(files) - set(listed)):
                     raise IntegrityError(f"package: {path} is not listed in {name}", file=path)
+    # Last: a missing or extra file is better named by the manifests above.
+    info = bag.get("bag-info.txt", b"").decode("utf-8", "replace")
+    oxum = next((ln.split(":", 1)[1].strip() for ln in info.splitlines()
+                 if ln.startswith("Payload-Oxum:")), None)  # fmt: skip
+    have = f"{sum(len(b) for b in payload.values())}.{len(payload)}"
+    if oxum is not None and oxum != have:
+        raise IntegrityError(
+            f"package: bag-info.txt says Payload-Oxum {oxum}, the payload is {have}",
+            file="bag-info.txt",
+        )

@@ -11,6 +11,7 @@ the repository as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -411,7 +412,11 @@ def import_package(
                             last = latest_run(repo, txn, run.name)
                             number, status = (last.number + 1 if last else 1), "renumbered"
                         rt.set([(run_ref(run.name, number), ObjectId(rid))])
-                        put_summary(repo, txn, ObjectId(rid), run)
+                        # The summary carries the number the run has here (a renumbered
+                        # run keeps its object, and so its id, as packaged).
+                        put_summary(
+                            repo, txn, ObjectId(rid), dataclasses.replace(run, number=number)
+                        )
                         edges = graph.aliased_edges(repo, txn, graph.run_edges(ObjectId(rid), run))
                         graph.put_edges(repo, txn, edges)
                     _withheld_environment(repo, rt, pkg, run)

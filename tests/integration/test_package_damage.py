@@ -159,3 +159,22 @@ def test_a_taken_version_number_is_renumbered_not_overwritten(
     moved = by["clinical@v1"]["ref"]
     got = assert_ok(run_cli("show", moved, "--json", repo=repo)).json()
     assert got["id"] == scenario.versions["clinical@v1"]["id"]
+
+
+def test_import_into_a_format_2_repository_is_refused(scenario: Scenario, tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    assert_ok(run_cli("init", "--format", "2", old))
+    before = repo_state(old)
+    assert_one_line_error(run_cli("import", scenario.package, repo=old), 2, "upgrade")
+    assert_repo_unchanged(old, before)
+
+
+def test_a_taken_run_number_is_renumbered_and_listed_so(scenario: Scenario) -> None:
+    repo = scenario.fresh_repo("run-taken")
+    assert_ok(run_cli("run", "-n", "train", "--env", "none", "--", "true", repo=repo,
+                      cwd=scenario.root))  # fmt: skip
+    out = assert_ok(run_cli("import", scenario.package, "--json", repo=repo)).json()
+    [r] = out["runs"]
+    assert (r["status"], r["ref"], r["id"]) == ("renumbered", "train#2", scenario.run_id)
+    runs = {x["ref"]: x for x in assert_ok(run_cli("runs", "--json", repo=repo)).json()}
+    assert runs["train#2"]["id"] == scenario.run_id and runs["train#2"]["number"] == 2
