@@ -189,7 +189,7 @@ def test_replay_where_no_git_repository_holds_the_commit(scenario: Scenario) -> 
 
 
 def test_with_report_adds_the_html_report_to_the_bag(scenario: Scenario) -> None:
-    import bagit  # type: ignore[import-untyped]
+    import bagit
 
     s = scenario
     pkg = s.root / "report.zip"
