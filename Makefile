@@ -9,7 +9,7 @@ PIP := $(PY) -m pip
 PYLIBDIR := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR") or "")')
 CARGO_ENV := PYO3_PYTHON=$(PY) LD_LIBRARY_PATH=$(PYLIBDIR):$$LD_LIBRARY_PATH
 
-.PHONY: all venv build test test-rust test-python test-format2 lint demo bench clean
+.PHONY: all venv build test test-deps test-rust test-python test-format2 lint demo bench clean
 
 all: build
 
@@ -35,7 +35,18 @@ lint: build
 test-rust: venv
 	$(CARGO_ENV) cargo test --release
 
-test-python: build
+# The browser tests of the report (tests/integration/test_report_browser.py) need
+# Debian's chromium; installed when missing (sudo only when not root). Under CI a
+# missing chromium fails those tests, so a failed install is an error here.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+test-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium (for the report's browser tests)"; \
+		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; } || { \
+		echo "error: could not install chromium (apt-get install chromium); the report's"; \
+		echo "       browser tests need it: install it by hand and rerun make test"; exit 1; }
+
+test-python: build test-deps
 	$(VENV)/bin/pytest -q
 
 test: lint test-rust test-python
@@ -62,6 +73,8 @@ bench: build
 		echo "note: restic could not be installed; the restic comparison will be skipped")
 	@command -v zstd >/dev/null 2>&1 || apt-get install -y -q zstd >/dev/null 2>&1 || \
 		echo "note: the zstd command could not be installed; its -T2 reference will be skipped"
+	@command -v chromium >/dev/null 2>&1 || $(SUDO) apt-get install -y -q chromium >/dev/null 2>&1 || \
+		echo "note: chromium could not be installed; bench_report will skip the browser load time"
 	$(PY) -m benchmarks.bench_core
 	$(PY) -m benchmarks.bench_repo
 	$(PY) -m benchmarks.bench_arrow
@@ -70,6 +83,7 @@ bench: build
 	$(PY) -m benchmarks.bench_runs
 	$(PY) -m benchmarks.bench_deltas
 	$(PY) -m benchmarks.bench_formats
+	$(PY) -m benchmarks.bench_report
 	$(PY) -m benchmarks.bench_package
 
 clean:

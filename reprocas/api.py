@@ -138,6 +138,11 @@ class Repo:
     """A reprocas repository: commit datasets, read their history, check them out."""
 
     def __init__(self, store: Repository) -> None:
+        if not isinstance(store, Repository):
+            raise TypeError(
+                f"Repo() takes an open store, not {type(store).__name__}: use "
+                "reprocas.Repo.open_repo(path) or reprocas.Repo.init(path)"
+            )
         self.store = store
 
     # -- opening ----------------------------------------------------------------------
@@ -671,4 +676,33 @@ class Repo:
             allow_differ=tuple(allow_differ),
             compare_table=tuple(compare_table),
             table_tolerance=table_tolerance,
+        )
+
+    # -- the report ---------------------------------------------------------------------
+
+    def report(
+        self,
+        to: str | os.PathLike[str] = "report.html",
+        *,
+        refs: list[str] | tuple[str, ...] = (),
+        since: str | Any = None,
+        compare: tuple[str, str] | None = None,
+        prov: str | os.PathLike[str] | None = None,
+        json_data: str | os.PathLike[str] | None = None,
+    ) -> Any:
+        """Write the self-contained HTML report of ``refs`` (dataset or run names; all
+        when empty) to ``to``, as ``reprocas report`` does; ``since`` is an ISO date or a
+        ``datetime``; ``prov`` and ``json_data`` also write the PROV-JSON and the data.
+        Returns a ``ReportResult`` (``.path``, ``.bytes``, ``.versions``, ``.runs``,
+        ``.data``, ``.to_json()``; docs/REPORT.md)."""
+        from reprocas.report.build import build, parse_since
+
+        return build(
+            self.store,
+            list(refs),
+            Path(to),
+            since_ns=parse_since(since),
+            compare_refs=compare,
+            prov_path=Path(prov) if prov is not None else None,
+            json_data_path=Path(json_data) if json_data is not None else None,
         )

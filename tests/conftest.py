@@ -179,3 +179,9 @@ def write_file(tmp_path: Path) -> Callable[[bytes], Path]:
         return path
 
     return write
+
+
+# The S3 test server (issue 18): fixtures `s3_server` (an empty bucket on a session-wide
+# moto process on 127.0.0.1, reset per test) and `fresh_s3_server` (a process of the
+# test's own). Imported here so every test directory can use them.
+from tests.s3server import _s3_session_server, fresh_s3_server, s3_server  # noqa: E402,F401

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +26,15 @@ def report(
     prov: Annotated[
         Path | None, typer.Option("--prov", help="Also write W3C PROV-JSON here.")
     ] = None,
+    json_data: Annotated[
+        str | None,
+        typer.Option(
+            "--json-data",
+            metavar="PATH",
+            help="Also write the report's full data (every event; the page embeds a "
+            "summary) here, for scripts; '-' prints it on stdout.",
+        ),
+    ] = None,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """Write a self-contained HTML report: timeline, metrics, lineage, run comparison.
@@ -33,22 +42,19 @@ def report(
     One file with inline CSS and SVG, no script and no external fetch (a CSP forbids
     it); every user-written string is escaped. docs/REPORT.md describes it."""
     from reprocas.errors import InvalidParameterError
-    from reprocas.report.build import build
+    from reprocas.report.build import build, data_json, parse_since
 
-    since_ns = None
-    if since is not None:
-        try:
-            d = dt.datetime.fromisoformat(since)
-        except ValueError as exc:
-            raise InvalidParameterError(f"--since: not an ISO date: {since!r}") from exc
-        if d.tzinfo is None:
-            d = d.replace(tzinfo=dt.UTC)
-        since_ns = int(d.timestamp() * 1e9)
+    to_stdout = json_data == "-"
+    if to_stdout and as_json:
+        raise InvalidParameterError("--json-data - and --json both print on stdout; pick one")
+    since_ns = parse_since(since)
     with open_repo() as repo:
-        out = build(repo.store, list(names or []), to, since_ns=since_ns,
-                    compare_refs=compare, prov_path=prov)  # fmt: skip
-    if as_json:
-        emit_json(out)
+        out = build(repo.store, list(names or []), to, since_ns=since_ns, compare_refs=compare,
+                    prov_path=prov, json_data_path=None if to_stdout or json_data is None
+                    else Path(json_data))  # fmt: skip
+    if to_stdout:
+        sys.stdout.write(data_json(out.data))
+    elif as_json:
+        emit_json(out.to_json())
     else:
-        typer.echo(f"{out['path']} ({out['bytes']} bytes, {out['versions']} versions, "
-                   f"{out['runs']} runs)")  # fmt: skip
+        typer.echo(f"{out.path} ({out.bytes} bytes, {out.versions} versions, {out.runs} runs)")

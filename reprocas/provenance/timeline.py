@@ -363,6 +363,8 @@ def _run_events(
             "number": h.number,
             "status": run.status,
             "exit_code": run.exit_code,
+            "user": run.user,
+            "host": run.host,
             "start_ns": start,
             "end_ns": end,
             "duration_s": round((end - start) / 1e9, 6),

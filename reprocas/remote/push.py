@@ -4,6 +4,7 @@ the remote never shows a ref whose data is missing."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,8 @@ from reprocas.store.repository import Repository
 MAX_PUSH_S = 12 * 3600.0
 _CAS_TRIES = 1000
 _BATCH = 64
+#: Up to this many ``packs/ab/`` prefixes are listed one by one, beyond it all packs/.
+_LIST_PREFIXES = 32
 
 
 class NonFastForwardError(UsageError):
@@ -65,6 +68,8 @@ class PushReport:
     uploaded_bytes: int = 0
     uploaded_packs: int = 0
     skipped_packs: int = 0
+    #: Packs already on the remote though no segment listed them (a killed push's).
+    present_packs: int = 0
     segment: str | None = None
     refs: list[RefResult] = field(default_factory=list)
 
@@ -79,6 +84,7 @@ class PushReport:
             "uploaded_bytes": self.uploaded_bytes,
             "uploaded_packs": self.uploaded_packs,
             "skipped_packs": self.skipped_packs,
+            "present_packs": self.present_packs,
             "segment": self.segment,
             "refs": [r.to_json() for r in self.refs],
         }
@@ -116,27 +122,51 @@ def _plan(repo: Repository, cat: P.Catalogue, report: PushReport) -> list[tuple[
     return todo
 
 
+def _present(backend: Backend, todo: list[tuple[P.SegPack, Path]]) -> set[str]:
+    """The keys of TODO's packs that are on the remote already though no segment lists
+    them (a killed push's): found by listing (their ``packs/ab/`` prefixes, or all of
+    ``packs/`` for many), so they are not sent again only to be refused."""
+    prefixes = sorted({P.pack_key(p.id).rsplit("/", 1)[0] + "/" for p, _ in todo})
+    wanted = {P.pack_key(p.id) for p, _ in todo}
+    found: set[str] = set()
+    for prefix in prefixes if len(prefixes) <= _LIST_PREFIXES else [P.PACKS]:
+        found.update(i.key for i in backend.list(prefix) if i.key in wanted)
+    return found
+
+
 def _upload(
     backend: Backend,
     todo: list[tuple[P.SegPack, Path]],
     report: PushReport,
     progress: Progress,
 ) -> list[tuple[str, Path]]:
-    """Upload the packs; returns the ones that existed already (orphans), rewritten."""
+    """Upload the packs the remote lacks; returns those it had already (orphans).
+
+    An orphan is not sent again: the segment this push writes lists it, the sweep of a
+    remote prune re-reads the segments before each delete, and each orphan is HEADed
+    again after the segment is written (:func:`_recheck`)."""
     progress.start(sum(p.size for p, _ in todo), len(todo))
+    present = _present(backend, todo) if todo else set()
     reused: list[tuple[str, Path]] = []
-    for i in range(0, len(todo), _BATCH):
-        batch = todo[i : i + _BATCH]
+    send: list[tuple[P.SegPack, Path]] = []
+    for p, path in todo:
+        if P.pack_key(p.id) in present:
+            report.present_packs += 1
+            reused.append((P.pack_key(p.id), path))
+            progress.advance(p.size)
+            progress.file_done()
+        else:
+            send.append((p, path))
+    for i in range(0, len(send), _BATCH):
+        batch = send[i : i + _BATCH]
         items = [(P.pack_key(p.id), path) for p, path in batch]
         created = backend.put_files_if_absent(items)
         for (p, _), (key, path), new in zip(batch, items, created, strict=True):
             if new:
                 report.uploaded_packs += 1
                 report.uploaded_bytes += p.size
-            else:
-                # Present but listed by no segment: a killed push's pack, perhaps marked
-                # by a prune. Rewriting it (same bytes) renews its server time.
-                backend.put(key, path.read_bytes())
+            else:  # created meanwhile by another writer (same name, same bytes)
+                report.present_packs += 1
                 reused.append((key, path))
             progress.advance(p.size)
             progress.file_done()
@@ -148,7 +178,8 @@ def _recheck(backend: Backend, reused: list[tuple[str, Path]]) -> None:
         try:
             backend.head(key)
         except RemoteNotFound:
-            backend.put_if_absent(key, path.read_bytes())
+            with contextlib.suppress(PreconditionFailed):  # put back by another writer
+                backend.put_if_absent(key, path.read_bytes())
 
 
 def _create_numbered(

@@ -44,3 +44,46 @@ def collect(repo: Repository, names: list[str], since_ns: int | None = None) -> 
         "versions": [e["ref"] for e in events if e["kind"] == "version"],
         "runs": [e["ref"] for e in runs],
     }
+
+
+RUN_COLUMNS = (
+    "ref", "time_ns", "status", "exit_code", "inputs", "metrics", "replay_of", "verdict",
+    "user", "host",
+)  # fmt: skip
+
+
+def _last(v: Any) -> Any:
+    return v[-1] if isinstance(v, list) and v else v
+
+
+def summary(model: dict[str, Any]) -> dict[str, Any]:
+    """The data the page embeds: every change event in full, the runs as one table
+    (``run_columns``/``run_rows``; a metric's last value, in ``metrics`` order) — a
+    tenth of the size of the full events for a long history. ``--json-data`` writes
+    the full model."""
+    runs = [e for e in model["events"] if e["kind"] == "run"]
+    metrics = sorted({k for r in runs for k in r.get("metrics") or {}})
+    rows = [
+        [
+            r["ref"],
+            r["time_ns"],
+            r.get("status"),
+            r.get("exit_code"),
+            [i["ref"] for i in r.get("inputs") or []],
+            [_last((r.get("metrics") or {}).get(m)) for m in metrics],
+            r.get("replay_of_ref") or r.get("replay_of"),
+            r.get("verdict"),
+            r.get("user"),
+            r.get("host"),
+        ]
+        for r in runs
+    ]
+    return {
+        "format": "reprocas-report-summary/1",
+        "versions": model["versions"],
+        "runs": model["runs"],
+        "events": [e for e in model["events"] if e["kind"] != "run"],
+        "metrics": metrics,
+        "run_columns": list(RUN_COLUMNS),
+        "run_rows": rows,
+    }

@@ -1,5 +1,6 @@
-"""The one self-contained HTML file: inline CSS and SVG, data as JSON, a CSP that
-forbids every fetch, no script."""
+"""The one self-contained HTML file: inline CSS and SVG, the summarised data as inert
+JSON (``reprocas.report.data.summary``), a CSP that forbids every fetch and every
+script."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import json
 from html import escape
 from typing import Any
 
-from reprocas.report import timeline
+from reprocas.report import data, timeline
 
-CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'unsafe-inline'"
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'none'"
 CSS = (
     "body{font:14px sans-serif;margin:2em}h3{margin:.5em 0}.lane circle{fill:#36c}"
     "table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:2px 6px}"
@@ -31,7 +32,7 @@ def page(model: dict[str, Any], lineage_svg: str, compare_html: str) -> str:
         f"{len(model['runs'])} runs</p><h2>Timeline</h2>{timeline.lanes(ev)}"
         f"<h2>Metrics</h2>{timeline.charts(ev)}<h2>Runs</h2>{timeline.run_table(ev)}"
         f"<h2>Lineage</h2>{lineage_svg}<h2>Run comparison</h2>{compare_html}"
-        f'<script type="application/json" id="data">{embed(model)}</script>'
+        f'<script type="application/json" id="data">{embed(data.summary(model))}</script>'
         "</body></html>"
     )
 

@@ -15,7 +15,9 @@ LANES = (
     ("note", "Notes and decisions"),
 )
 W, H = 900, 120
-VERDICT_COLOUR = {"identical": "#2a7", "equivalent": "#27a", "differs": "#c33"}
+MAX_POINTS = 500  # a chart draws a point per run up to this many runs
+LANE_SHOWN = 10  # a lane lists its latest changes; the earlier ones fold away
+VERDICT_COLOUR = {"identical": "#2a7", "within-tolerance": "#27a", "diverged": "#c33"}
 
 
 def _last(v: Any) -> Any:
@@ -29,7 +31,8 @@ def _x(t: int, t0: int, t1: int) -> float:
 def _summary(e: dict[str, Any]) -> str:
     k = e["kind"]
     if k == "version":
-        return f"{e['ref']} {e.get('message') or ''} {' '.join(e.get('tags') or [])}"
+        step = f" (step: {e['step']})" if e.get("step") else ""
+        return f"{e['ref']} {e.get('message') or ''}{step} {' '.join(e.get('tags') or [])}"
     if k == "params":
         parts = [f"+{a}={v!r}" for a, v in e["added"].items()]
         parts += [f"-{a}" for a in e["removed"]]
@@ -54,17 +57,26 @@ def lanes(events: list[dict[str, Any]]) -> str:
             f"<title>{escape(_summary(e))}</title></circle>"
             for e in items
         )
-        rows = "".join(
+        rows = [
             f"<li><details><summary>{escape(e.get('time', ''))} "
             f"{escape(_summary(e))}</summary><pre>{escape(json.dumps(e, indent=1, default=str))}"
             "</pre></details></li>"
             for e in items
-        )
+        ]
+        # a long lane: the latest changes in view, the earlier ones one click away
+        listing = f"<ul>{''.join(rows)}</ul>"
+        if len(rows) > LANE_SHOWN:
+            earlier = len(rows) - LANE_SHOWN
+            listing = (
+                f"<details class='earlier'><summary>{earlier} earlier changes</summary>"
+                f"<ul>{''.join(rows[:earlier])}</ul></details>"
+                f"<ul>{''.join(rows[earlier:])}</ul>"
+            )
         out.append(
             f'<section class="lane lane-{kind}"><h3>{title} ({len(items)})</h3>'
             f'<svg width="{W}" height="24" viewBox="0 0 {W} 24">'
             f'<line x1="0" y1="12" x2="{W}" y2="12" stroke="#ccc"/>{marks}</svg>'
-            f"<ul>{rows}</ul></section>"
+            f"{listing}</section>"
         )
     return "".join(out)
 
@@ -91,7 +103,18 @@ def charts(events: list[dict[str, Any]]) -> str:
             return H - 10 - (H - 20) * (v - lo) / span
 
         path = " ".join(f"{_x(t, t0, t1):.1f},{y(v):.1f}" for t, v, _ in pts)
-        dots = "".join(
+        # every run a point (a long history: the line alone, the replays marked)
+        runs_dots = (
+            "".join(
+                f'<circle class="run" cx="{_x(t, t0, t1):.1f}" cy="{y(v):.1f}" r="2.5" '
+                f'fill="#36c"><title>{escape(r["ref"])} {escape(m)}={v:g}</title></circle>'
+                for t, v, r in pts
+                if not r.get("replay_of")
+            )
+            if len(pts) <= MAX_POINTS
+            else ""
+        )
+        dots = runs_dots + "".join(
             f'<circle class="replay" cx="{_x(t, t0, t1):.1f}" cy="{y(v):.1f}" r="5" '
             f'fill="{VERDICT_COLOUR.get(str(r.get("verdict")), "#888")}"><title>'
             f"{escape(r['ref'])} {escape(m)}={v:g} replay: {escape(str(r.get('verdict')))}"

@@ -10,6 +10,7 @@ pub mod csv;
 pub mod error;
 pub mod hashing;
 pub mod ingest;
+pub mod objstore;
 pub mod pool;
 pub mod py_ingest;
 pub mod py_restore;
@@ -50,5 +51,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py_ingest::ChunkBatch>()?;
     m.add_class::<py_ingest::FileChunker>()?;
     m.add_class::<py_ingest::StreamChunker>()?;
+    m.add_class::<objstore::ObjectStore>()?;
     Ok(())
 }

@@ -88,11 +88,16 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
             subprocess.run(["umount", "-l", str(mnt)], capture_output=True, check=False)
 
 
-@pytest.fixture(params=["file"])
+@pytest.fixture(params=["file", "s3"])
 def remote_url(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, list[str]]:
-    """A fresh remote: ``(URL, [--option k=v, ...])``. The lead adds "s3" (moto)."""
+    """A fresh remote: ``(URL, [--option k=v, ...])`` — a directory, or an empty bucket
+    on the session's moto S3 server on loopback (tests/s3server.py)."""
     if request.param == "file":
         root = tmp_path / "remote"
         root.mkdir()
         return root.as_uri(), []
-    raise AssertionError(request.param)
+    server = request.getfixturevalue("s3_server")
+    extra: list[str] = []
+    for key, value in sorted(server.options.items()):
+        extra += ["--option", f"{key}={value}"]
+    return server.url(f"t/{tmp_path.name}"), extra

@@ -30,7 +30,7 @@ def test_round_trip_five_versions(tmp_path: Path, remote_url: tuple[str, list[st
     again = run_cli("push", "--json", repo=repo).json()
     assert again["uploaded_packs"] == 0 and again["uploaded_bytes"] == 0
     clone = tmp_path / "b"
-    out = run_cli("clone", url, clone, "--json", repo=None).json()
+    out = run_cli("clone", url, clone, *opts, "--json", repo=None).json()
     assert out["downloaded_packs"] >= 1
     assert run_cli("verify", "--read-data", repo=clone).returncode == 0
     for n in range(1, 6):
@@ -59,7 +59,7 @@ def test_second_writer_renumbered(tmp_path: Path, remote_url: tuple[str, list[st
     assert run_cli("remote", "add", "origin", url, *opts, repo=a).returncode == 0
     assert run_cli("push", repo=a).returncode == 0
     b = tmp_path / "b"
-    assert run_cli("clone", url, b, repo=None).returncode == 0
+    assert run_cli("clone", url, b, *opts, repo=None).returncode == 0
     for repo, seed in ((a, 2), (b, 3)):
         _csv(data, 2100, seed)
         assert run_cli("commit", data, "--dataset", "clin", repo=repo).returncode == 0
@@ -69,7 +69,7 @@ def test_second_writer_renumbered(tmp_path: Path, remote_url: tuple[str, list[st
         "ds:clin:v:0000000003"
     ]
     c = tmp_path / "c"
-    assert run_cli("clone", url, c, repo=None).returncode == 0
+    assert run_cli("clone", url, c, *opts, repo=None).returncode == 0
     assert run_cli("verify", "--read-data", repo=c).returncode == 0
     for n, src in ((2, a), (3, b)):
         want = run_cli("show", f"clin@v{n}", "--json", repo=src).json()["id"]

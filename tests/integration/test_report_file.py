@@ -1,5 +1,5 @@
 """`reprocas report`: the self-contained HTML file and the PROV-JSON, checked as files
-(the headless-browser tests of issue 21 are still to come)."""
+(test_report_browser.py opens it in headless Chromium)."""
 
 from __future__ import annotations
 
