@@ -85,6 +85,7 @@ bench: build
 	$(PY) -m benchmarks.bench_formats
 	$(PY) -m benchmarks.bench_report
 	$(PY) -m benchmarks.bench_remote
+	$(PY) -m benchmarks.bench_package
 
 clean:
 	rm -rf target $(VENV) reprocas/_core*.so .pytest_cache .mypy_cache .ruff_cache

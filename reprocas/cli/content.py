@@ -25,6 +25,16 @@ def check_dir(
             "--manifest` instead of a version (no repository needed).",
         ),
     ] = None,
+    package: Annotated[
+        Path | None,
+        typer.Option(
+            "--package",
+            "--against",
+            help="Check against version REF as a package written by `reprocas export` "
+            "lists it (metadata-only too; no repository needed; REF may be left out "
+            "when the package holds one version).",
+        ),
+    ] = None,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """Check that a plain directory holds exactly the content of a version.
@@ -35,10 +45,17 @@ def check_dir(
 
     Exit status: 0 same, 1 differs, 2 or more an error.
     """
-    from reprocas.ops.checkdir import check_against_listing, check_against_ref, check_args
+    from reprocas.ops.checkdir import (
+        check_against_listing,
+        check_against_package,
+        check_against_ref,
+        check_args,
+    )
 
-    check_args(ref, manifest)
-    if manifest is not None:
+    check_args(ref, manifest, package)
+    if package is not None:
+        res = check_against_package(directory, package, ref)
+    elif manifest is not None:
         res = check_against_listing(directory, manifest)
     else:
         assert ref is not None

@@ -12,6 +12,7 @@ import typer
 from reprocas.cli import content as content_cli
 from reprocas.cli import data, debug, maintenance
 from reprocas.cli import env as env_cli
+from reprocas.cli import package as package_cli
 from reprocas.cli import remote as remote_cli
 from reprocas.cli import remove as remove_cli
 from reprocas.cli import report as report_cli
@@ -84,10 +85,12 @@ COMMANDS: list[Callable[..., None]] = [
     remote_cli.fetch,
     remote_cli.clone,
     report_cli.report,
+    package_cli.export,
     version_cli.version,
 ]
 for command in COMMANDS:
     app.command(command.__name__.replace("_", "-"))(command)
+app.command("import")(package_cli.import_)
 app.command(
     "run",
     context_settings={"allow_interspersed_args": False},

@@ -111,9 +111,13 @@ def check_against_listing(directory: Path, listing: Path) -> CheckResult:
         data = json.loads(listing.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise InvalidParameterError(f"cannot read the content listing {listing}: {exc}") from exc
-    want, cid = parse_listing(data, str(listing))
+    return _check_listing(directory, data, str(listing))
+
+
+def _check_listing(directory: Path, data: Any, where: str) -> CheckResult:
+    want, cid = parse_listing(data, where)
     have: list[Item] = dir_items(directory)
-    res = CheckResult(str(directory), str(listing), compare(want, have))
+    res = CheckResult(str(directory), where, compare(want, have))
     if cid is not None:
         res.expected_id = cid.hex()
         res.actual_id = _hex(content_id(have))
@@ -121,10 +125,43 @@ def check_against_listing(directory: Path, listing: Path) -> CheckResult:
     return res
 
 
+def check_against_package(directory: Path, package: Path, ref: str | None) -> CheckResult:
+    """Compare ``directory`` with version ``ref`` as a reproducible package lists it
+    (``reprocas export``, metadata-only or not): the package is checked whole first
+    (every checksum), then its content listing of ``ref`` is compared (no repository)."""
+    from reprocas.errors import NotFoundError
+    from reprocas.package.export import LISTINGS
+    from reprocas.package.reader import read_package
+
+    directory = _dir(directory)
+    pkg = read_package(package)
+    refs = sorted(str(v.get("ref")) for v in pkg.index.get("versions") or [])
+    if ref is None and len(refs) == 1:
+        ref = refs[0]
+    if ref is None or ref not in refs:
+        raise NotFoundError(
+            f"{'give the version to check: ' if ref is None else f'{ref} is not in {package}; '}"
+            f"the package holds {', '.join(refs) or 'no versions'}",
+            ref=ref,
+        )
+    raw = pkg.payload.get(f"{LISTINGS}{ref}.json")
+    if raw is None:
+        raise NotFoundError(f"{package} holds no content listing of {ref}", ref=ref)
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidParameterError(f"the listing of {ref} in {package} is not JSON") from exc
+    return _check_listing(directory, data, f"{ref} in {package}")
+
+
 def _hex(cid: bytes | None) -> str | None:
     return None if cid is None else cid.hex()
 
 
-def check_args(ref: str | None, manifest: Path | None) -> None:
+def check_args(ref: str | None, manifest: Path | None, package: Path | None = None) -> None:
+    if package is not None:
+        if manifest is not None:
+            raise UsageError("give --package or --manifest, not both")
+        return
     if (ref is None) == (manifest is None):
         raise UsageError("give a REF or --manifest FILE, exactly one of them")

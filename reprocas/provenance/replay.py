@@ -323,7 +323,7 @@ def replay(
     patch = b""
     if (run.code or {}).get("patch"):
         patch = read_run_file(repo, run, PATCH_FILE) or b""
-    found = find_code(run, patch)
+    found = find_code(run, patch, repo, original.id.raw)
     cmd = recorded_command_line(list(run.command), run.params, run.extra)
     wd, created = prepare_workdir(workdir)
     say(f"replaying run {original.ref} ({original.id.short}) in {wd}")

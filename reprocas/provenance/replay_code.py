@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from reprocas.errors import NotFoundError, ReprocasError
+from reprocas.model.ids import ObjectId
 from reprocas.model.objects import Run
 from reprocas.provenance.run_code import files_record, restore_files
 from reprocas.provenance.run_common import PATCH_FILE, Say
@@ -201,15 +202,34 @@ class CodeRestore:
 class CodeSource:
     """Where the run's code state will come from (found before anything is written)."""
 
-    source: str  # "git" | "patch" | "none"
+    source: str  # "git" | "patch" | "none" | "package"
     commit: str | None = None
     toplevel: Path | None = None
     rel_cwd: str | None = None
+    snapshot: str | None = None  # "package": the imported code version's id
 
 
-def find_code(run: Run, patch: bytes) -> CodeSource:
-    """Find the run's code state: a local git repository holding its commit. Raises a
-    clear error when the commit (or the stored diff) is nowhere to be found."""
+def packaged_code(repo: Repository | None, rid: bytes | None) -> tuple[str, str] | None:
+    """The code a package imported for run ``rid`` (reprocas.package.importer): the
+    version's id and the working directory inside it; None when there is none."""
+    if repo is None or rid is None:
+        return None
+    from reprocas.package.importer import CODE_CWD_KEY, code_name
+
+    with repo.index.read() as txn:
+        sid = repo.index.get_ref(txn, f"ds:{code_name(rid)}:v:0000000001")
+        if sid is None:
+            return None
+        snap = repo.load_snapshot(txn, ObjectId(sid))
+    return sid.hex(), str(snap.extra.get(CODE_CWD_KEY) or ".")
+
+
+def find_code(
+    run: Run, patch: bytes, repo: Repository | None = None, rid: bytes | None = None
+) -> CodeSource:
+    """Find the run's code state: a local git repository holding its commit, else the
+    code a package imported for run ``rid``. Raises a clear error when the commit (or
+    the stored diff) is nowhere to be found."""
     code = run.code or {}
     if not code or code.get("git") is False:  # outside git: at most its stored files
         return CodeSource("none", rel_cwd=".")
@@ -222,6 +242,10 @@ def find_code(run: Run, patch: bytes) -> CodeSource:
     found = locate_git(run, commit)
     if commit is None:  # a repository without commits: the patch holds the staged files
         return CodeSource("patch", None, *(found or (None, None)))
+    if found is None:
+        packaged = packaged_code(repo, rid)
+        if packaged is not None:
+            return CodeSource("package", commit, None, packaged[1], packaged[0])
     if found is None and shutil.which("git") is None:
         raise CodeUnavailableError(
             f"run {run.name}#{run.number} ran git commit {commit[:12]}; restoring it needs "
@@ -244,6 +268,22 @@ def restore_code(
     """Put the run's code state into ``workdir``: its commit, then its stored diff, then
     what it stored of the untracked files."""
     code = run.code or {}
+    if found.source == "package":
+        assert found.snapshot is not None
+        checkout_mod.checkout(repo, found.snapshot, workdir, force=True)
+        say(
+            f"code: git commit {str(found.commit)[:12]} is in no git repository here; "
+            f"the code imported with its package ({found.snapshot[:12]}: the commit's tree "
+            "with the stored diff applied and the stored files)"
+        )
+        return CodeRestore(
+            "package",
+            found.rel_cwd or ".",
+            found.commit,
+            None,
+            len(patch),
+            ["code restored from an imported package"],
+        )
     if found.source == "none":
         if files_record(run) is None:
             say(
