@@ -47,7 +47,7 @@ test-deps:
 		echo "       browser tests need it: install it by hand and rerun make test"; exit 1; }
 
 test-python: build test-deps
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --durations=25
 
 test: lint test-rust test-python
 
@@ -60,7 +60,7 @@ FORMAT2_TESTS := $(addsuffix .py,$(addprefix tests/integration/test_,roundtrip d
 	tests/property/test_store_file_properties.py tests/property/test_rebuild_damage_property.py \
 	tests/property/test_purge_property.py
 test-format2: build
-	REPROCAS_TEST_FORMAT=2 $(VENV)/bin/pytest -q $(FORMAT2_TESTS)
+	REPROCAS_TEST_FORMAT=2 $(VENV)/bin/pytest -q --durations=15 $(FORMAT2_TESTS)
 
 demo: build
 	$(PY) scripts/demo.py
