@@ -271,6 +271,8 @@ def runs(
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """List recorded runs with their status, key parameters and metrics."""
+    from reprocas.cli.notes import note_lines
+    from reprocas.notes.store import notes_for
     from reprocas.provenance.names import get_summary, iter_runs, replay_of_ref
     from reprocas.provenance.run_store import run_inputs
 
@@ -287,6 +289,7 @@ def runs(
                 s["replay_of_ref"] = replay_of_ref(store, txn, s.get("replay_of"))
                 s["inputs"] = run_inputs(store, txn, h.id) if as_json else None
                 rows.append((h, s))
+        notes = notes_for(store, [h.id.hex for h, _ in rows])
     rows.sort(key=lambda hs: hs[1]["start_ns"])
     if as_json:
         emit_json(
@@ -309,6 +312,7 @@ def runs(
                     "verdict": s["verdict"],
                     "inputs": s["inputs"],
                     "param_conflicts": s.get("param_conflicts") or [],
+                    "notes": [n.to_json() for n in notes[h.id.hex]],
                 }
                 for h, s in rows
             ]
@@ -338,6 +342,8 @@ def runs(
             f"{h.ref:<20} {h.id.short}  {when}  {s['status']:<6} "
             f"exit {s['exit_code']:<3} {params}  {mets}{replayed}{disagree}".rstrip()
         )
+        for line in note_lines(notes[h.id.hex], indent="    "):
+            typer.echo(line)
 
 
 def lineage(

@@ -62,6 +62,11 @@ def _print(st: object) -> None:
     assert isinstance(st, Status)
     against = f"{st.ref} ({(st.id or '')[:12]})" if st.ref else f"{st.dataset} (no versions yet)"
     typer.echo(f"{st.path} against {against}")
+    if st.pin is not None:
+        pin = st.pin
+        typer.echo(f"  pinned: {pin['ref']} (note {pin['note'][:12]}): {pin['reason']}")
+        if not pin["latest_is_pinned"]:
+            typer.echo(f"  warning: {st.ref} is not the pinned version {pin['ref']}")
     if st.clean:
         typer.echo("  clean: nothing changed")
         return

@@ -7,3 +7,34 @@
 * :mod:`reprocas.notes.pins` — canonical versions (``pin:<dataset>`` refs);
 * :mod:`reprocas.notes.why` — answering "why?" from the record, citing ids.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reprocas.store.repository import Repository
+
+
+def report_notes(repo: Repository) -> list[dict[str, Any]]:
+    """The current notes for ``reprocas report``, oldest first: ``time_ns``, ``time``,
+    ``ref`` (what each is about, comma-separated labels), ``text``, and ``id``, ``kind``,
+    ``by``, ``about`` (the subjects' ids, types and labels)."""
+    from reprocas.notes.store import list_notes
+
+    out = []
+    for r in list_notes(repo):
+        j = r.to_json()
+        out.append(
+            {
+                "time_ns": r.time_ns,
+                "time": j["time"],
+                "ref": ", ".join(s.label for s in r.about),
+                "text": r.note.text,
+                "id": r.id.hex,
+                "kind": r.note.kind,
+                "by": r.note.by,
+                "about": j["about"],
+            }
+        )
+    return out

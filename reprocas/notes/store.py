@@ -167,10 +167,12 @@ def store_note(
     note: Note,
     *,
     also: list[tuple[str, str | None]] = (),  # type: ignore[assignment]
+    drop: list[str] = (),  # type: ignore[assignment]
 ) -> NoteRecord:
     """Store a note (object, ref, time, edges) in one ref transaction; ``also`` are
-    more refs moved with it (``(ref, None)`` points it at the note; used by pins).
-    Storing a note that is already stored keeps the first record's time."""
+    more refs moved with it (``(ref, None)`` points it at the note; used by pins),
+    ``drop`` refs deleted with it (``unpin``). Storing a note that is already stored
+    keeps the first record's time."""
     with repo.lock("gc", exclusive=False):
         writer = Writer(repo)
         try:
@@ -192,6 +194,13 @@ def store_note(
                     graph.put_edges(repo, txn, note_edges(nid, note))
                 if moves:
                     rt.set(moves, time_ns=now)
+                gone = []
+                for r in drop:
+                    old = repo.index.get_ref(txn, r)
+                    if old is not None:
+                        gone.append((r, ObjectId(old)))
+                if gone:
+                    rt.delete(gone)
         except BaseException:
             writer.abort()
             raise
@@ -319,3 +328,13 @@ def reindex(repo: Repository, txn: lmdb.Transaction, entries: list[dict[str, Any
         graph.put_edges(repo, txn, note_edges(nid, note))
         n += 1
     return n
+
+
+def notes_for(repo: Repository, ids: list[str]) -> dict[str, list[NoteRecord]]:
+    """The current notes about each of ``ids`` (hex object ids), for `show`, `runs` and
+    `lineage`: one read transaction, one prefix scan per id."""
+    out: dict[str, list[NoteRecord]] = {}
+    with repo.index.read() as txn:
+        for h in ids:
+            out[h] = notes_about(repo, txn, bytes.fromhex(h))
+    return out

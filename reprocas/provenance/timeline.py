@@ -14,7 +14,9 @@ Events (each with ``time_ns``, ``time``, ``kind`` and ``ref``):
   (at the run's start; a difference in git state alone is a ``code`` event);
 * ``code`` — the commit, or the uncommitted changes, differ from the previous run's;
 * ``params`` — parameters added, removed or changed since the previous run;
-* ``run`` — a run's result: status, exit code, metrics and their deltas (at its end).
+* ``run`` — a run's result: status, exit code, metrics and their deltas (at its end);
+* ``note`` — a current decision note about something in scope (when it was recorded;
+  only with ``notes=True``, as ``log --timeline`` asks).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from reprocas.provenance.run_params import metric_values
 from reprocas.store.index import unpack
 from reprocas.store.repository import Repository
 
-KINDS = ("version", "environment", "code", "params", "run")
+KINDS = ("version", "environment", "code", "params", "run", "note")
 _ORDER = {k: i for i, k in enumerate(KINDS)}
 
 
@@ -437,9 +439,37 @@ def _run_events(
     return events, env_todo
 
 
-def timeline(repo: Repository, name: str | None = None) -> list[Event]:
+def _note_events(repo: Repository, txn: lmdb.Transaction, scope: _Scope | None) -> list[Event]:
+    """The current notes about what is in ``scope`` (every current note when None)."""
+    from reprocas.notes.store import NoteRecord, iter_note_ids, notes_about, record
+
+    records: list[NoteRecord] = []
+    if scope is None:
+        for nid in iter_note_ids(repo, txn):
+            try:
+                records.append(record(repo, txn, nid))
+            except ReprocasError:
+                continue
+        records = [r for r in records if r.current]
+    else:
+        seen: dict[bytes, NoteRecord] = {}
+        for raw in (*scope.versions, *scope.runs):
+            for r in notes_about(repo, txn, raw):
+                seen.setdefault(r.id.raw, r)
+        records = list(seen.values())
+    out = []
+    for r in records:
+        j = r.to_json()
+        ref = ", ".join(a["label"] for a in j["about"]) or "-"
+        details = {k: j[k] for k in ("id", "text", "by", "about", "supersedes")}
+        details["note_kind"] = j["kind"]
+        out.append(Event(j["time_ns"], "note", ref, details))
+    return out
+
+
+def timeline(repo: Repository, name: str | None = None, *, notes: bool = False) -> list[Event]:
     """The events of ``name`` (a run name, a dataset name, or both) or of everything,
-    oldest first."""
+    oldest first; with ``notes``, the current notes about them too."""
     labels: dict[bytes, str] = {}
     events: list[Event] = []
     with repo.index.read() as txn:
@@ -449,6 +479,8 @@ def timeline(repo: Repository, name: str | None = None) -> list[Event]:
             if ev is not None:
                 events.append(ev)
         run_events, env_todo = _run_events(repo, txn, scope, labels)
+        if notes:
+            events += _note_events(repo, txn, None if name is None else scope)
     events += run_events
     facts = _Facts(repo)  # environment facts are read outside the index transaction
     for todo in env_todo:
@@ -476,6 +508,10 @@ def _line(e: Event) -> str:
         if d.get("forgotten"):
             extras.append("(forgotten)")
         return " ".join(x for x in (what, *extras) if x)
+    if e.kind == "note":
+        who = f" by {d['by']}" if d.get("by") else ""
+        first = (d["text"].splitlines() or [""])[0]
+        return f"{d['note_kind']}{who} (note {d['id'][:12]}): {first}"
     if e.kind == "params":
         parts = [f"+{k}={v!r}" for k, v in d["added"].items()]
         parts += [f"-{k}" for k in d["removed"]]

@@ -314,7 +314,7 @@ def _build(repo: Repository, progress: Progress) -> RebuildReport:
     skipped: list[str] = []
     salvaged: list[SalvagedPack] = []
     snapshots: dict[bytes, Snapshot] = {}
-    note_ids: list[bytes] = []
+    notes: dict[bytes, Note] = {}
     chunkmaps: dict[bytes, bytes] = {}
     tables: dict[bytes, bytes] = {}
     # Listed under the lock: every pack a commit sealed before is here, none after.
@@ -385,7 +385,7 @@ def _build(repo: Repository, progress: Progress) -> RebuildReport:
                 if isinstance(obj, Snapshot):
                     snapshots[o.id] = obj
                 elif isinstance(obj, Note):
-                    note_ids.append(o.id)
+                    notes[o.id] = obj
                 elif isinstance(obj, ChunkMap):  # format 3: it carries its own key
                     chunkmaps[chunkmap_key(obj.digest, obj.chunking)] = o.id
                 elif isinstance(obj, TableRecord) and obj.digest is not None:
@@ -415,9 +415,11 @@ def _build(repo: Repository, progress: Progress) -> RebuildReport:
             rec = recover_versions(refs, forgotten, snapshots)
             refs.update(rec.refs)
             recovered_names, lost_tags = rec.versions, rec.lost_tags
+            from reprocas.notes import pins as notes_pins
             from reprocas.notes import store as notes_store
 
-            notes_store.recover_refs(refs, note_ids)
+            notes_store.recover_refs(refs, list(notes))
+            notes_pins.recover_pins(refs, notes)  # only when the refs hold no pin at all
         missing: list[str] = []
         for k, v in refs.items():
             txn.put(k.encode(), v, db=index.db["refs"])
