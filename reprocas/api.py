@@ -681,6 +681,13 @@ class Repo:
 
         return list_notes(self.store, about=about, include_superseded=include_superseded)
 
+    def why(self, ref: str, other: str | None = None, *, metric: str | None = None) -> Any:
+        """``reprocas why``: an ``Answer`` (``.statements``, each with ``.text`` and the
+        ids it ``.cites``; ``.to_json()``) about a version, a run, or two runs."""
+        from reprocas.notes.why import why
+
+        return why(self.store, ref, other, metric=metric)
+
     def show_note(self, note: str) -> Any:
         """One note by (a unique prefix of) its id (``NoteRecord``)."""
         from reprocas.notes.store import show_note

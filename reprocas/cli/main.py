@@ -88,6 +88,7 @@ COMMANDS: list[Callable[..., None]] = [
     version_cli.version,
     notes_cli.pin,
     notes_cli.unpin,
+    notes_cli.why,
 ]
 for command in COMMANDS:
     app.command(command.__name__.replace("_", "-"))(command)

@@ -202,3 +202,42 @@ def unpin(
         emit_json({"unpinned": old.to_json()})
     else:
         typer.echo(f"unpinned {old.ref}")
+
+
+def why(
+    ref: Annotated[
+        str,
+        typer.Argument(help="A version (NAME@vN), an environment version or a run (NAME#N)."),
+    ],
+    other: Annotated[
+        str | None,
+        typer.Argument(metavar="[RUN_B]", help="A second run: what changed from REF to it."),
+    ] = None,
+    metric: Annotated[
+        str | None,
+        typer.Option(
+            "--metric",
+            "-m",
+            help="Explain this metric's change (against the previous run of REF's name "
+            "when RUN_B is not given).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, JsonOpt] = False,
+) -> None:
+    """Answer "why?" about a version or run from the record, citing object ids.
+
+    A version: its parent, step and sources, the runs that produced and used it, its pin
+    and the notes about it. A run: what changed since the previous run of its name
+    (inputs, params, code, environment, metrics) and the notes on those. Two runs (or
+    --metric): how the metric moved and the changes in between, in timeline order.
+    Superseded notes are left out. Example: reprocas why train#3 --metric acc
+    """
+    from reprocas.notes.why import why as answer
+
+    with open_repo() as repo:
+        a = answer(repo.store, ref, other, metric=metric)
+    if as_json:
+        emit_json(a.to_json())
+        return
+    for line in a.lines():
+        typer.echo(line)
