@@ -78,6 +78,7 @@ COMMANDS: list[Callable[..., None]] = [
     retention_cli.prune,
     remove_cli.rm,
     runs_cli.replay,
+    runs_cli.adopt,
     runs_cli.runs,
     runs_cli.lineage,
     remote_cli.push,

@@ -173,6 +173,48 @@ def run(
         raise typer.Exit(r.run.exit_code)
 
 
+def adopt(
+    output: Annotated[
+        Path, typer.Argument(metavar="OUTPUT", help="The file or directory that was made.")
+    ],
+    from_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--from",
+            "-f",
+            help="A version it was made from (NAME@vN, a run's outputs runs/NAME@vN; repeatable).",
+        ),
+    ] = None,
+    message: Annotated[
+        str | None, typer.Option("--message", "-m", help="How it was made (recorded).")
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", "-n", help="Run name (default: from OUTPUT's name)."),
+    ] = None,
+    as_json: Annotated[bool, JsonOpt] = False,
+) -> None:
+    """Record a result made without `reprocas run` as a run whose provenance is declared.
+
+    OUTPUT is committed as the run's output (runs/NAME), --from are its inputs and -m
+    says how it was made; the run is marked declared (not observed): it has no command,
+    environment or code, so it cannot be replayed, but it can be linked, noted and asked
+    `why` about. Example: reprocas adopt model/ --from clinical@v4 -m "trained in a notebook"
+    """
+    from reprocas.provenance.adopt import adopt as do_adopt
+    from reprocas.provenance.run_store import run_json
+
+    with open_repo() as repo:
+        a = do_adopt(repo.store, output, list(from_ or ()), message or "", name=name)
+    if as_json:
+        emit_json(
+            {**run_json(a.handle, a.run), "provenance": "declared", "how": a.run.extra["how"]}
+        )
+        return
+    outs = ", ".join(f"{o['dataset']}@v{o['number']}" for o in a.run.outputs)
+    _say(f"recorded run {a.handle.ref} ({a.handle.id.short}) as declared: output {outs}")
+
+
 def replay(
     ref: Annotated[
         str,
@@ -313,6 +355,7 @@ def runs(
                     "inputs": s["inputs"],
                     "param_conflicts": s.get("param_conflicts") or [],
                     "notes": [n.to_json() for n in notes[h.id.hex]],
+                    "provenance": s.get("provenance") or "observed",
                 }
                 for h, s in rows
             ]
@@ -332,6 +375,8 @@ def runs(
         if s.get("replay_of") is not None:
             of = s["replay_of_ref"] or "a run no longer here"
             replayed = f"  replay of {of}: {s.get('verdict') or '?'}"
+        if s.get("provenance") == "declared":
+            replayed += "  declared (adopt)"
         disagree = ", ".join(
             f"{c.get('flag') or '--' + c['name']} {c['argv']}"
             for c in s.get("param_conflicts") or ()

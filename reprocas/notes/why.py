@@ -250,13 +250,19 @@ def _metric_statements(d: dict[str, Any], only: str | None, t: int) -> list[Stat
 def _run_facts(repo: Repository, txn: lmdb.Transaction, h: RunHandle, run: Run) -> list[Statement]:
     cmd = " ".join(run.command)
     cmd = cmd if len(cmd) <= 60 else cmd[:59] + "…"
-    out = [Statement(f"{h.ref} ran `{cmd}`: {run.status}, exit {run.exit_code}",
-                     [h.id.hex], "ran", run.start_ns)]  # fmt: skip
-    if run.extra.get("provenance") == "declared":
+    out = []
+    if run.extra.get("provenance") != "declared":
+        out.append(Statement(f"{h.ref} ran `{cmd}`: {run.status}, exit {run.exit_code}",
+                             [h.id.hex], "ran", run.start_ns))  # fmt: skip
+    else:
         out.append(Statement(
             f"{h.ref} was not observed: it was declared with `reprocas adopt` "
             f"({run.extra.get('how') or 'no description'})", [h.id.hex], "declared",
             run.start_ns))  # fmt: skip
+        for i in run.inputs:
+            out.append(Statement(f"it was declared to be made from {i['dataset']}@v{i['number']}",
+                                 [bytes(i["snapshot"]).hex(), h.id.hex], "declared",
+                                 run.start_ns))  # fmt: skip
     for u in run.extra.get("unpinned_inputs") or ():
         out.append(Statement(f"its input {u['ref']} was not the pinned {u['pinned']}",
                              [h.id.hex, u["note"]], "unpinned", run.start_ns))  # fmt: skip
