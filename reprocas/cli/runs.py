@@ -114,6 +114,14 @@ def run(
         ),
     ] = "1MiB",
     allow_secrets: Annotated[bool, AllowSecretsOpt] = False,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", "-y", help="Answer yes to the prompt.* questions without waiting."),
+    ] = False,
+    no_input: Annotated[
+        bool,
+        typer.Option("--no-input", help="Never ask a question (also: REPROCAS_NO_INPUT, CI)."),
+    ] = False,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """Record a run of COMMAND (after `--`): inputs, environment, code, params, metrics.
@@ -128,7 +136,7 @@ def run(
     The command's output is streamed (with --json, its stdout goes to stderr) and stored.
     A failed command is recorded too; reprocas then exits with the command's exit code.
     """
-    from reprocas.provenance.run import Spec, record
+    from reprocas.provenance.run import Spec, default_name, record
     from reprocas.provenance.run_code import CodeLimits
     from reprocas.provenance.run_inputs import parse_input
     from reprocas.provenance.run_params import parse_params
@@ -153,9 +161,26 @@ def run(
         code_limits=limits,
         allow_secrets=allow_secrets,
     )
+    from reprocas.prompts import run as prompts
+    from reprocas.prompts.ask import Asker
+    from reprocas.prompts.settings import get as setting
+
+    asker = Asker(yes=yes, no_input=no_input)
     out_sink = sys.stderr.buffer if as_json else sys.stdout.buffer
     with open_repo() as repo:
+        refs = [ref for ref, _ in spec.inputs]
+        run_name = name or default_name(spec.command)
+        went_on = prompts.before_run(
+            repo, setting(repo.store, "data-change"), refs, spec.cwd, asker, _say, run_name
+        )
+        if went_on:
+            spec.extra["uncommitted_inputs"] = went_on
         r = record(repo.store, spec, say=_say, stdout_to=out_sink, stderr_to=sys.stderr.buffer)
+        if r.error is None and r.run.exit_code == 0 and r.run.outputs:
+            prompts.after_run(
+                repo, setting(repo.store, "snapshot-on-save"), r.handle.ref, spec.cwd, asker,
+                _say, refs,
+            )  # fmt: skip
     if as_json:
         emit_json(run_json(r.handle, r.run, r.environment_ref))
     elif r.error is None:

@@ -3,6 +3,7 @@ lists outputs in a working directory that no run produced."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -32,8 +33,9 @@ def test_adopt_then_why(cli: Cli, proj: Path) -> None:
     model.mkdir()
     (model / "weights.bin").write_bytes(b"\x00\x01" * 100)
     (model / "card.md").write_text("trained in a notebook\n")
-    run = assert_ok(cli("adopt", "model", "--from", "clinical@v1",
-                        "-m", "trained in a notebook on the laptop", "--json", cwd=proj)).json()  # fmt: skip
+    how = "trained in a notebook on the laptop"
+    run = assert_ok(cli("adopt", "model", "--from", "clinical@v1", "-m", how, "--json",
+                        cwd=proj)).json()  # fmt: skip
     assert run["ref"] == "model#1" and run["provenance"] == "declared"
     assert run["command"] == [] and run["environment"] is None and run["code"] is None
     assert [i["ref"] for i in run["inputs"]] == ["clinical@v1"]
@@ -81,8 +83,6 @@ def test_status_lists_outputs_no_run_produced(cli: Cli, proj: Path) -> None:
     (proj / "out.txt").write_text("edited by hand\n")
     res = cli("status", proj, "--json")
     assert res.returncode == 1
-    import json
-
     assert json.loads(res.stdout)["unrecorded_outputs"] == [
         {"path": "out.txt", "last_run": "train#1"}
     ]
