@@ -338,3 +338,22 @@ def notes_for(repo: Repository, ids: list[str]) -> dict[str, list[NoteRecord]]:
         for h in ids:
             out[h] = notes_about(repo, txn, bytes.fromhex(h))
     return out
+
+
+def index_arrived(repo: Repository, txn: lmdb.Transaction, moves: list[tuple[str, bytes]]) -> int:
+    """Write the ``notes`` record and edges of each note that arrived by a ref move made
+    outside :func:`store_note` (``pull``/``clone`` moving ``note:`` refs), inside that
+    write transaction; the time is now (when it arrived here). Returns how many."""
+    now = time.time_ns()
+    n = 0
+    for key, nid in moves:
+        if not key.startswith(NOTE_PREFIX) or txn.get(nid, db=repo.index.db["notes"]) is not None:
+            continue
+        try:
+            note = load_note(repo, txn, ObjectId(nid))
+        except ReprocasError:
+            continue
+        txn.put(nid, pack({"time_ns": now}), db=repo.index.db["notes"])
+        graph.put_edges(repo, txn, note_edges(ObjectId(nid), note))
+        n += 1
+    return n

@@ -146,3 +146,25 @@ def test_python_api_and_report_hook(repo_path: Path, cli: Cli, project: Path) ->
             "about": n.to_json()["about"],
         }
     ]
+
+
+def test_notes_that_arrive_by_clone_are_indexed(cli: Cli, project: Path, tmp_path: Path) -> None:
+    """`clone` moves `note:` refs without the notes records and edges; `index_arrived`
+    (for the remote code to call) writes them, as `index rebuild` would."""
+    from reprocas.notes import store
+    from tests.integration._helpers import run_cli
+
+    n = _add(cli, "v2 is the cleaned export", "--about", "clinical@v2")
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    assert_ok(cli("remote", "add", "origin", remote.as_uri()))
+    assert_ok(cli("push"))
+    copy = tmp_path / "copy"
+    assert_ok(run_cli("clone", remote.as_uri(), copy))
+    with reprocas.Repo.open(copy) as repo:
+        with repo.store.index.write() as txn:
+            moved = list(repo.store.index.iter_refs(txn, "note:"))
+            assert store.index_arrived(repo.store, txn, moved) == len(moved) == 1
+            assert store.index_arrived(repo.store, txn, moved) == 0  # once
+        [got] = repo.notes("clinical@v2")
+        assert got.id.hex == n["id"] and got.time_ns > 0
