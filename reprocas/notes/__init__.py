@@ -5,7 +5,8 @@
 * :mod:`reprocas.notes.store` — writing notes (object, ``note:<id>`` ref, ``notes``
   record, ``about``/``supersedes`` edges), listing them, restoring them at rebuild;
 * :mod:`reprocas.notes.pins` — canonical versions (``pin:<dataset>`` refs);
-* :mod:`reprocas.notes.why` — answering "why?" from the record, citing ids.
+* :mod:`reprocas.notes.why` — answering "why?" from the record, citing ids;
+* :mod:`reprocas.notes.events` — notes as ``log --timeline`` events.
 """
 
 from __future__ import annotations

@@ -439,34 +439,6 @@ def _run_events(
     return events, env_todo
 
 
-def _note_events(repo: Repository, txn: lmdb.Transaction, scope: _Scope | None) -> list[Event]:
-    """The current notes about what is in ``scope`` (every current note when None)."""
-    from reprocas.notes.store import NoteRecord, iter_note_ids, notes_about, record
-
-    records: list[NoteRecord] = []
-    if scope is None:
-        for nid in iter_note_ids(repo, txn):
-            try:
-                records.append(record(repo, txn, nid))
-            except ReprocasError:
-                continue
-        records = [r for r in records if r.current]
-    else:
-        seen: dict[bytes, NoteRecord] = {}
-        for raw in (*scope.versions, *scope.runs):
-            for r in notes_about(repo, txn, raw):
-                seen.setdefault(r.id.raw, r)
-        records = list(seen.values())
-    out = []
-    for r in records:
-        j = r.to_json()
-        ref = ", ".join(a["label"] for a in j["about"]) or "-"
-        details = {k: j[k] for k in ("id", "text", "by", "about", "supersedes")}
-        details["note_kind"] = j["kind"]
-        out.append(Event(j["time_ns"], "note", ref, details))
-    return out
-
-
 def timeline(repo: Repository, name: str | None = None, *, notes: bool = False) -> list[Event]:
     """The events of ``name`` (a run name, a dataset name, or both) or of everything,
     oldest first; with ``notes``, the current notes about them too."""
@@ -480,7 +452,11 @@ def timeline(repo: Repository, name: str | None = None, *, notes: bool = False) 
                 events.append(ev)
         run_events, env_todo = _run_events(repo, txn, scope, labels)
         if notes:
-            events += _note_events(repo, txn, None if name is None else scope)
+            from reprocas.notes.events import note_events
+
+            events += note_events(
+                repo, txn, None if name is None else list(scope.versions) + list(scope.runs)
+            )
     events += run_events
     facts = _Facts(repo)  # environment facts are read outside the index transaction
     for todo in env_todo:
