@@ -650,6 +650,55 @@ class Repo:
 
         return list_forgotten(self.store)
 
+    # -- notes --------------------------------------------------------------------------
+
+    def note(
+        self,
+        text: str,
+        about: list[str] | tuple[str, ...] | str = (),
+        *,
+        kind: str = "observation",
+        by: str | None = None,
+        supersedes: list[str] | tuple[str, ...] | str = (),
+        protect: bool = False,
+    ) -> Any:
+        """Record a decision note (``kind``: decision, observation, question, answer)
+        about versions, runs, environments or notes (refs); returns its ``NoteRecord``.
+        ``supersedes`` retires older notes (id prefixes); ``protect`` makes the note
+        keep what it is about from ``forget``/``prune``. The same note twice is one
+        object (its first time is kept)."""
+        from reprocas.notes.store import add_note
+
+        return add_note(
+            self.store,
+            text,
+            [about] if isinstance(about, str) else list(about),
+            kind=kind,
+            by=by,
+            supersedes=[supersedes] if isinstance(supersedes, str) else list(supersedes),
+            protect=protect,
+        )
+
+    def notes(self, about: str | None = None, *, include_superseded: bool = False) -> list[Any]:
+        """Notes oldest first (``NoteRecord``): current ones, or all with
+        ``include_superseded``; only those about ``about`` (a ref) when given."""
+        from reprocas.notes.store import list_notes
+
+        return list_notes(self.store, about=about, include_superseded=include_superseded)
+
+    def why(self, ref: str, other: str | None = None, *, metric: str | None = None) -> Any:
+        """``reprocas why``: an ``Answer`` (``.statements``, each with ``.text`` and the
+        ids it ``.cites``; ``.to_json()``) about a version, a run, or two runs."""
+        from reprocas.notes.why import why
+
+        return why(self.store, ref, other, metric=metric)
+
+    def show_note(self, note: str) -> Any:
+        """One note by (a unique prefix of) its id (``NoteRecord``)."""
+        from reprocas.notes.store import show_note
+
+        return show_note(self.store, note)
+
     # -- runs ---------------------------------------------------------------------------
 
     def replay(

@@ -175,7 +175,7 @@ def log(
         typer.Option(
             "--timeline",
             help="One time-ordered stream of versions, environment, code and parameter "
-            "changes, and run results (oldest first).",
+            "changes, run results and notes (oldest first).",
         ),
     ] = False,
     as_json: Annotated[bool, JsonOpt] = False,
@@ -207,7 +207,7 @@ def _timeline(name: str | None, as_json: bool) -> None:
     from reprocas.provenance.timeline import render, timeline
 
     with open_repo() as repo:
-        events = timeline(repo.store, name)
+        events = timeline(repo.store, name, notes=True)
     if as_json:
         emit_json([e.to_json() for e in events])
         return
@@ -252,10 +252,14 @@ def show(
     if path is not None:
         _show_path(ref, path, as_json)
         return
+    from reprocas.cli.notes import note_lines
+    from reprocas.notes.store import notes_for
+
     with open_repo() as repo:
         e = repo.show(ref)
+        notes = notes_for(repo.store, [e.id])[e.id]
     if as_json:
-        emit_json(e.to_json())
+        emit_json({**e.to_json(), "notes": [n.to_json() for n in notes]})
         return
     if e.aliased_from:
         typer.echo(f"snapshot {e.aliased_from} was upgraded to {e.id} (format 3)")
@@ -271,6 +275,10 @@ def show(
     typer.echo(f"parent    {e.parent or '-'}")
     typer.echo(f"step      {e.step or '-'}")
     typer.echo(f"message   {e.message or '-'}")
+    if notes:
+        typer.echo("notes")
+        for line in note_lines(notes):
+            typer.echo(line)
 
 
 def _show_path(ref: str, path: str, as_json: bool) -> None:

@@ -12,6 +12,7 @@ import typer
 from reprocas.cli import content as content_cli
 from reprocas.cli import data, debug, maintenance
 from reprocas.cli import env as env_cli
+from reprocas.cli import notes as notes_cli
 from reprocas.cli import package as package_cli
 from reprocas.cli import remote as remote_cli
 from reprocas.cli import remove as remove_cli
@@ -78,6 +79,7 @@ COMMANDS: list[Callable[..., None]] = [
     retention_cli.prune,
     remove_cli.rm,
     runs_cli.replay,
+    runs_cli.adopt,
     runs_cli.runs,
     runs_cli.lineage,
     remote_cli.push,
@@ -87,6 +89,9 @@ COMMANDS: list[Callable[..., None]] = [
     report_cli.report,
     package_cli.export,
     version_cli.version,
+    notes_cli.pin,
+    notes_cli.unpin,
+    notes_cli.why,
 ]
 for command in COMMANDS:
     app.command(command.__name__.replace("_", "-"))(command)
@@ -100,6 +105,7 @@ for command in (datasets, tags, status):  # issue 15: listing and status
 app.add_typer(maintenance.index_app, name="index")
 app.add_typer(debug.app, name="debug")
 app.add_typer(env_cli.app, name="env")
+app.add_typer(notes_cli.app, name="note")
 app.add_typer(retention_cli.config_app, name="config")
 app.add_typer(remote_cli.app, name="remote")
 

@@ -10,7 +10,7 @@ from reprocas.cli.common import JsonOpt, open_repo, progress_bar
 from reprocas.cli.completion import complete_dataset
 from reprocas.cli.output import emit_json, human_bytes, plural, stored_parts_text
 
-config_app = typer.Typer(help="Repository settings (retention.*).", no_args_is_help=True)
+config_app = typer.Typer(help="Repository settings (retention.*, prompt.*).", no_args_is_help=True)
 
 
 def forget(
@@ -264,7 +264,12 @@ def config_set(
     from reprocas.retention import config as cfg
 
     with open_repo() as repo:
-        stored = cfg.set_value(repo.store, key, value, dataset)
+        if key.startswith("prompt."):
+            from reprocas.prompts import settings
+
+            stored: Any = settings.set_value(repo.store, key, value)
+        else:
+            stored = cfg.set_value(repo.store, key, value, dataset)
     if as_json:
         emit_json({"key": key, "dataset": dataset, "value": stored})
     else:
@@ -282,7 +287,12 @@ def config_get(
     from reprocas.retention import config as cfg
 
     with open_repo() as repo:
-        value = cfg.get_value(repo.store, key, dataset)
+        if key.startswith("prompt."):
+            from reprocas.prompts import settings
+
+            value: Any = settings.get_value(repo.store, key)
+        else:
+            value = cfg.get_value(repo.store, key, dataset)
     if value is None:
         raise NotFoundError(f"{key} is not set")
     if as_json:
@@ -294,14 +304,19 @@ def config_get(
 @config_app.command("show")
 def config_show(as_json: Annotated[bool, JsonOpt] = False) -> None:
     """Print every retention setting."""
+    from reprocas.prompts import settings
     from reprocas.retention import config as cfg
 
     with open_repo() as repo:
         ret = cfg.load(repo.store)
+        prompt = settings.show(repo.store)
+        stored_prompt = settings.load(repo.store)
     if as_json:
-        emit_json({"retention": ret})
+        emit_json({"retention": ret, "prompt": prompt})
         return
-    if not ret["default"] and not ret["datasets"]:
+    for k, v in sorted(stored_prompt.items()):
+        typer.echo(f"prompt.{k} = {v}")
+    if not ret["default"] and not ret["datasets"] and not stored_prompt:
         typer.echo("no settings stored: the defaults apply (docs/CLI.md, Settings)")
     for k, v in sorted(ret["default"].items()):
         typer.echo(f"retention.{k} = {v}")
@@ -322,4 +337,9 @@ def config_unset(
     from reprocas.retention import config as cfg
 
     with open_repo() as repo:
-        cfg.unset_value(repo.store, key, dataset)
+        if key.startswith("prompt."):
+            from reprocas.prompts import settings
+
+            settings.unset_value(repo.store, key)
+        else:
+            cfg.unset_value(repo.store, key, dataset)

@@ -114,6 +114,14 @@ def run(
         ),
     ] = "1MiB",
     allow_secrets: Annotated[bool, AllowSecretsOpt] = False,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", "-y", help="Answer yes to the prompt.* questions without waiting."),
+    ] = False,
+    no_input: Annotated[
+        bool,
+        typer.Option("--no-input", help="Never ask a question (also: REPROCAS_NO_INPUT, CI)."),
+    ] = False,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """Record a run of COMMAND (after `--`): inputs, environment, code, params, metrics.
@@ -128,7 +136,7 @@ def run(
     The command's output is streamed (with --json, its stdout goes to stderr) and stored.
     A failed command is recorded too; reprocas then exits with the command's exit code.
     """
-    from reprocas.provenance.run import Spec, record
+    from reprocas.provenance.run import Spec, default_name, record
     from reprocas.provenance.run_code import CodeLimits
     from reprocas.provenance.run_inputs import parse_input
     from reprocas.provenance.run_params import parse_params
@@ -153,9 +161,26 @@ def run(
         code_limits=limits,
         allow_secrets=allow_secrets,
     )
+    from reprocas.prompts import run as prompts
+    from reprocas.prompts.ask import Asker
+    from reprocas.prompts.settings import get as setting
+
+    asker = Asker(yes=yes, no_input=no_input)
     out_sink = sys.stderr.buffer if as_json else sys.stdout.buffer
     with open_repo() as repo:
+        refs = [ref for ref, _ in spec.inputs]
+        run_name = name or default_name(spec.command)
+        went_on = prompts.before_run(
+            repo, setting(repo.store, "data-change"), refs, spec.cwd, asker, _say, run_name
+        )
+        if went_on:
+            spec.extra["uncommitted_inputs"] = went_on
         r = record(repo.store, spec, say=_say, stdout_to=out_sink, stderr_to=sys.stderr.buffer)
+        if r.error is None and r.run.exit_code == 0 and r.run.outputs:
+            prompts.after_run(
+                repo, setting(repo.store, "snapshot-on-save"), r.handle.ref, spec.cwd, asker,
+                _say, refs,
+            )  # fmt: skip
     if as_json:
         emit_json(run_json(r.handle, r.run, r.environment_ref))
     elif r.error is None:
@@ -171,6 +196,48 @@ def run(
         raise r.error
     if r.run.exit_code != 0:
         raise typer.Exit(r.run.exit_code)
+
+
+def adopt(
+    output: Annotated[
+        Path, typer.Argument(metavar="OUTPUT", help="The file or directory that was made.")
+    ],
+    from_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--from",
+            "-f",
+            help="A version it was made from (NAME@vN, a run's outputs runs/NAME@vN; repeatable).",
+        ),
+    ] = None,
+    message: Annotated[
+        str | None, typer.Option("--message", "-m", help="How it was made (recorded).")
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", "-n", help="Run name (default: from OUTPUT's name)."),
+    ] = None,
+    as_json: Annotated[bool, JsonOpt] = False,
+) -> None:
+    """Record a result made without `reprocas run` as a run whose provenance is declared.
+
+    OUTPUT is committed as the run's output (runs/NAME), --from are its inputs and -m
+    says how it was made; the run is marked declared (not observed): it has no command,
+    environment or code, so it cannot be replayed, but it can be linked, noted and asked
+    `why` about. Example: reprocas adopt model/ --from clinical@v4 -m "trained in a notebook"
+    """
+    from reprocas.provenance.adopt import adopt as do_adopt
+    from reprocas.provenance.run_store import run_json
+
+    with open_repo() as repo:
+        a = do_adopt(repo.store, output, list(from_ or ()), message or "", name=name)
+    if as_json:
+        emit_json(
+            {**run_json(a.handle, a.run), "provenance": "declared", "how": a.run.extra["how"]}
+        )
+        return
+    outs = ", ".join(f"{o['dataset']}@v{o['number']}" for o in a.run.outputs)
+    _say(f"recorded run {a.handle.ref} ({a.handle.id.short}) as declared: output {outs}")
 
 
 def replay(
@@ -271,6 +338,8 @@ def runs(
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """List recorded runs with their status, key parameters and metrics."""
+    from reprocas.cli.notes import note_lines
+    from reprocas.notes.store import notes_for
     from reprocas.provenance.names import get_summary, iter_runs, replay_of_ref
     from reprocas.provenance.run_store import run_inputs
 
@@ -287,6 +356,7 @@ def runs(
                 s["replay_of_ref"] = replay_of_ref(store, txn, s.get("replay_of"))
                 s["inputs"] = run_inputs(store, txn, h.id) if as_json else None
                 rows.append((h, s))
+        notes = notes_for(store, [h.id.hex for h, _ in rows])
     rows.sort(key=lambda hs: hs[1]["start_ns"])
     if as_json:
         emit_json(
@@ -309,6 +379,8 @@ def runs(
                     "verdict": s["verdict"],
                     "inputs": s["inputs"],
                     "param_conflicts": s.get("param_conflicts") or [],
+                    "notes": [n.to_json() for n in notes[h.id.hex]],
+                    "provenance": s.get("provenance") or "observed",
                 }
                 for h, s in rows
             ]
@@ -328,6 +400,8 @@ def runs(
         if s.get("replay_of") is not None:
             of = s["replay_of_ref"] or "a run no longer here"
             replayed = f"  replay of {of}: {s.get('verdict') or '?'}"
+        if s.get("provenance") == "declared":
+            replayed += "  declared (adopt)"
         disagree = ", ".join(
             f"{c.get('flag') or '--' + c['name']} {c['argv']}"
             for c in s.get("param_conflicts") or ()
@@ -338,6 +412,8 @@ def runs(
             f"{h.ref:<20} {h.id.short}  {when}  {s['status']:<6} "
             f"exit {s['exit_code']:<3} {params}  {mets}{replayed}{disagree}".rstrip()
         )
+        for line in note_lines(notes[h.id.hex], indent="    "):
+            typer.echo(line)
 
 
 def lineage(

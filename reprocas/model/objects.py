@@ -20,6 +20,8 @@ TABLE = "table"
 ENVIRONMENT = "environment"
 RUN = "run"
 CHUNKMAP = "chunkmap"
+NOTE = "note"
+NOTE_KINDS = ("decision", "observation", "question", "answer")
 
 EntryKind = Literal["file", "dir", "symlink"]
 
@@ -374,7 +376,53 @@ class Run:
         return out
 
 
-AnyObject = FileManifest | ChunkMap | Tree | Snapshot | TableRecord | Environment | Run
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A decision note: what someone said about recorded things (docs/NOTES.md).
+
+    Only what the note *says* enters its id — text, kind, author, what it is about,
+    what it supersedes, whether it protects its subjects — so the same note written
+    twice is one object. When it was recorded is a fact of the record, kept in the
+    ``notes`` sub-database and the ref log (docs/FORMAT.md). ``about`` and
+    ``supersedes`` are sets, encoded sorted.
+    """
+
+    text: str
+    kind: str
+    by: str
+    about: tuple[ObjectId, ...]
+    supersedes: tuple[ObjectId, ...] = ()
+    protect: bool = False
+
+    def to_wire(self) -> dict[str, Any]:
+        w: dict[str, Any] = {
+            "type": NOTE,
+            "text": self.text,
+            "kind": self.kind,
+            "by": self.by,
+            "about": sorted({a.raw for a in self.about}),
+            "supersedes": sorted({s.raw for s in self.supersedes}),
+        }
+        if self.protect:
+            w["protect"] = True
+        return w
+
+    @classmethod
+    def from_wire(cls, w: dict[str, Any]) -> Note:
+        kind = str(w["kind"])
+        if kind not in NOTE_KINDS:
+            raise ValueError(f"unknown note kind {kind!r}")
+        return cls(
+            text=str(w["text"]),
+            kind=kind,
+            by=str(w.get("by") or ""),
+            about=tuple(_id(a) for a in w.get("about") or ()),
+            supersedes=tuple(_id(s) for s in w.get("supersedes") or ()),
+            protect=bool(w.get("protect", False)),
+        )
+
+
+AnyObject = FileManifest | ChunkMap | Tree | Snapshot | TableRecord | Environment | Run | Note
 
 
 def object_from_wire(w: dict[str, Any]) -> AnyObject:
@@ -394,4 +442,6 @@ def object_from_wire(w: dict[str, Any]) -> AnyObject:
         return Environment.from_wire(w)
     if t == RUN:
         return Run.from_wire(w)
+    if t == NOTE:
+        return Note.from_wire(w)
     raise ValueError(f"unknown object type {t!r}")

@@ -58,6 +58,7 @@ class Status:
     sizes: dict[str, int] = field(default_factory=dict)  # working-copy sizes of added/changed
     hashed: int = 0  # files read to compare them
     cached: int = 0  # files the files cache vouched for
+    pin: dict[str, Any] | None = None  # the dataset's pin (reprocas.notes.pins), if any
 
     @property
     def clean(self) -> bool:
@@ -83,6 +84,7 @@ class Status:
             "files_hashed": self.hashed,
             "files_cached": self.cached,
             "new_bytes_estimate": self.new_bytes_estimate,
+            "pin": self.pin,
         }
 
 
@@ -206,6 +208,14 @@ def status(
             ref=f"{name}@v{latest[0]}" if latest else None,
             id=latest[1].hex if latest else None,
         )
+        from reprocas.notes.pins import get_pin
+
+        p = get_pin(repo, txn, name)
+        if p is not None:
+            out.pin = {
+                **p.to_json(),
+                "latest_is_pinned": latest is not None and latest[1] == p.version,
+            }
         for rel in sorted(set(work) | set(committed)):
             w, found = work.get(rel), committed.get(rel)
             if w is not None:

@@ -27,6 +27,8 @@ ENVIRONMENT = b"e"  # run -> environment snapshot
 CODE = b"c"  # run -> code commit node
 DERIVED = b"d"  # output snapshot -> input snapshot it was derived from
 REPLAYED = b"r"  # replay run -> original run
+ABOUT = b"n"  # note -> what it is about (version, run, environment, note)
+SUPERSEDES = b"s"  # note -> the older note it retires
 
 KIND_NAMES = {
     USED: "used",
@@ -35,6 +37,8 @@ KIND_NAMES = {
     CODE: "code",
     DERIVED: "derived-from",
     REPLAYED: "replay-of",
+    ABOUT: "about",
+    SUPERSEDES: "supersedes",
 }
 
 

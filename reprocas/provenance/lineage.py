@@ -28,7 +28,7 @@ class Lineage:
 
     def dot(self) -> str:
         """Graphviz DOT: runs as boxes, versions as ellipses, code commits as notes."""
-        shapes = {"run": "box", "version": "ellipse", "code": "note"}
+        shapes = {"run": "box", "version": "ellipse", "code": "note", "note": "plaintext"}
         lines = ["digraph lineage {", "  rankdir=LR;"]
         for n in self.nodes.values():
             label = n["label"].replace('"', '\\"')
@@ -119,4 +119,25 @@ def lineage(repo: Repository, ref: str, *, up: bool = True, down: bool = True) -
                     if nid not in visited:
                         visited.add(nid)
                         queue.append((nid, nkind))
+        _add_notes(repo, txn, out)
     return out
+
+
+def _add_notes(repo: Repository, txn: lmdb.Transaction, out: Lineage) -> None:
+    """The current notes about the runs and versions found, as ``note`` nodes with
+    ``about`` edges (docs/CLI.md, "Notes")."""
+    from reprocas.notes.store import notes_about
+
+    for h, node in list(out.nodes.items()):
+        if node["type"] not in ("run", "version"):
+            continue
+        for r in notes_about(repo, txn, bytes.fromhex(h)):
+            first = (r.note.text.splitlines() or [""])[0]
+            if r.id.hex not in out.nodes:
+                out.nodes[r.id.hex] = {
+                    "id": r.id.hex,
+                    "type": "note",
+                    "label": f"note {r.id.hex[:12]} {r.note.kind}: {first}",
+                    "text": r.note.text,
+                }
+            out.edges.append({"from": r.id.hex, "kind": "about", "to": h})

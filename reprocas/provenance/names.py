@@ -69,6 +69,7 @@ def summary_of(run: Run) -> dict[str, Any]:
         "replay_of": run.extra.get("replay_of"),
         "verdict": run.extra.get("verdict"),
         "param_conflicts": list(run.extra.get("param_conflicts") or []),
+        "provenance": run.extra.get("provenance") or "observed",  # "declared": adopt
     }
 
 

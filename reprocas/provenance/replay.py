@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from reprocas.errors import DestinationError, ReprocasError
+from reprocas.errors import DestinationError, InvalidParameterError, ReprocasError
 from reprocas.model.ids import ObjectId
 from reprocas.model.objects import Run
 from reprocas.provenance import run_reads
@@ -312,6 +312,11 @@ def replay(
     with repo.index.read() as txn:
         original = resolve_run(repo, txn, ref, original=True)
         run = load_run(repo, txn, original.id)
+    if run.extra.get("provenance") == "declared":
+        raise InvalidParameterError(
+            f"run {original.ref} was declared with `reprocas adopt` ({run.extra.get('how')}), "
+            "not observed: there is no command to replay; make it again with `reprocas run`"
+        )
     recorded = run.extra.get(ALLOW_DIFFER_KEY)
     rules = make_rules(tolerance, allow_differ, recorded, compare_table, table_tolerance)
     inputs = []

@@ -98,8 +98,13 @@ def record(
     name = check_run_name(spec.name or default_name(spec.command))
     cwd = spec.cwd.resolve()
     cmd = command_line(spec.command, spec.params)  # an unknown {name} fails before anything
+    from reprocas.notes.pins import unpinned_inputs, warning_text
+
     with repo.index.read() as txn:
         inputs = resolve_inputs(repo, txn, spec.inputs)
+        unpinned = unpinned_inputs(repo, txn, inputs)
+    for u in unpinned:
+        say(f"warning: {warning_text(u)}")
     for o in spec.outputs:
         safe_rel(o, "--output")
     checkout_inputs(repo, inputs, cwd, say)
@@ -150,6 +155,8 @@ def record(
         extra=dict(spec.extra),
     )
     draft.extra.update(cmd.extra())
+    if unpinned:  # alignment drift, kept with the run (docs/RUNS.md, "Pins")
+        draft.extra["unpinned_inputs"] = unpinned
     if spec.metrics:  # where the command writes its metrics, so that a replay reads them back
         draft.extra.setdefault(METRICS_PATH_KEY, spec.metrics)
     draft.files[STDOUT_FILE] = outcome.stdout

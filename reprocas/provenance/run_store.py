@@ -264,6 +264,8 @@ def run_json(handle: RunHandle, run: Run, env_ref: str | None = None) -> dict[st
         if isinstance(run.extra.get("replay_of"), bytes)
         else None,
         "verdict": run.extra.get("verdict"),
+        "unpinned_inputs": list(run.extra.get("unpinned_inputs") or []),
+        "uncommitted_inputs": list(run.extra.get("uncommitted_inputs") or []),
     }
 
 

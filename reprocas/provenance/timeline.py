@@ -14,7 +14,9 @@ Events (each with ``time_ns``, ``time``, ``kind`` and ``ref``):
   (at the run's start; a difference in git state alone is a ``code`` event);
 * ``code`` — the commit, or the uncommitted changes, differ from the previous run's;
 * ``params`` — parameters added, removed or changed since the previous run;
-* ``run`` — a run's result: status, exit code, metrics and their deltas (at its end).
+* ``run`` — a run's result: status, exit code, metrics and their deltas (at its end);
+* ``note`` — a current decision note about something in scope (when it was recorded;
+  only with ``notes=True``, as ``log --timeline`` asks).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from reprocas.provenance.run_params import metric_values
 from reprocas.store.index import unpack
 from reprocas.store.repository import Repository
 
-KINDS = ("version", "environment", "code", "params", "run")
+KINDS = ("version", "environment", "code", "params", "run", "note")
 _ORDER = {k: i for i, k in enumerate(KINDS)}
 
 
@@ -439,9 +441,9 @@ def _run_events(
     return events, env_todo
 
 
-def timeline(repo: Repository, name: str | None = None) -> list[Event]:
+def timeline(repo: Repository, name: str | None = None, *, notes: bool = False) -> list[Event]:
     """The events of ``name`` (a run name, a dataset name, or both) or of everything,
-    oldest first."""
+    oldest first; with ``notes``, the current notes about them too."""
     labels: dict[bytes, str] = {}
     events: list[Event] = []
     with repo.index.read() as txn:
@@ -451,6 +453,12 @@ def timeline(repo: Repository, name: str | None = None) -> list[Event]:
             if ev is not None:
                 events.append(ev)
         run_events, env_todo = _run_events(repo, txn, scope, labels)
+        if notes:
+            from reprocas.notes.events import note_events
+
+            events += note_events(
+                repo, txn, None if name is None else list(scope.versions) + list(scope.runs)
+            )
     events += run_events
     facts = _Facts(repo)  # environment facts are read outside the index transaction
     for todo in env_todo:
@@ -478,6 +486,10 @@ def _line(e: Event) -> str:
         if d.get("forgotten"):
             extras.append("(forgotten)")
         return " ".join(x for x in (what, *extras) if x)
+    if e.kind == "note":
+        who = f" by {d['by']}" if d.get("by") else ""
+        first = (d["text"].splitlines() or [""])[0]
+        return f"{d['note_kind']}{who} (note {d['id'][:12]}): {first}"
     if e.kind == "params":
         parts = [f"+{k}={v!r}" for k, v in d["added"].items()]
         parts += [f"-{k}" for k in d["removed"]]

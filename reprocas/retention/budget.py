@@ -33,7 +33,7 @@ import lmdb
 
 from reprocas.errors import IntegrityError, ReprocasError
 from reprocas.model.ids import ObjectId
-from reprocas.model.objects import ChunkMap, FileManifest, Run, Snapshot, Tree
+from reprocas.model.objects import ChunkMap, FileManifest, Note, Run, Snapshot, Tree
 from reprocas.store.index import unpack
 from reprocas.store.packs import FOOTER, PACK_MAGIC, FrameInfo, ObjectInfo, PackTrailer
 from reprocas.store.packs import read_trailer as _read_trailer
@@ -196,6 +196,8 @@ class Walker(Generic[K]):
                 with contextlib.suppress(ReprocasError):
                     out |= self.snapshot(named.raw)
             return frozenset(out)
+        if isinstance(snap, Note):
+            return frozenset(out)  # a note ref (note:, pin:) keeps the note alone
         if not isinstance(snap, Snapshot):
             raise IntegrityError(f"object {sid.hex()} is not a snapshot", object=sid.hex())
         env = snap.extra.get("environment")

@@ -81,7 +81,7 @@ def records(
             continue
         if name not in tags_cache:
             tags_cache[name] = repo.tags_of(txn, name)
-        by_runs = run_reasons(repo, txn, sid.raw)
+        by_runs = run_reasons(repo, txn, sid.raw) + protecting_notes(repo, txn, sid.raw)
         out.append(
             SnapshotRecord(
                 ref=f"{name}@v{number}",
@@ -147,6 +147,14 @@ def run_reasons(
     return tuple(out)
 
 
+def protecting_notes(repo: Repository, txn: lmdb.Transaction, sid: bytes) -> tuple[str, ...]:
+    """Why current ``note add --protect`` notes keep a version: ``protected by note
+    1a2b3c4d5e6f`` (a note without ``--protect`` keeps nothing)."""
+    from reprocas.notes.store import protecting_notes as by_notes
+
+    return by_notes(repo, txn, sid)
+
+
 def decide(
     repo: Repository,
     policy: Policy,
@@ -191,6 +199,7 @@ def apply_decision(
                 or protecting & set(tags)
                 or r.id in policy.protected_ids
                 or run_reasons(repo, txn, sid.raw)  # a run used it since the decision
+                or protecting_notes(repo, txn, sid.raw)  # or a --protect note names it
             ):
                 skipped.append(r.ref)  # changed since the decision: keep it
                 continue

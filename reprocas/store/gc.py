@@ -27,6 +27,7 @@ from reprocas.store.reachability import (
     Reach,
     add_bases,
     all_versions,
+    reach_notes,
     reach_runs,
     reach_snapshot,
 )
@@ -107,6 +108,7 @@ def gc(
             for _, _, sid in all_versions(repo, txn):
                 reach_snapshot(repo, txn, sid, reach)
             reach_runs(repo, txn, reach)  # run records and what they name
+            reach_notes(repo, txn, reach)  # decision notes and pins
             add_bases(repo, txn, reach)  # what delta chunks decode against
             indexed = {bytes(k): unpack(v) for k, v in txn.cursor(db=index.db["packs"])}
         doomed: list[bytes] = []

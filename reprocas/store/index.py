@@ -24,6 +24,7 @@ edges_in   to id + kind byte + from id  same value as in edges_out
 deltas     pack id + frame offset u64be [depth, [base chunk digest, ...]] (codec-2 frames);
            b"b" + BLAKE3(bases)         [base chunk digest, ...] (a base set, see refcounts)
 aliases    format-2 snapshot id         format-3 snapshot id it was upgraded to (raw)
+notes      note id (32 bytes)           {"time_ns"} (when the note was recorded)
 ========== ============================ ===============================================
 """
 
@@ -61,6 +62,7 @@ DB_NAMES = (
     "chunkmaps",  # format 3: file digest ‖ chunking id -> chunk map id
     "tables",  # format 3: file digest -> table record id
     "aliases",  # upgraded: format-2 snapshot id -> format-3 snapshot id
+    "notes",  # note id -> {"time_ns"} (when it was recorded; reprocas.notes.store)
 )
 MAP_SIZE = 1 << 40  # address space only: the file grows as data is written
 

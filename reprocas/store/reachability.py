@@ -230,3 +230,13 @@ def add_bases(repo: Repository, txn: lmdb.Transaction, into: Reach) -> Reach:
                 extra[b] = loc.length if loc is not None else 0
     into.chunks.update(extra)
     return into
+
+
+def reach_notes(repo: Repository, txn: lmdb.Transaction, into: Reach) -> Reach:
+    """Note objects (refs ``note:<id>``, and ``pin:<dataset>`` naming a pin's note):
+    a note is never collected. What a note is about is kept by its own refs, or by the
+    note only through retention (``--protect``), never here."""
+    for prefix in ("note:", "pin:"):
+        for _, value in repo.index.iter_refs(txn, prefix):
+            into.objects.add(value)
+    return into

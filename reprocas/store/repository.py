@@ -200,11 +200,13 @@ class RefTransaction:
             self.txn.put(name, new, db=db)
         self._counts.moved(name, None if old is None else bytes(old), new)
 
-    def set(self, refs: list[tuple[str, ObjectId]]) -> None:
+    def set(self, refs: list[tuple[str, ObjectId]], time_ns: int | None = None) -> None:
+        """Move refs, logged with ``time_ns`` (now when not given; a note's recorded
+        time is the time its ref was set, so a rebuild restores it from the log)."""
         # A ref is never set to a format-2 id that was upgraded (a process that
         # resolved it before `reprocas upgrade`): it names what that id became.
         refs = [(r, self.repo.current_id(self.txn, oid)) for r, oid in refs]
-        now = time.time_ns()
+        now = time.time_ns() if time_ns is None else time_ns
         self.repo.append_reflog(
             [
                 {"op": "set", "ref": r, "id": oid.hex, "txn": self.id, "time_ns": now}

@@ -28,7 +28,7 @@ from typing import Any
 import lmdb
 
 from reprocas.errors import IndexDamagedError, IntegrityError, ReprocasError
-from reprocas.model.objects import ChunkMap, Snapshot, TableRecord, object_from_wire
+from reprocas.model.objects import ChunkMap, Note, Snapshot, TableRecord, object_from_wire
 from reprocas.native import core
 from reprocas.progress import Progress
 from reprocas.store import codec, refcounts
@@ -314,6 +314,7 @@ def _build(repo: Repository, progress: Progress) -> RebuildReport:
     skipped: list[str] = []
     salvaged: list[SalvagedPack] = []
     snapshots: dict[bytes, Snapshot] = {}
+    notes: dict[bytes, Note] = {}
     chunkmaps: dict[bytes, bytes] = {}
     tables: dict[bytes, bytes] = {}
     # Listed under the lock: every pack a commit sealed before is here, none after.
@@ -383,6 +384,8 @@ def _build(repo: Repository, progress: Progress) -> RebuildReport:
                     continue
                 if isinstance(obj, Snapshot):
                     snapshots[o.id] = obj
+                elif isinstance(obj, Note):
+                    notes[o.id] = obj
                 elif isinstance(obj, ChunkMap):  # format 3: it carries its own key
                     chunkmaps[chunkmap_key(obj.digest, obj.chunking)] = o.id
                 elif isinstance(obj, TableRecord) and obj.digest is not None:
@@ -412,6 +415,11 @@ def _build(repo: Repository, progress: Progress) -> RebuildReport:
             rec = recover_versions(refs, forgotten, snapshots)
             refs.update(rec.refs)
             recovered_names, lost_tags = rec.versions, rec.lost_tags
+            from reprocas.notes import pins as notes_pins
+            from reprocas.notes import store as notes_store
+
+            notes_store.recover_refs(refs, list(notes))
+            notes_pins.recover_pins(refs, notes)  # only when the refs hold no pin at all
         missing: list[str] = []
         for k, v in refs.items():
             txn.put(k.encode(), v, db=index.db["refs"])
@@ -438,6 +446,9 @@ def _build(repo: Repository, progress: Progress) -> RebuildReport:
         from reprocas.provenance import graph
 
         n_runs, missing_runs = graph.reindex(repo, txn)
+        from reprocas.notes import store as notes_store
+
+        notes_store.reindex(repo, txn, log.entries)  # note times and edges
         # The marker file is the source of truth for the repository's settings.
         index.put_meta(txn, "format_version", repo.marker["version"])
         index.put_meta(txn, "chunking", repo.marker["chunking"])
