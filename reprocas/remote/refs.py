@@ -140,6 +140,10 @@ def apply_local(
                     summary["number"] = k.number  # the number it holds here
                     rt.txn.put(new, pack(summary), db=repo.index.db["runs"])
                     graph.put_edges(repo, rt.txn, graph.run_edges(ObjectId(new), obj))
+        # Notes that arrived: their record and their edges to what they are about.
+        from reprocas.notes.store import index_arrived
+
+        index_arrived(repo, rt.txn, sets)
 
 
 def kind_of_snapshot(obj: object) -> str | None:

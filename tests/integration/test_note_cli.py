@@ -149,8 +149,8 @@ def test_python_api_and_report_hook(repo_path: Path, cli: Cli, project: Path) ->
 
 
 def test_notes_that_arrive_by_clone_are_indexed(cli: Cli, project: Path, tmp_path: Path) -> None:
-    """`clone` moves `note:` refs without the notes records and edges; `index_arrived`
-    (for the remote code to call) writes them, as `index rebuild` would."""
+    """`clone` (and `pull`) index the `note:` refs they move (`index_arrived`: the notes
+    record and the edges to what they are about), as `index rebuild` would."""
     from reprocas.notes import store
     from tests.integration._helpers import run_cli
 
@@ -164,7 +164,9 @@ def test_notes_that_arrive_by_clone_are_indexed(cli: Cli, project: Path, tmp_pat
     with reprocas.Repo.open(copy) as repo:
         with repo.store.index.write() as txn:
             moved = list(repo.store.index.iter_refs(txn, "note:"))
-            assert store.index_arrived(repo.store, txn, moved) == len(moved) == 1
-            assert store.index_arrived(repo.store, txn, moved) == 0  # once
+            assert len(moved) == 1
+            assert store.index_arrived(repo.store, txn, moved) == 0  # clone did it already
         [got] = repo.notes("clinical@v2")
         assert got.id.hex == n["id"] and got.time_ns > 0
+    about = assert_ok(run_cli("note", "ls", "--about", "clinical@v2", "--json", repo=copy)).json()
+    assert [x["id"] for x in about] == [n["id"]]
