@@ -4,7 +4,7 @@ resolving to nowhere, dumps the DOM it built and takes a screenshot.
 
 The history is real: two committed versions of a dataset, three runs through
 ``reprocas run`` (the second on the new version, with another parameter), a replay with
-its verdict; hostile strings sit in a commit message, a step and a parameter value.
+its verdict; hostile strings sit in a commit message, a step, a parameter value and a note.
 """
 
 from __future__ import annotations
@@ -110,6 +110,7 @@ def _history(tmp_path: Path) -> tuple[Path, dict[str, object]]:
     train("0.2375", HOSTILE_TITLE)  # 4 rows: accuracy 0.95
     replay = assert_ok(run_cli("replay", "train#2", "--json", repo=repo)).json()
     assert replay["verdict"] == "identical"
+    assert_ok(run_cli("note", "add", f"note {HOSTILE_TITLE}", "--about", "survey@v2", repo=repo))
     return repo, {"verdict": replay["verdict"]}
 
 
@@ -226,3 +227,4 @@ def test_hostile_strings_are_rendered_as_text(report: tuple[Path, str], tmp_path
     assert f"first {HOSTILE}" in text
     assert HOSTILE_TITLE in text
     assert f"'{HOSTILE}'" in text  # the param change of train#2, repr'd
+    assert f"note {HOSTILE_TITLE}" in text  # a decision note, in the notes lane
