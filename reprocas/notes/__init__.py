@@ -6,7 +6,8 @@
   record, ``about``/``supersedes`` edges), listing them, restoring them at rebuild;
 * :mod:`reprocas.notes.pins` — canonical versions (``pin:<dataset>`` refs);
 * :mod:`reprocas.notes.why` — answering "why?" from the record, citing ids;
-* :mod:`reprocas.notes.events` — notes as ``log --timeline`` events.
+* :mod:`reprocas.notes.events` — notes as ``log --timeline`` events;
+* :mod:`reprocas.notes.crate` — notes as RO-Crate entities of export packages.
 """
 
 from __future__ import annotations
@@ -15,6 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from reprocas.store.repository import Repository
+
+
+def crate_entities(
+    repo: Repository, run_ids: list[str], versions: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The current notes about packaged runs and versions, as RO-Crate entities."""
+    from reprocas.notes.crate import crate_entities as entities
+
+    return entities(repo, run_ids, versions)
 
 
 def report_notes(repo: Repository) -> list[dict[str, Any]]:

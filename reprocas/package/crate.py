@@ -17,10 +17,10 @@ def _iso(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
-def decision_notes(repo: Any, run_ids: list[str], version_ids: list[str]) -> list[dict[str, Any]]:
-    """The hook for decision notes (built on another branch): when ``reprocas.notes``
-    offers ``crate_entities(repo, run_ids, version_ids)``, its entities (``CreativeWork``
-    per note, ``about`` the runs and datasets) go into the crate; without it, none."""
+def decision_notes(repo: Any, run_ids: list[str], versions: dict[str, str]) -> list[dict[str, Any]]:
+    """Decision notes: ``reprocas.notes.crate_entities(repo, run_ids, versions)`` gives
+    a ``CreativeWork`` per current note, ``about`` the packaged runs (``#run-<hex>``)
+    and datasets (VERSIONS: version id hex -> crate id)."""
     import importlib
 
     try:
@@ -30,7 +30,7 @@ def decision_notes(repo: Any, run_ids: list[str], version_ids: list[str]) -> lis
     hook = getattr(notes, "crate_entities", None)
     if hook is None:
         return []
-    return sorted(hook(repo, run_ids, version_ids), key=lambda e: str(e.get("@id")))
+    return sorted(hook(repo, run_ids, versions), key=lambda e: str(e.get("@id")))
 
 
 def crate_metadata(plan: Any, files: dict[str, bytes]) -> bytes:

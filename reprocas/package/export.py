@@ -258,7 +258,7 @@ def build_plan(
         plan.runs.append(RunPart(h.ref, h.id.hex, run_obj, ins, outs, code, rel, env, metrics_sha))
     plan.title = "reprocas package: " + ", ".join(dict.fromkeys(named))
     plan.notes = decision_notes(
-        repo, [r.id_hex for r in plan.runs], [v.id_hex for v in plan.versions.values()]
+        repo, [r.id_hex for r in plan.runs], {v.id_hex: v.crate_id for v in plan.versions.values()}
     )
     return plan
 

@@ -228,3 +228,34 @@ def test_with_env_lock_carries_the_recipe_not_the_snapshot(scenario: Scenario) -
     assert_ok(run_cli("index", "rebuild", repo=repo))
     assert_ok(run_cli("gc", repo=repo))
     verify_ok(repo, read_data=True)
+
+
+def test_decision_notes_go_into_the_crate(scenario: Scenario) -> None:
+    import shutil
+
+    s = scenario
+    origin = s.root / "noted"
+    shutil.copytree(s.origin, origin)
+    about_v1 = assert_ok(run_cli("note", "add", "v1 is the frozen cohort", "--about",
+                                 "clinical@v1", "--kind", "decision", "--by", "ana", "--json",
+                                 repo=origin)).json()  # fmt: skip
+    old = assert_ok(run_cli("note", "add", "lr too high?", "--about", "train#1", "--json",
+                            repo=origin)).json()  # fmt: skip
+    new = assert_ok(run_cli("note", "add", "lr 0.5 is fine", "--about", "train#1",
+                            "--supersedes", old["id"], "--kind", "answer", "--json",
+                            repo=origin)).json()  # fmt: skip
+    pkg = s.root / "noted.zip"
+    assert_ok(run_cli("export", "train#1", "--to", pkg, repo=origin, cwd=s.project))
+    meta = json.loads(entries(pkg)["data/ro-crate-metadata.json"])
+    notes = {e["identifier"]: e for e in meta["@graph"] if e["@id"].startswith("#note-")}
+    assert set(notes) == {about_v1["id"], new["id"]}  # the superseded one is left out
+    ids = {e["@id"] for e in meta["@graph"]}
+    v1 = notes[about_v1["id"]]
+    assert v1["text"] == "v1 is the frozen cohort" and v1["additionalType"] == "decision"
+    assert v1["author"] == "ana" and v1["about"] == [{"@id": "datasets/clinical@v1/"}]
+    assert notes[new["id"]]["about"] == [{"@id": f"#run-{s.run_id}"}]
+    assert all(a["@id"] in ids for e in notes.values() for a in e["about"])
+    # The same notes give the same bytes.
+    again = s.root / "noted-again.zip"
+    assert_ok(run_cli("export", "train#1", "--to", again, repo=origin, cwd=s.project))
+    assert again.read_bytes() == pkg.read_bytes()
