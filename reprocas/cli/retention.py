@@ -255,16 +255,22 @@ DatasetOpt = typer.Option(
 
 @config_app.command("set")
 def config_set(
-    key: Annotated[str, typer.Argument(help="retention.keep-daily, retention.budget, …")],
+    key: Annotated[
+        str, typer.Argument(help="retention.keep-daily, retention.budget, remote.cache-size, …")
+    ],
     value: Annotated[str, typer.Argument(help="The value, e.g. 7, 30d, 50GB, 5%.")],
     dataset: Annotated[str | None, DatasetOpt] = None,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """Store a setting in the repository config."""
+    from reprocas.remote import config as rconf
     from reprocas.retention import config as cfg
 
     with open_repo() as repo:
-        stored = cfg.set_value(repo.store, key, value, dataset)
+        if key.startswith("remote."):
+            stored: object = rconf.set_setting(repo.store, key, value)
+        else:
+            stored = cfg.set_value(repo.store, key, value, dataset)
     if as_json:
         emit_json({"key": key, "dataset": dataset, "value": stored})
     else:
@@ -279,10 +285,14 @@ def config_get(
 ) -> None:
     """Print one setting (exit code 4 when it is not set)."""
     from reprocas.errors import NotFoundError
+    from reprocas.remote import config as rconf
     from reprocas.retention import config as cfg
 
     with open_repo() as repo:
-        value = cfg.get_value(repo.store, key, dataset)
+        if key.startswith("remote."):
+            value = rconf.get_setting(repo.store, key)
+        else:
+            value = cfg.get_value(repo.store, key, dataset)
     if value is None:
         raise NotFoundError(f"{key} is not set")
     if as_json:
@@ -319,7 +329,11 @@ def config_unset(
     dataset: Annotated[str | None, DatasetOpt] = None,
 ) -> None:
     """Remove a setting."""
+    from reprocas.remote import config as rconf
     from reprocas.retention import config as cfg
 
     with open_repo() as repo:
-        cfg.unset_value(repo.store, key, dataset)
+        if key.startswith("remote."):
+            rconf.unset_setting(repo.store, key)
+        else:
+            cfg.unset_value(repo.store, key, dataset)
