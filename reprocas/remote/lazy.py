@@ -416,22 +416,33 @@ class CacheUse:
         with _cache_lock(self.repo):
             _write_record(path, pid, merge(read_record(path) + ranges))
 
+    def forget(self, paths: Iterable[Path]) -> None:
+        """Unclaim what the cache files at ``paths`` hold (a read found damage there):
+        the next read fetches those frames again. Other paths are left alone."""
+        here = cache_dir(self.repo)
+        for p in paths:
+            if p.parent == here and p.suffix == ".pack":
+                with _cache_lock(self.repo):
+                    _record_path(p).unlink(missing_ok=True)
+
     # ending ------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Evict down to the bound (never a file this use holds), then let go."""
-        try:
-            if self.pins:
-                evict(self.repo, cache_size(self.repo), keep=self.pins)
-        finally:
-            for fd in self.pins.values():
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-            self.pins.clear()
-            for b in self.backends.values():
-                with contextlib.suppress(Exception):
-                    b.close()
-            self.backends.clear()
+        """Let go of the files, then evict down to the bound: a file another use (in
+        this process or another) still holds is skipped, so the bound can be exceeded
+        only while one operation needs more than it."""
+        used = bool(self.pins)
+        for fd in self.pins.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.pins.clear()
+        self.resolved.clear()
+        for b in self.backends.values():
+            with contextlib.suppress(Exception):
+                b.close()
+        self.backends.clear()
+        if used:
+            evict(self.repo, cache_size(self.repo))
 
 
 _current: ContextVar[CacheUse | None] = ContextVar("reprocas_cache_use", default=None)

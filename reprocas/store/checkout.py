@@ -62,7 +62,11 @@ def read_chunks(
     try:
         with remote_reads(repo) as use:
             use.localize([plan])
-            return core.read_chunks(plan.packs, plan.frames, plan.chunks, bases=plan.bases)
+            try:
+                return core.read_chunks(plan.packs, plan.frames, plan.chunks, bases=plan.bases)
+            except CorruptDataError:
+                use.forget(plan.packs)  # a damaged cache copy is fetched again next time
+                raise
     except CorruptDataError as exc:
         raise CorruptDataError(
             f"{label}: stored data is damaged ({exc}); run `reprocas verify --read-data`"
@@ -153,7 +157,13 @@ def write_file_to_fd(repo: Repository, plan: ReadPlan, fd: int, label: str) -> i
     try:
         with remote_reads(repo) as use:
             use.localize([plan])
-            return core.assemble_file(fd, plan.packs, plan.frames, plan.chunks, bases=plan.bases)
+            try:
+                return core.assemble_file(
+                    fd, plan.packs, plan.frames, plan.chunks, bases=plan.bases
+                )
+            except CorruptDataError:
+                use.forget(plan.packs)  # a damaged cache copy is fetched again next time
+                raise
     except CorruptDataError as exc:
         fi = getattr(exc, "frame_index", None)
         where = ""

@@ -10,7 +10,7 @@ from typing import Any
 from reprocas.errors import IntegrityError, ReprocasError
 from reprocas.native import core
 from reprocas.progress import Progress
-from reprocas.remote.lazy import CacheUse
+from reprocas.remote.lazy import CacheUse, cache_path
 from reprocas.store.frames import FrameCache, FrameDecoder
 from reprocas.store.index import ChunkLoc, unpack
 from reprocas.store.packs import CODEC_DELTA, FrameInfo, read_blob, read_trailer
@@ -136,11 +136,15 @@ def verify(
     prog = progress or Progress()
     prog.start(sum(int(packs_db[p].get("size", 0)) for p in to_read), len(to_read))
     n_remote = 0
+    n_problems = len(problems)
     held: CacheUse | None = None
     for pid in pack_ids:
         if held is not None:
+            if len(problems) > n_problems:  # damage seen: its cache copy is not kept
+                held.forget([cache_path(repo, p) for p in held.pins])
             held.close()  # the previous remote pack's cache copy may be evicted now
             held = None
+        n_problems = len(problems)
         if pid in to_read:
             prog.advance(int(packs_db[pid].get("size", 0)))
             prog.file_done()
@@ -224,6 +228,8 @@ def verify(
                     )
                 )
     if held is not None:
+        if len(problems) > n_problems:
+            held.forget([cache_path(repo, p) for p in held.pins])
         held.close()
     decoder.close()
     return VerifyReport(
