@@ -104,6 +104,17 @@ def test_lazy_clone_fetches_only_what_a_read_needs(tmp_path: Path, remote_url: R
         a = run_cli("show", f"clin@v{n}", "--json", repo=src).json()["id"]
         assert run_cli("show", f"clin@v{n}", "--json", repo=clone).json()["id"] == a
 
+    # A rebuild from the local packs would lose the remote-backed ones: refused.
+    rb = run_cli("index", "rebuild", repo=clone)
+    assert rb.returncode != 0 and "lazy pull" in rb.err
+    # Forget and prune: nothing without a local file is touched, nothing crashes.
+    assert run_cli("forget", "--keep-last", "2", repo=clone).returncode == 0
+    assert run_cli("prune", repo=clone).returncode == 0
+    after = run_cli("verify", "--json", repo=clone).json()
+    assert after["ok"] and after["versions"] == 2 and after["remote_packs"] >= VERSIONS
+    got = run_cli("cat", "clin@v4", "d.csv", repo=clone)
+    assert got.returncode == 0 and got.stdout == files[4]
+
 
 def test_tables_read_lazily(tmp_path: Path, remote_url: Remote) -> None:
     src, _, total = _source(tmp_path, remote_url)
