@@ -212,3 +212,30 @@ def test_damaged_remote_object_fails_the_lazy_clone(tmp_path: Path, remote_url: 
     r = run_cli("clone", "--lazy", url, tmp_path / "c", *opts, repo=None)
     assert r.returncode != 0 and "damaged" in r.err, r.describe()
     assert not (tmp_path / "c").exists()
+
+
+def test_concurrent_readers_under_a_tiny_bound(tmp_path: Path, remote_url: Remote) -> None:
+    """Every reader's files are held while it reads: with a bound that evicts all the
+    others leave, concurrent reads of different versions still all succeed."""
+    import subprocess
+
+    from tests.integration._helpers import clean_env, cli_argv
+
+    _, files, _ = _source(tmp_path, remote_url)
+    clone, _ = _lazy_clone(tmp_path, remote_url)
+    assert run_cli("config", "set", "remote.cache-size", "1KB", repo=clone).returncode == 0
+    for _ in range(3):
+        procs = {
+            n: subprocess.Popen(
+                cli_argv(["cat", f"clin@v{n}", "d.csv"], repo=clone),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=clean_env(),
+            )
+            for n in range(1, VERSIONS + 1)
+        }
+        for n, p in procs.items():
+            out, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err.decode()
+            assert out == files[n]
+    assert _disk(clone) <= 1000
