@@ -239,3 +239,34 @@ def test_concurrent_readers_under_a_tiny_bound(tmp_path: Path, remote_url: Remot
             assert p.returncode == 0, err.decode()
             assert out == files[n]
     assert _disk(clone) <= 1000
+
+
+def test_delta_frames_fetch_their_bases(tmp_path: Path, remote_url: Remote) -> None:
+    """A version stored as delta frames against an earlier one reads lazily: its bases
+    (in another pack) are fetched with it, natively and through open_file."""
+    url, opts = remote_url
+    src, data = tmp_path / "src", tmp_path / "e.csv"
+    assert run_cli("init", "--format", "3", repo=src).returncode == 0
+    r = random.Random(1)
+    rows = [f"{i},{r.random():.9f},{r.getrandbits(40)}\n" for i in range(20000)]
+    data.write_text("id,value,label\n" + "".join(rows))
+    assert run_cli("commit", data, "--dataset", "t", repo=src).returncode == 0
+    for k in range(0, len(rows), 50):
+        rows[k] = f"{k},0.5,zz\n"
+    data.write_text("id,value,label\n" + "".join(rows))
+    want = data.read_bytes()
+    assert run_cli("commit", data, "--dataset", "t", repo=src).returncode == 0
+    codecs = [f.codec for p in (src / "packs").glob("*/*.pack") for f in read_trailer(p).frames]
+    assert 2 in codecs  # delta frames exist
+    assert run_cli("remote", "add", "origin", url, *opts, repo=src).returncode == 0
+    assert run_cli("push", repo=src).returncode == 0
+    clone, _ = _lazy_clone(tmp_path, remote_url)
+    got = run_cli("cat", "t@v2", "e.csv", repo=clone)
+    assert got.returncode == 0 and got.stdout == want
+    assert len(list(_cache(clone).glob("*.ranges"))) == 2  # the bases' pack as well
+    other, _ = _lazy_clone(tmp_path, remote_url, "lazy2")
+    with reprocas.Repo.open_repo(other) as b, b.open_file("t@v2", "e.csv") as f:
+        assert f.read() == want
+        f.seek(len(want) // 2)
+        assert f.read(1000) == want[len(want) // 2 : len(want) // 2 + 1000]
+    assert run_cli("verify", "--read-data", repo=other).returncode == 0
