@@ -231,11 +231,11 @@ def _index_remote(
     name: str,
 ) -> None:
     """A lazy pull: index each pack from range reads of its remote copy."""
-    from reprocas.remote import lazy as L
+    from reprocas.remote.lazy_index import remote_pack_index
 
     progress.start(len(todo), len(todo))
     for sp in todo:
-        trailer, objects, n = L.remote_pack_index(backend, sp.id, sp.size)
+        trailer, objects, n = remote_pack_index(backend, sp.id, sp.size)
         with repo.index.write() as wtxn:
             _index_pack(repo, wtxn, sp.id, sp.size, trailer, objects, remote=name)
         report.lazy_packs += 1

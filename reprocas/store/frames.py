@@ -125,6 +125,11 @@ class FrameDecoder:
             assert self._remote is not None
             self._remote.ensure(pid, list(frames.values()))
 
+    def _forget(self, packs: Iterable[bytes]) -> None:
+        """Damage seen in remote-backed packs: their cache copies are fetched again."""
+        if self._remote is not None:
+            self._remote.forget(self._paths[p] for p in packs if p in self._paths)
+
     def _path(self, pid: bytes) -> Path:
         return self._paths.get(pid) or self.repo.pack_path(pid)
 
@@ -166,6 +171,7 @@ class FrameDecoder:
         chunk = memoryview(frame)[loc.offset : loc.offset + loc.length]
         if digest not in self.cache.verified:
             if len(chunk) != loc.length or core.blake3_digest(chunk) != digest:
+                self._forget([loc.pack])
                 raise CorruptDataError(
                     f"chunk {_short(digest)} (pack {self.repo.pack_path(loc.pack)}, frame at "
                     f"offset {loc.frame_offset}) does not match its digest; run "
@@ -249,6 +255,7 @@ class FrameDecoder:
                 where = ", ".join(
                     f"{self.repo.pack_path(todo[k].pack)}@{todo[k].frame_offset}" for k in ready[:3]
                 )
+                self._forget([todo[k].pack for k in ready])
                 raise CorruptDataError(
                     f"a stored frame does not decode ({exc}; frames {where}); "
                     "run `reprocas verify --read-data`"
