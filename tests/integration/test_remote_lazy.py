@@ -146,13 +146,23 @@ def test_cache_bound_and_a_full_pull(tmp_path: Path, remote_url: Remote) -> None
         assert r.returncode == 0 and (dest / "d.csv").read_bytes() == files[n]
         assert _disk(clone) <= bound
 
+    # A commit in the lazy clone pushes its own pack only (it lacks the others' files).
+    data = tmp_path / "d.csv"
+    _csv(data, 3000, 99)
+    assert run_cli("commit", data, "--dataset", "clin", repo=clone).returncode == 0
+    pushed = run_cli("push", "--json", repo=clone).json()
+    assert pushed["uploaded_packs"] == 1 and pushed["skipped_packs"] >= VERSIONS
+    files[VERSIONS + 1] = data.read_bytes()
+
     # A plain pull downloads the packs the lazy one left on the remote; the cache goes.
     pulled = run_cli("pull", "--json", repo=clone).json()
     assert pulled["downloaded_packs"] >= VERSIONS and pulled["lazy_packs"] == 0
     assert len(list((clone / "packs").glob("*/*.pack"))) >= VERSIONS
     assert not list(_cache(clone).glob("*.pack"))
     v = run_cli("verify", "--read-data", "--json", repo=clone).json()
-    assert v["ok"] and v["remote_packs"] == 0
+    assert v["ok"] and v["remote_packs"] == 0 and v["versions"] == VERSIONS + 1
+    got = run_cli("cat", f"clin@v{VERSIONS + 1}", "d.csv", repo=clone)
+    assert got.returncode == 0 and got.stdout == files[VERSIONS + 1]
 
 
 def test_damaged_remote_frame_is_caught_before_writing(tmp_path: Path, remote_url: Remote) -> None:
