@@ -138,6 +138,11 @@ class Repo:
     """A reprocas repository: commit datasets, read their history, check them out."""
 
     def __init__(self, store: Repository) -> None:
+        if not isinstance(store, Repository):
+            raise TypeError(
+                f"Repo() takes an open store, not {type(store).__name__}: use "
+                "reprocas.Repo.open_repo(path) or reprocas.Repo.init(path)"
+            )
         self.store = store
 
     # -- opening ----------------------------------------------------------------------

@@ -8,7 +8,10 @@ fails the test (:func:`tests.conftest.skip_outside_ci`).
 
 moto 5.2 honours ``If-None-Match: *`` and ``If-Match: <etag>`` on PutObject (412
 PreconditionFailed; ``If-Match`` on a missing key answers 404 NoSuchKey), but checks
-and writes non-atomically, so races are tested against the Rust in-memory store.
+and writes non-atomically; tests/moto_atomic.py runs it with its conditional PUTs
+under one lock (S3's own guarantee), and races are also tested against the Rust
+in-memory store. ``start_server(strip_conditions=True)`` is a server that ignores
+conditional headers.
 """
 
 from __future__ import annotations
@@ -68,7 +71,10 @@ class S3Server:
                 self.process.wait()
 
 
-def start_server() -> S3Server:
+LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "moto_atomic.py")
+
+
+def start_server(strip_conditions: bool = False) -> S3Server:
     """Start moto on 127.0.0.1:<free port>, wait until it answers, create the bucket."""
     try:
         import moto.server  # noqa: F401
@@ -79,7 +85,8 @@ def start_server() -> S3Server:
     port = _free_port()
     env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, LAUNCHER, "-H", "127.0.0.1", "-p", str(port)]
+        + (["--strip-conditions"] if strip_conditions else []),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,

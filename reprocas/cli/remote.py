@@ -10,6 +10,7 @@ import typer
 
 from reprocas.cli.common import JsonOpt, open_repo, progress_bar
 from reprocas.cli.output import emit_json, human_bytes, plural
+from reprocas.errors import UsageError
 
 app = typer.Typer(help="Remotes: object storage many machines share.", no_args_is_help=True)
 
@@ -103,6 +104,48 @@ def remote_remove(
         emit_json(rc.to_json())
     else:
         typer.echo(f"removed remote {name} ({rc.url})")
+
+
+@app.command("prune")
+def remote_prune(
+    remote: Annotated[str | None, RemoteArg] = None,
+    grace: Annotated[
+        str, typer.Option("--grace", help="How long a mark waits (server clock): 24h, 7d, 90s.")
+    ] = "24h",
+    allow_short_grace: Annotated[
+        bool,
+        typer.Option("--allow-short-grace", help="Permit a grace under 1h (tests only)."),
+    ] = False,
+    as_json: Annotated[bool, JsonOpt] = False,
+) -> None:
+    """Remove packs no index segment lists, in two phases (mark, then sweep after --grace)."""
+    from reprocas.remote import config as rconf
+    from reprocas.remote.prune import prune
+    from reprocas.retention.policy import parse_duration
+
+    text = grace.strip().lower()
+    if text.endswith("s") and text[:-1].isdigit():  # seconds: for tests, with the flag
+        grace_ns = int(text[:-1]) * 10**9
+    else:
+        grace_ns = parse_duration(grace)
+    if grace_ns < 3600 * 10**9 and not allow_short_grace:
+        raise UsageError(
+            f"--grace {grace} is under 1h: a push still uploading could lose packs; "
+            "pass --allow-short-grace only when no push can be running"
+        )
+    with open_repo() as repo:
+        rc = rconf.get(repo.store, remote)
+        report = prune(repo.store, rc, grace_ns=grace_ns)
+    if as_json:
+        emit_json(report.to_json())
+        return
+    typer.echo(
+        f"marked {plural(len(report.marked), 'pack')}; swept {plural(len(report.deleted), 'pack')} "
+        f"({human_bytes(report.deleted_bytes)}); {plural(len(report.waiting), 'mark')} waiting "
+        f"for the grace period; {plural(len(report.kept), 'candidate')} kept"
+    )
+    for why in report.postponed:
+        typer.echo(f"postponed: {why}")
 
 
 def push(

@@ -1,4 +1,7 @@
-"""The remotes a repository knows, kept in its ``reprocas.json`` (key ``remotes``)."""
+"""The remotes a repository knows, kept in ``remotes.json`` beside ``reprocas.json``
+(written whole and renamed into place under ``locks/config.lock``). Repositories from
+before that file kept them in ``reprocas.json`` under ``remotes``; that is still read
+when ``remotes.json`` does not exist, and the first change moves them."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reprocas.errors import InvalidParameterError, RefNotFoundError, UsageError
+from reprocas.store.packs import fsync_dir
 from reprocas.store.repository import MARKER, Repository
 
 DEFAULT_REMOTE = "origin"
@@ -50,16 +54,34 @@ def check_name(name: str) -> str:
     return name
 
 
-def _marker(repo: Repository) -> dict[str, Any]:
+REMOTES_FILE = "remotes.json"
+
+
+def _raw(repo: Repository) -> dict[str, Any]:
+    path = repo.root / REMOTES_FILE
     try:
-        data: dict[str, Any] = json.loads((repo.root / MARKER).read_text())
-        return data
-    except (OSError, ValueError):
-        return dict(repo.marker)
+        text = path.read_text()
+    except FileNotFoundError:
+        try:  # the older place: the repository marker
+            marker: dict[str, Any] = json.loads((repo.root / MARKER).read_text())
+        except (OSError, ValueError):
+            marker = dict(repo.marker)
+        return dict(marker.get("remotes") or {})
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from exc
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict) or not isinstance(data.get("remotes"), dict):
+            raise ValueError("no 'remotes' object")
+    except ValueError as exc:
+        raise UsageError(
+            f"{path} is damaged ({exc}); fix or remove it and add the remotes again"
+        ) from exc
+    return dict(data["remotes"])
 
 
 def remotes(repo: Repository) -> dict[str, RemoteConfig]:
-    raw = _marker(repo).get("remotes") or {}
+    raw = _raw(repo)
     return {
         name: RemoteConfig(
             name,
@@ -85,21 +107,19 @@ def get(repo: Repository, name: str | None) -> RemoteConfig:
 
 
 def _save(repo: Repository, raw: dict[str, Any]) -> None:
-    path = repo.root / MARKER
-    marker = json.loads(path.read_text())
-    marker["remotes"] = raw
-    tmp = repo.root / (MARKER + ".remotes.tmp")
-    tmp.write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
+    path = repo.root / REMOTES_FILE
+    tmp = repo.root / (REMOTES_FILE + ".tmp")
+    tmp.write_text(json.dumps({"version": 1, "remotes": raw}, indent=2, sort_keys=True) + "\n")
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    repo.marker = marker
+    fsync_dir(repo.root)
 
 
 def add(repo: Repository, rc: RemoteConfig) -> None:
     check_name(rc.name)
     with repo.lock("config", exclusive=True):
-        raw = dict(_marker(repo).get("remotes") or {})
+        raw = _raw(repo)
         if rc.name in raw:
             raise UsageError(
                 f"a remote named {rc.name!r} exists ({raw[rc.name]['url']}); "
@@ -112,7 +132,7 @@ def add(repo: Repository, rc: RemoteConfig) -> None:
 def remove(repo: Repository, name: str) -> RemoteConfig:
     with repo.lock("config", exclusive=True):
         found = get(repo, name)
-        raw = dict(_marker(repo).get("remotes") or {})
+        raw = _raw(repo)
         raw.pop(name, None)
         _save(repo, raw)
     import shutil

@@ -42,6 +42,12 @@ def _etag(data: bytes) -> str:
     return core.blake3_digest(data).hex()
 
 
+def _change_tag(st: os.stat_result) -> str:
+    """A listing's etag: size, mtime and inode. Every write makes a new file that is
+    renamed or linked into place, so any change gives a new inode and a new tag."""
+    return f"{st.st_size:x}-{st.st_mtime_ns:x}-{st.st_ino:x}"
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -244,7 +250,7 @@ class FileBackend(Backend):
             data = path.read_bytes() if not key.startswith("packs/") else None
         except OSError as exc:
             raise self._fail(exc, key, "reading") from exc
-        etag = _etag(data) if data is not None else f"{st.st_size:x}-{st.st_mtime_ns:x}"
+        etag = _etag(data) if data is not None else _change_tag(st)
         return ObjectInfo(key, st.st_size, etag, st.st_mtime_ns)
 
     def list(self, prefix: str, start_after: str | None = None) -> Iterator[ObjectInfo]:
@@ -273,10 +279,7 @@ class FileBackend(Backend):
         except OSError as exc:
             raise self._fail(exc, prefix, "listing") from exc
         found.sort(key=lambda kv: kv[0].encode())
-        return iter(
-            ObjectInfo(k, st.st_size, f"{st.st_size:x}-{st.st_mtime_ns:x}", st.st_mtime_ns)
-            for k, st in found
-        )
+        return iter(ObjectInfo(k, st.st_size, _change_tag(st), st.st_mtime_ns) for k, st in found)
 
     def delete(self, key: str) -> None:
         path = self._path(key)

@@ -237,6 +237,20 @@ class LocalState:
         except (OSError, ValueError, KeyError, TypeError):
             return {}
 
+    def load_ref_cache(self) -> dict[str, tuple[str, str, str]]:
+        """Ref key -> (listed etag, ref, id hex) of the ref objects last read."""
+        try:
+            raw = json.loads((self.dir / "refcache.json").read_text())
+            return {str(k): (str(v[0]), str(v[1]), str(v[2])) for k, v in raw["refs"].items()}
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            return {}
+
+    def save_ref_cache(self, cache: dict[str, tuple[str, str, str]]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / f".refcache.{uuid.uuid4().hex}.tmp"
+        tmp.write_text(json.dumps({"refs": {k: list(v) for k, v in sorted(cache.items())}}))
+        os.replace(tmp, self.dir / "refcache.json")
+
     @property
     def probed(self) -> bool:
         return (self.dir / "probed").exists()
@@ -308,15 +322,32 @@ def read_ref(backend: Backend, ref: str) -> RemoteRef | None:
     return parse_ref(ref_key(ref), data, etag)
 
 
-def read_refs(backend: Backend, prefix: str = "") -> dict[str, RemoteRef]:
+def read_refs(
+    backend: Backend, prefix: str = "", state: LocalState | None = None
+) -> dict[str, RemoteRef]:
+    """The remote's refs under PREFIX: one listing, and a GET only for the ref objects
+    whose listed etag differs from the one STATE's cache holds (a push or fetch of an
+    unchanged remote reads no ref object). ``RemoteRef.etag`` here is the listing's
+    etag, a change tag; a compare-and-swap re-reads its ref with :func:`read_ref`."""
+    cache = state.load_ref_cache() if state is not None else {}
+    listed_prefix = REFS + quote(prefix, safe=":")
     out: dict[str, RemoteRef] = {}
-    for info in backend.list(REFS + quote(prefix, safe=":")):
-        try:
-            data, etag = backend.get_with_etag(info.key)
-        except RemoteNotFound:
-            continue  # removed while listing
-        r = parse_ref(info.key, data, etag)
+    seen: dict[str, tuple[str, str, str]] = {}
+    for info in backend.list(listed_prefix):
+        hit = cache.get(info.key)
+        if hit is not None and hit[0] == info.etag:
+            r = RemoteRef(hit[1], bytes.fromhex(hit[2]), info.etag)
+        else:
+            try:
+                data, _ = backend.get_with_etag(info.key)
+            except RemoteNotFound:
+                continue  # removed while listing
+            r = parse_ref(info.key, data, info.etag)
         out[r.ref] = r
+        seen[info.key] = (info.etag, r.ref, r.id.hex())
+    if state is not None:
+        kept = {k: v for k, v in cache.items() if not k.startswith(listed_prefix)}
+        state.save_ref_cache({**kept, **seen})
     return out
 
 

@@ -84,7 +84,7 @@ def fetch_into(
     P.ensure_marker(backend, repo, create=False)
     report = FetchReport(rc.name, rc.url)
     state = P.LocalState(repo, rc.name)
-    remote = P.read_refs(backend)
+    remote = P.read_refs(backend, state=state)
     cat = state.load()
     report.segments = len(P.sync_segments(backend, state, cat))
     if any(r.id not in cat.objects for r in remote.values()):

@@ -4,6 +4,7 @@ the remote never shows a ref whose data is missing."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,8 @@ from reprocas.store.repository import Repository
 MAX_PUSH_S = 12 * 3600.0
 _CAS_TRIES = 1000
 _BATCH = 64
+#: Up to this many ``packs/ab/`` prefixes are listed one by one, beyond it all packs/.
+_LIST_PREFIXES = 32
 
 
 class NonFastForwardError(UsageError):
@@ -65,6 +68,8 @@ class PushReport:
     uploaded_bytes: int = 0
     uploaded_packs: int = 0
     skipped_packs: int = 0
+    #: Packs already on the remote though no segment listed them (a killed push's).
+    present_packs: int = 0
     segment: str | None = None
     refs: list[RefResult] = field(default_factory=list)
 
@@ -79,6 +84,7 @@ class PushReport:
             "uploaded_bytes": self.uploaded_bytes,
             "uploaded_packs": self.uploaded_packs,
             "skipped_packs": self.skipped_packs,
+            "present_packs": self.present_packs,
             "segment": self.segment,
             "refs": [r.to_json() for r in self.refs],
         }
@@ -116,27 +122,51 @@ def _plan(repo: Repository, cat: P.Catalogue, report: PushReport) -> list[tuple[
     return todo
 
 
+def _present(backend: Backend, todo: list[tuple[P.SegPack, Path]]) -> set[str]:
+    """The keys of TODO's packs that are on the remote already though no segment lists
+    them (a killed push's): found by listing (their ``packs/ab/`` prefixes, or all of
+    ``packs/`` for many), so they are not sent again only to be refused."""
+    prefixes = sorted({P.pack_key(p.id).rsplit("/", 1)[0] + "/" for p, _ in todo})
+    wanted = {P.pack_key(p.id) for p, _ in todo}
+    found: set[str] = set()
+    for prefix in prefixes if len(prefixes) <= _LIST_PREFIXES else [P.PACKS]:
+        found.update(i.key for i in backend.list(prefix) if i.key in wanted)
+    return found
+
+
 def _upload(
     backend: Backend,
     todo: list[tuple[P.SegPack, Path]],
     report: PushReport,
     progress: Progress,
 ) -> list[tuple[str, Path]]:
-    """Upload the packs; returns the ones that existed already (orphans), rewritten."""
+    """Upload the packs the remote lacks; returns those it had already (orphans).
+
+    An orphan is not sent again: the segment this push writes lists it, the sweep of a
+    remote prune re-reads the segments before each delete, and each orphan is HEADed
+    again after the segment is written (:func:`_recheck`)."""
     progress.start(sum(p.size for p, _ in todo), len(todo))
+    present = _present(backend, todo) if todo else set()
     reused: list[tuple[str, Path]] = []
-    for i in range(0, len(todo), _BATCH):
-        batch = todo[i : i + _BATCH]
+    send: list[tuple[P.SegPack, Path]] = []
+    for p, path in todo:
+        if P.pack_key(p.id) in present:
+            report.present_packs += 1
+            reused.append((P.pack_key(p.id), path))
+            progress.advance(p.size)
+            progress.file_done()
+        else:
+            send.append((p, path))
+    for i in range(0, len(send), _BATCH):
+        batch = send[i : i + _BATCH]
         items = [(P.pack_key(p.id), path) for p, path in batch]
         created = backend.put_files_if_absent(items)
         for (p, _), (key, path), new in zip(batch, items, created, strict=True):
             if new:
                 report.uploaded_packs += 1
                 report.uploaded_bytes += p.size
-            else:
-                # Present but listed by no segment: a killed push's pack, perhaps marked
-                # by a prune. Rewriting it (same bytes) renews its server time.
-                backend.put(key, path.read_bytes())
+            else:  # created meanwhile by another writer (same name, same bytes)
+                report.present_packs += 1
                 reused.append((key, path))
             progress.advance(p.size)
             progress.file_done()
@@ -148,11 +178,17 @@ def _recheck(backend: Backend, reused: list[tuple[str, Path]]) -> None:
         try:
             backend.head(key)
         except RemoteNotFound:
-            backend.put_if_absent(key, path.read_bytes())
+            with contextlib.suppress(PreconditionFailed):  # put back by another writer
+                backend.put_if_absent(key, path.read_bytes())
 
 
 def _create_numbered(
-    backend: Backend, ref: str, oid: bytes, session: str, remote: dict[str, P.RemoteRef]
+    backend: Backend,
+    ref: str,
+    oid: bytes,
+    session: str,
+    remote: dict[str, P.RemoteRef],
+    state: P.LocalState,
 ) -> tuple[str, str]:
     """Create a version or run ref: at its own number when free, else at the next free
     number of the remote (re-listed after every lost create). Returns (ref, status)."""
@@ -165,7 +201,7 @@ def _create_numbered(
                 return want, "created" if want == ref else "renumbered"
             except PreconditionFailed:
                 pass
-        fresh = P.read_refs(backend, numbered_prefix(k))
+        fresh = P.read_refs(backend, numbered_prefix(k), state)
         remote.update(fresh)
         mine = [r for r, v in fresh.items() if v.id == oid]
         if mine:  # a retry of ours (or the same snapshot pushed from elsewhere) landed
@@ -208,8 +244,9 @@ def _push_refs(
     session: str,
     force: bool,
     report: PushReport,
+    state: P.LocalState,
 ) -> dict[str, bytes]:
-    remote = P.read_refs(backend)
+    remote = P.read_refs(backend, state=state)
     by_id: dict[tuple[str, str], dict[bytes, str]] = {}
     for r, v in remote.items():
         k = classify(r)
@@ -225,14 +262,18 @@ def _push_refs(
             if have is not None:
                 status, placed = ("up-to-date" if have == ref else "renumbered"), have
             else:
-                placed, status = _create_numbered(backend, ref, oid, session, remote)
+                placed, status = _create_numbered(backend, ref, oid, session, remote, state)
                 by_id.setdefault((k.kind, k.name), {})[oid] = placed
             if placed != ref:
                 renumber.append((ref, oid))
                 targets[ref] = placed
             report.refs.append(RefResult(ref, oid.hex(), status, placed))
         else:
-            status = _move_tag(repo, backend, ref, oid, session, force)
+            listed = remote.get(ref)
+            if listed is not None and listed.id == oid:
+                status = "up-to-date"  # as listed just now: no need to read it again
+            else:
+                status = _move_tag(repo, backend, ref, oid, session, force)
             report.refs.append(RefResult(ref, oid.hex(), status, ref))
     if renumber:
         _renumber_local(repo, renumber, targets)
@@ -298,7 +339,7 @@ def push(
                     state.save_segment(key, data)
                     report.segment = key
                     _recheck(b, reused)
-                pushed = _push_refs(repo, b, local, session.id, force, report)
+                pushed = _push_refs(repo, b, local, session.id, force, report, state)
         known = state.load_refs()
         known.update(pushed)
         state.save_refs(known)
