@@ -153,8 +153,17 @@ def _settings_key(key: str) -> str:
     return sub
 
 
+def _settings(repo: Repository) -> dict[str, Any]:
+    """The ``remote`` section of ``reprocas.json`` (beside ``retention``), fresh from disk."""
+    try:
+        marker: dict[str, Any] = json.loads((repo.root / MARKER).read_text())
+    except (OSError, ValueError):
+        marker = dict(repo.marker)
+    return dict(marker.get("remote") or {})
+
+
 def get_setting(repo: Repository, key: str) -> Any:
-    return (_marker(repo).get("remote") or {}).get(_settings_key(key))
+    return _settings(repo).get(_settings_key(key))
 
 
 def _save_settings(repo: Repository, settings: dict[str, Any]) -> None:
@@ -176,7 +185,7 @@ def set_setting(repo: Repository, key: str, value: str) -> str:
     sub = _settings_key(key)
     parse_size(value)
     with repo.lock("config", exclusive=True):
-        settings = dict(_marker(repo).get("remote") or {})
+        settings = _settings(repo)
         settings[sub] = value
         _save_settings(repo, settings)
     return value
@@ -185,6 +194,6 @@ def set_setting(repo: Repository, key: str, value: str) -> str:
 def unset_setting(repo: Repository, key: str) -> None:
     sub = _settings_key(key)
     with repo.lock("config", exclusive=True):
-        settings = dict(_marker(repo).get("remote") or {})
+        settings = _settings(repo)
         settings.pop(sub, None)
         _save_settings(repo, settings)
