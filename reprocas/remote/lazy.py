@@ -242,6 +242,9 @@ class CacheUse:
         self.backends: dict[str, Backend] = {}
         self.fetched_bytes = 0
         self.requests = 0
+        # What each pinned file holds, as far as this use knows: a pinned file is never
+        # evicted, and others only add to it, so this stays true while pinned.
+        self.have: dict[bytes, list[Range]] = {}
 
     # resolving ---------------------------------------------------------------------------
 
@@ -366,11 +369,13 @@ class CacheUse:
         """Make the cache file hold ``frames``: fetch the missing ones, check the plain
         ones (decode, re-hash the chunks given), sync, then record them."""
         path = cache_path(self.repo, pid)
-        have = read_record(path)
-        todo = [f for f in frames if not covered(have, (f[0], f[0] + f[1]))]
-        if not todo:
+        have = self.have.get(pid)
+        if have is None:
+            have = self.have[pid] = read_record(path)
             with contextlib.suppress(OSError):
                 os.utime(path)  # recently used
+        todo = [f for f in frames if not covered(have, (f[0], f[0] + f[1]))]
+        if not todo:
             return
         self._fetch(pid, [(f[0], f[0] + f[1]) for f in todo])
         plain = [f for f in todo if f[2] != CODEC_DELTA]
@@ -413,7 +418,8 @@ class CacheUse:
     def _record(self, pid: bytes, ranges: list[Range]) -> None:
         path = cache_path(self.repo, pid)
         with _cache_lock(self.repo):
-            _write_record(path, pid, merge(read_record(path) + ranges))
+            self.have[pid] = merge(read_record(path) + ranges)
+            _write_record(path, pid, self.have[pid])
 
     def forget(self, paths: Iterable[Path]) -> None:
         """Unclaim what the cache files at ``paths`` hold (a read found damage there):
@@ -421,6 +427,8 @@ class CacheUse:
         here = cache_dir(self.repo)
         for p in paths:
             if p.parent == here and p.suffix == ".pack":
+                with contextlib.suppress(ValueError):
+                    self.have.pop(bytes.fromhex(p.stem), None)
                 with _cache_lock(self.repo):
                     _record_path(p).unlink(missing_ok=True)
 
@@ -436,6 +444,7 @@ class CacheUse:
                 os.close(fd)
         self.pins.clear()
         self.resolved.clear()
+        self.have.clear()
         for b in self.backends.values():
             with contextlib.suppress(Exception):
                 b.close()
