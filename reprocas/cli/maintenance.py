@@ -51,6 +51,12 @@ def verify(
         what = f"{report.versions} versions, {report.chunks} chunks, {report.packs} packs"
         if report.chunks_read:
             what += f", {report.chunks_read} chunks re-hashed"
+        if report.remote_packs:
+            what += f"; {report.remote_packs} packs are remote-backed (a lazy pull): " + (
+                "read through the cache"
+                if reading
+                else "their data is on the remote, not checked (--read-data reads it)"
+            )
         typer.echo(("ok: " if report.ok else f"{len(report.problems)} problems: ") + what)
     if not report.ok:
         raise typer.Exit(6)

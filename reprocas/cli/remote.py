@@ -16,6 +16,11 @@ app = typer.Typer(help="Remotes: object storage many machines share.", no_args_i
 
 RemoteArg = typer.Argument(help="The remote's name (default: origin).")
 RefsArg = typer.Argument(help="Refs: NAME (all its refs), NAME@vN, NAME@TAG or a ref key.")
+LazyOpt = typer.Option(
+    "--lazy",
+    help="Index the remote's packs without their data: reads fetch the frames they need "
+    "(bounded cache: remote.cache-size).",
+)
 OptionOpt = typer.Option(
     "--option", "-o", help="A backend setting KEY=VALUE (s3: endpoint, region, ...); repeatable."
 )
@@ -189,16 +194,21 @@ def pull(
     force: Annotated[
         bool, typer.Option("--force", help="Move local tags even when not a fast-forward.")
     ] = False,
+    lazy: Annotated[bool, LazyOpt] = False,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
-    """Download the packs this repository lacks, then move local refs (fast-forward)."""
+    """Download the packs this repository lacks, then move local refs (fast-forward).
+
+    With --lazy only the packs' indexes come; without it, packs a lazy pull left on the
+    remote are downloaded whole (and their cache copies removed).
+    """
     from reprocas.remote import config as rconf
     from reprocas.remote.pull import pull as do_pull
 
     with open_repo() as repo:
         rc = rconf.get(repo.store, remote)
         with progress_bar(f"pulling from {rc.name}", not as_json, unit="pack") as bar:
-            report = do_pull(repo.store, rc, refs, force=force, progress=bar)
+            report = do_pull(repo.store, rc, refs, force=force, progress=bar, lazy=lazy)
     if as_json:
         emit_json(report.to_json())
     else:
@@ -214,6 +224,11 @@ def _pull_text(report: object) -> None:
     typer.echo(
         f"downloaded {plural(report.downloaded_packs, 'pack')} "
         f"({human_bytes(report.downloaded_bytes)}), skipped {report.skipped_packs}"
+        + (
+            f", indexed {plural(report.lazy_packs, 'pack')} lazily (read on demand)"
+            if report.lazy_packs
+            else ""
+        )
     )
     for r in report.refs:
         if r.status == "conflict":
@@ -249,6 +264,7 @@ def clone(
         Path | None, typer.Argument(help="A new directory (default: the URL's last part).")
     ] = None,
     option: Annotated[list[str] | None, OptionOpt] = None,
+    lazy: Annotated[bool, LazyOpt] = False,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """Make a new repository from a remote: its refs and all its data; origin is set."""
@@ -256,7 +272,7 @@ def clone(
     from reprocas.remote.config import parse_options
 
     with progress_bar("cloning", not as_json, unit="pack") as bar:
-        dest, report = do_clone(url, path, options=parse_options(option), progress=bar)
+        dest, report = do_clone(url, path, options=parse_options(option), progress=bar, lazy=lazy)
     if as_json:
         emit_json({"path": str(dest), **report.to_json()})
     else:

@@ -255,12 +255,15 @@ DatasetOpt = typer.Option(
 
 @config_app.command("set")
 def config_set(
-    key: Annotated[str, typer.Argument(help="retention.keep-daily, retention.budget, …")],
+    key: Annotated[
+        str, typer.Argument(help="retention.keep-daily, retention.budget, remote.cache-size, …")
+    ],
     value: Annotated[str, typer.Argument(help="The value, e.g. 7, 30d, 50GB, 5%.")],
     dataset: Annotated[str | None, DatasetOpt] = None,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """Store a setting in the repository config."""
+    from reprocas.remote import config as rconf
     from reprocas.retention import config as cfg
 
     with open_repo() as repo:
@@ -268,6 +271,8 @@ def config_set(
             from reprocas.prompts import settings
 
             stored: Any = settings.set_value(repo.store, key, value)
+        elif key.startswith("remote."):
+            stored = rconf.set_setting(repo.store, key, value)
         else:
             stored = cfg.set_value(repo.store, key, value, dataset)
     if as_json:
@@ -284,6 +289,7 @@ def config_get(
 ) -> None:
     """Print one setting (exit code 4 when it is not set)."""
     from reprocas.errors import NotFoundError
+    from reprocas.remote import config as rconf
     from reprocas.retention import config as cfg
 
     with open_repo() as repo:
@@ -291,6 +297,8 @@ def config_get(
             from reprocas.prompts import settings
 
             value: Any = settings.get_value(repo.store, key)
+        elif key.startswith("remote."):
+            value = rconf.get_setting(repo.store, key)
         else:
             value = cfg.get_value(repo.store, key, dataset)
     if value is None:
@@ -334,6 +342,7 @@ def config_unset(
     dataset: Annotated[str | None, DatasetOpt] = None,
 ) -> None:
     """Remove a setting."""
+    from reprocas.remote import config as rconf
     from reprocas.retention import config as cfg
 
     with open_repo() as repo:
@@ -341,5 +350,7 @@ def config_unset(
             from reprocas.prompts import settings
 
             settings.unset_value(repo.store, key)
+        elif key.startswith("remote."):
+            rconf.unset_setting(repo.store, key)
         else:
             cfg.unset_value(repo.store, key, dataset)

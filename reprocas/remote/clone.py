@@ -30,6 +30,7 @@ def clone(
     options: dict[str, str] | None = None,
     single_writer: bool = False,
     progress: Progress | None = None,
+    lazy: bool = False,
 ) -> tuple[Path, PullReport]:
     """Clone URL into PATH (a new directory); on failure PATH is removed again."""
     dest = (path or default_path(url)).absolute()
@@ -52,7 +53,7 @@ def clone(
             try:
                 rc = RemoteConfig(DEFAULT_REMOTE, url, dict(options or {}), single_writer)
                 remote_config.add(repo, rc)
-                report = pull(repo, rc, progress=progress, backend=backend)
+                report = pull(repo, rc, progress=progress, backend=backend, lazy=lazy)
             finally:
                 repo.close()
         except BaseException:

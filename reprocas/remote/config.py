@@ -139,3 +139,61 @@ def remove(repo: Repository, name: str) -> RemoteConfig:
 
     shutil.rmtree(repo.root / "remotes" / name, ignore_errors=True)
     return found
+
+
+# -- settings of remote reads (``reprocas config set remote.cache-size 500MB``) ----------
+
+SETTINGS = ("cache-size",)
+
+
+def _settings_key(key: str) -> str:
+    sub = key.removeprefix("remote.")
+    if not key.startswith("remote.") or sub not in SETTINGS:
+        raise UsageError(f"unknown setting {key!r}; known: remote.{', remote.'.join(SETTINGS)}")
+    return sub
+
+
+def _settings(repo: Repository) -> dict[str, Any]:
+    """The ``remote`` section of ``reprocas.json`` (beside ``retention``), fresh from disk."""
+    try:
+        marker: dict[str, Any] = json.loads((repo.root / MARKER).read_text())
+    except (OSError, ValueError):
+        marker = dict(repo.marker)
+    return dict(marker.get("remote") or {})
+
+
+def get_setting(repo: Repository, key: str) -> Any:
+    return _settings(repo).get(_settings_key(key))
+
+
+def _save_settings(repo: Repository, settings: dict[str, Any]) -> None:
+    path = repo.root / MARKER
+    marker = json.loads(path.read_text())
+    marker["remote"] = settings
+    tmp = repo.root / (MARKER + ".remote.tmp")
+    tmp.write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    repo.marker = marker
+
+
+def set_setting(repo: Repository, key: str, value: str) -> str:
+    """Store a ``remote.*`` setting, validated first (a size for cache-size)."""
+    from reprocas.retention.policy import parse_size
+
+    sub = _settings_key(key)
+    parse_size(value)
+    with repo.lock("config", exclusive=True):
+        settings = _settings(repo)
+        settings[sub] = value
+        _save_settings(repo, settings)
+    return value
+
+
+def unset_setting(repo: Repository, key: str) -> None:
+    sub = _settings_key(key)
+    with repo.lock("config", exclusive=True):
+        settings = _settings(repo)
+        settings.pop(sub, None)
+        _save_settings(repo, settings)

@@ -54,6 +54,8 @@ class PullReport:
     downloaded_bytes: int = 0
     downloaded_packs: int = 0
     skipped_packs: int = 0
+    #: Packs indexed by a lazy pull: their frames stay on the remote until read.
+    lazy_packs: int = 0
     refs: list[RefResult] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
 
@@ -68,6 +70,7 @@ class PullReport:
             "downloaded_bytes": self.downloaded_bytes,
             "downloaded_packs": self.downloaded_packs,
             "skipped_packs": self.skipped_packs,
+            "lazy_packs": self.lazy_packs,
             "refs": [r.to_json() for r in self.refs],
             "missing": self.missing,
         }
@@ -129,8 +132,10 @@ def _index_pack(
     size: int,
     trailer: PackTrailer,
     objects: dict[bytes, bytes],
+    remote: str | None = None,
 ) -> None:
-    """Index one pack as `index rebuild` does (chunks, objects, chunk maps, tables)."""
+    """Index one pack as `index rebuild` does (chunks, objects, chunk maps, tables);
+    REMOTE names the remote holding its data when it has no local file (a lazy pull)."""
     db = repo.index.db
     n_chunks = put_frames(txn, db, pid, trailer.frames)
     chunkmaps: dict[bytes, bytes] = {}
@@ -152,30 +157,46 @@ def _index_pack(
             best = min(o.id, bytes(old)) if old is not None else o.id
             tables[obj.digest] = min(best, tables.get(obj.digest, best))
     put_file_keys(repo, txn, chunkmaps, tables)
-    info = {"size": size, "frames": len(trailer.frames), "chunks": n_chunks}
+    info: dict[str, Any] = {"size": size, "frames": len(trailer.frames), "chunks": n_chunks}
+    if remote is not None:
+        info["remote"] = remote
     txn.put(pid, pack({**info, "objects": len(trailer.objects)}), db=db["packs"])
 
 
 def download_packs(
-    backend: Backend, repo: Repository, cat: P.Catalogue, report: PullReport, progress: Progress
+    backend: Backend,
+    repo: Repository,
+    cat: P.Catalogue,
+    report: PullReport,
+    progress: Progress,
+    *,
+    lazy: str | None = None,
 ) -> None:
-    """Download every listed pack holding something this repository lacks."""
+    """Download every listed pack holding something this repository lacks (and every
+    remote-backed one, unless LAZY). With LAZY (the remote's name), index them from
+    their footers, trailers and objects instead, leaving their frames on the remote."""
+    from reprocas.remote import lazy as L
+
+    remote_only = L.remote_backed(repo)
     with repo.index.read() as txn:
         have_packs = {
             bytes(k) for k in txn.cursor(db=repo.index.db["packs"]).iternext(values=False)
         }
         todo = []
         for pid, sp in sorted(cat.packs.items()):
-            if pid in have_packs:
+            if pid in have_packs and (lazy is not None or pid not in remote_only):
                 report.skipped_packs += 1
                 continue
             lacks = any(not repo.index.has_chunk(txn, c) for c in sp.chunks) or any(
                 not repo.index.has_object(txn, o) for o in sp.objects
             )
-            if lacks:
+            if lacks or pid in remote_only:
                 todo.append(sp)
             else:
                 report.skipped_packs += 1
+    if lazy is not None:
+        _index_remote(backend, repo, todo, report, progress, lazy)
+        return
     progress.start(sum(p.size for p in todo), len(todo))
     repo.tmp_dir.mkdir(exist_ok=True)
     for sp in todo:
@@ -196,6 +217,30 @@ def download_packs(
         report.downloaded_packs += 1
         report.downloaded_bytes += n
         progress.advance(n)
+        progress.file_done()
+        if sp.id in remote_only:
+            L.discard(repo, sp.id)  # the whole pack is here now: its cache copy goes
+
+
+def _index_remote(
+    backend: Backend,
+    repo: Repository,
+    todo: list[P.SegPack],
+    report: PullReport,
+    progress: Progress,
+    name: str,
+) -> None:
+    """A lazy pull: index each pack from range reads of its remote copy."""
+    from reprocas.remote.lazy_index import remote_pack_index
+
+    progress.start(len(todo), len(todo))
+    for sp in todo:
+        trailer, objects, n = remote_pack_index(backend, sp.id, sp.size)
+        with repo.index.write() as wtxn:
+            _index_pack(repo, wtxn, sp.id, sp.size, trailer, objects, remote=name)
+        report.lazy_packs += 1
+        report.downloaded_bytes += n
+        progress.advance(1)
         progress.file_done()
 
 
@@ -258,8 +303,10 @@ def pull(
     force: bool = False,
     progress: Progress | None = None,
     backend: Backend | None = None,
+    lazy: bool = False,
 ) -> PullReport:
-    """Pull REFS (all when None) from the remote RC into REPO."""
+    """Pull REFS (all when None) from the remote RC into REPO; with LAZY only the packs'
+    indexes come (their frames are fetched when read, reprocas.remote.lazy)."""
     P.check_format(repo)
     report = PullReport(rc.name, rc.url)
     own = backend is None
@@ -268,7 +315,9 @@ def pull(
         fetched, cat = fetch_into(b, repo, rc)
         wanted = _wanted(fetched.refs, refs)
         with repo.lock("gc", exclusive=False):
-            download_packs(b, repo, cat, report, progress or Progress())
+            download_packs(
+                b, repo, cat, report, progress or Progress(), lazy=rc.name if lazy else None
+            )
             move_refs(repo, wanted, force, report)
     finally:
         if own:

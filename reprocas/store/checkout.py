@@ -23,6 +23,8 @@ from reprocas.model.ids import ObjectId
 from reprocas.model.objects import FileManifest, TreeEntry
 from reprocas.native import core
 from reprocas.progress import Progress
+from reprocas.remote.lazy import localize as remote_localize
+from reprocas.remote.lazy import reading as remote_reads
 from reprocas.store import lease
 from reprocas.store.index import ChunkLoc, DeltaInfo
 from reprocas.store.overlap import refuse as refuse_overlap
@@ -58,7 +60,13 @@ def read_chunks(
         return []
     plan = chunks_plan(repo, txn, chunks, label)
     try:
-        return core.read_chunks(plan.packs, plan.frames, plan.chunks, bases=plan.bases)
+        with remote_reads(repo) as use:
+            use.localize([plan])
+            try:
+                return core.read_chunks(plan.packs, plan.frames, plan.chunks, bases=plan.bases)
+            except CorruptDataError:
+                use.forget(plan.packs)  # a damaged cache copy is fetched again next time
+                raise
     except CorruptDataError as exc:
         raise CorruptDataError(
             f"{label}: stored data is damaged ({exc}); run `reprocas verify --read-data`"
@@ -144,9 +152,18 @@ def chunks_plan(
 
 
 def write_file_to_fd(repo: Repository, plan: ReadPlan, fd: int, label: str) -> int:
-    """Assemble into ``fd``; corruption is reported with its pack and offset."""
+    """Assemble into ``fd``; corruption is reported with its pack and offset. Packs a
+    lazy pull left on a remote are read through the cache (reprocas.remote.lazy)."""
     try:
-        return core.assemble_file(fd, plan.packs, plan.frames, plan.chunks, bases=plan.bases)
+        with remote_reads(repo) as use:
+            use.localize([plan])
+            try:
+                return core.assemble_file(
+                    fd, plan.packs, plan.frames, plan.chunks, bases=plan.bases
+                )
+            except CorruptDataError:
+                use.forget(plan.packs)  # a damaged cache copy is fetched again next time
+                raise
     except CorruptDataError as exc:
         fi = getattr(exc, "frame_index", None)
         where = ""
@@ -331,7 +348,7 @@ def checkout(
     overwrites): for callers that merge several trees into one directory. A read lease
     is held throughout, so a prune that starts meanwhile keeps the packs this checkout
     found in the index until it is done."""
-    with lease.reading(repo):
+    with lease.reading(repo), remote_reads(repo):
         return _checkout(
             repo,
             ref,
@@ -369,6 +386,7 @@ def _checkout(
             rel: read_plan(repo, txn, m, f"{version.ref}:{'/'.join(rel) or entry.name}")
             for rel, m in manifests.items()
         }
+    remote_localize(repo, plans.values())  # every remote frame fetched before writing
     single_file = entry.kind != "dir"
     top = (subpath or "").strip("/")
     if not special_modes:
@@ -438,7 +456,7 @@ def _checkout(
 
 def cat(repo: Repository, ref: str, path: str, fd: int) -> int:
     """Write one file of a version to the open descriptor ``fd`` (under a read lease)."""
-    with lease.reading(repo):
+    with lease.reading(repo), remote_reads(repo):
         return _cat(repo, ref, path, fd)
 
 

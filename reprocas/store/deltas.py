@@ -205,6 +205,9 @@ class DeltaEncoder:
             self._loc,
             self._frames,
         )
+        from reprocas.remote.lazy import localize
+
+        localize(self.repo, [out.plan])  # bases a lazy pull left on a remote: fetched
         return out
 
     def depth(self, txn: lmdb.Transaction, digest: bytes) -> int | None:

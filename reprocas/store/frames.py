@@ -16,6 +16,8 @@ import contextlib
 import os
 from collections import OrderedDict
 from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lmdb
 
@@ -24,6 +26,9 @@ from reprocas.native import core
 from reprocas.store.index import ChunkLoc, DeltaInfo
 from reprocas.store.packs import CODEC_DELTA, read_blob
 from reprocas.store.repository import Repository
+
+if TYPE_CHECKING:
+    from reprocas.remote.lazy import CacheUse
 
 DEFAULT_CACHE_BYTES = 64 << 20
 MAX_OPEN_PACKS = 64
@@ -71,6 +76,9 @@ class FrameDecoder:
         # consulted before the index, which a prune may have emptied meanwhile.
         self.known_deltas: dict[FrameKey, DeltaInfo] = {}
         self.known_locs: dict[bytes, ChunkLoc] = {}
+        # Packs a lazy pull left on a remote are read from the cache (remote.lazy).
+        self._paths: dict[bytes, Path] = {}
+        self._remote: CacheUse | None = None
 
     def _delta(self, txn: lmdb.Transaction | None, loc: ChunkLoc) -> DeltaInfo | None:
         info = self.known_deltas.get(loc.frame_key)
@@ -90,6 +98,41 @@ class FrameDecoder:
                 return self.repo.index.get_chunk(own, digest)
         return self.repo.index.get_chunk(txn, digest)
 
+    def _prefetch(self, locs: Iterable[ChunkLoc]) -> None:
+        """Resolve each pack once; fetch the frames of remote-backed ones together."""
+        need: dict[bytes, dict[int, tuple[int, int, int, int, list[tuple[int, int, bytes]]]]]
+        need = {}
+        for loc in locs:
+            path = self._paths.get(loc.pack)
+            if path is None:
+                path = self.repo.pack_path(loc.pack)
+                if not path.exists():
+                    if self._remote is None:
+                        from reprocas.remote.lazy import CacheUse
+
+                        self._remote = CacheUse(self.repo)
+                    path = self._remote.resolve(path)
+                self._paths[loc.pack] = path
+            if self._remote is not None and loc.pack in self._remote.pins:
+                need.setdefault(loc.pack, {})[loc.frame_offset] = (
+                    loc.frame_offset,
+                    loc.stored_len,
+                    loc.codec,
+                    loc.raw_len,
+                    [],
+                )
+        for pid, frames in need.items():
+            assert self._remote is not None
+            self._remote.ensure(pid, list(frames.values()))
+
+    def _forget(self, packs: Iterable[bytes]) -> None:
+        """Damage seen in remote-backed packs: their cache copies are fetched again."""
+        if self._remote is not None:
+            self._remote.forget(self._paths[p] for p in packs if p in self._paths)
+
+    def _path(self, pid: bytes) -> Path:
+        return self._paths.get(pid) or self.repo.pack_path(pid)
+
     def _read(self, loc: ChunkLoc) -> bytes:
         """A frame's stored bytes (pack files stay open for the decoder's lifetime);
         any trouble is left to ``read_blob``, which names it clearly."""
@@ -97,29 +140,38 @@ class FrameDecoder:
             fd = self._fds.get(loc.pack)
             if fd is None:
                 if len(self._fds) >= MAX_OPEN_PACKS:
-                    self.close()
-                fd = self._fds[loc.pack] = os.open(self.repo.pack_path(loc.pack), os.O_RDONLY)
+                    self._close_fds()
+                fd = self._fds[loc.pack] = os.open(self._path(loc.pack), os.O_RDONLY)
             data = os.pread(fd, loc.stored_len, loc.frame_offset)
             if len(data) == loc.stored_len:
                 return data
         except OSError:
             pass
-        return read_blob(self.repo.pack_path(loc.pack), loc.frame_offset, loc.stored_len)
+        return read_blob(self._path(loc.pack), loc.frame_offset, loc.stored_len)
 
-    def close(self) -> None:
+    def _close_fds(self) -> None:
         for fd in self._fds.values():
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._fds.clear()
 
+    def close(self) -> None:
+        self._close_fds()
+        if self._remote is not None:
+            remote, self._remote = self._remote, None
+            self._paths.clear()
+            remote.close()
+
     def __del__(self) -> None:
-        self.close()
+        with contextlib.suppress(Exception):
+            self.close()
 
     def verified_chunk(self, frame: bytes, loc: ChunkLoc, digest: bytes) -> memoryview:
         """A chunk's bytes out of its decoded frame, checked against its digest once."""
         chunk = memoryview(frame)[loc.offset : loc.offset + loc.length]
         if digest not in self.cache.verified:
             if len(chunk) != loc.length or core.blake3_digest(chunk) != digest:
+                self._forget([loc.pack])
                 raise CorruptDataError(
                     f"chunk {_short(digest)} (pack {self.repo.pack_path(loc.pack)}, frame at "
                     f"offset {loc.frame_offset}) does not match its digest; run "
@@ -176,6 +228,7 @@ class FrameDecoder:
                 base_locs[b] = bl
                 stack.append(bl)
         todo = {k: v for k, v in want.items() if k not in pinned}
+        self._prefetch(todo.values())
         while todo:
             ready = [
                 k
@@ -202,6 +255,7 @@ class FrameDecoder:
                 where = ", ".join(
                     f"{self.repo.pack_path(todo[k].pack)}@{todo[k].frame_offset}" for k in ready[:3]
                 )
+                self._forget([todo[k].pack for k in ready])
                 raise CorruptDataError(
                     f"a stored frame does not decode ({exc}; frames {where}); "
                     "run `reprocas verify --read-data`"

@@ -283,15 +283,21 @@ def read_trailer(path: Path) -> PackTrailer:
         raise IntegrityError(f"pack {path} is missing", pack=str(path)) from exc
     except OSError as exc:
         raise _os_error(exc, path, "reading") from exc
+    return parse_trailer(blob, digest, t_off, str(path))
+
+
+def parse_trailer(blob: bytes, digest: bytes, t_off: int, where: str) -> PackTrailer:
+    """Check a trailer's bytes against the footer's checksum and decode them (``where``
+    names the pack in errors: a path, or a remote's key)."""
     if core.blake3_digest(blob) != digest:
         raise IntegrityError(
-            f"pack {path}: trailer at offset {t_off} does not match its checksum",
-            pack=str(path),
+            f"pack {where}: trailer at offset {t_off} does not match its checksum",
+            pack=where,
             offset=t_off,
         )
     w = codec.decode(blob)
     if not isinstance(w, dict) or w.get("version") not in PACK_VERSIONS:
-        raise IntegrityError(f"pack {path}: unknown trailer version", pack=str(path))
+        raise IntegrityError(f"pack {where}: unknown trailer version", pack=where)
     return PackTrailer(
         tuple(FrameInfo.from_wire(x) for x in w["frames"]),
         tuple(ObjectInfo.from_wire(x) for x in w["objects"]),

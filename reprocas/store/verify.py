@@ -10,6 +10,7 @@ from typing import Any
 from reprocas.errors import IntegrityError, ReprocasError
 from reprocas.native import core
 from reprocas.progress import Progress
+from reprocas.remote.lazy import CacheUse, cache_path
 from reprocas.store.frames import FrameCache, FrameDecoder
 from reprocas.store.index import ChunkLoc, unpack
 from reprocas.store.packs import CODEC_DELTA, FrameInfo, read_blob, read_trailer
@@ -45,6 +46,9 @@ class VerifyReport:
     packs: int = 0
     chunks: int = 0
     chunks_read: int = 0
+    #: Packs a lazy pull left on a remote (no local file): checked only with read_data,
+    #: through the cache.
+    remote_packs: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -54,6 +58,7 @@ class VerifyReport:
             "packs": self.packs,
             "chunks": self.chunks,
             "chunks_read": self.chunks_read,
+            "remote_packs": self.remote_packs,
         }
 
 
@@ -130,12 +135,40 @@ def verify(
     decoder = FrameDecoder(repo, FrameCache(256 << 20))
     prog = progress or Progress()
     prog.start(sum(int(packs_db[p].get("size", 0)) for p in to_read), len(to_read))
+    n_remote = 0
+    n_problems = len(problems)
+    held: CacheUse | None = None
     for pid in pack_ids:
+        if held is not None:
+            if len(problems) > n_problems:  # damage seen: its cache copy is not kept
+                held.forget([cache_path(repo, p) for p in held.pins])
+            held.close()  # the previous remote pack's cache copy may be evicted now
+            held = None
+        n_problems = len(problems)
         if pid in to_read:
             prog.advance(int(packs_db[pid].get("size", 0)))
             prog.file_done()
         path = repo.pack_path(pid)
         affected = tuple(sorted(pack_versions.get(pid, ())))
+        remote = packs_db[pid].get("remote") if isinstance(packs_db[pid], dict) else None
+        if remote and not path.exists():
+            n_remote += 1
+            if pid not in to_read:
+                continue  # its trailer and frames are on the remote: --read-data reads them
+            held = CacheUse(repo)
+            try:
+                path = held.resolve(path)
+                held.ensure_whole(pid)
+            except ReprocasError as exc:
+                problems.append(
+                    Problem(
+                        "pack",
+                        f"pack {pid.hex()} (on the remote {remote}) could not be read: {exc}",
+                        pack=pid.hex(),
+                        versions=affected,
+                    )
+                )
+                continue
         try:
             trailer = read_trailer(path)
         except IntegrityError as exc:
@@ -194,6 +227,11 @@ def verify(
                         versions=affected,
                     )
                 )
+    if held is not None:
+        if len(problems) > n_problems:
+            held.forget([cache_path(repo, p) for p in held.pins])
+        held.close()
+    decoder.close()
     return VerifyReport(
         ok=not problems,
         problems=problems,
@@ -201,6 +239,7 @@ def verify(
         packs=len(pack_ids),
         chunks=len(chunk_versions),
         chunks_read=chunks_read,
+        remote_packs=n_remote,
     )
 
 

@@ -123,6 +123,8 @@ def rebuild(repo: Repository, progress: Progress | None = None) -> RebuildReport
             why = _probe(repo.index)
             if why is not None:
                 _fresh_index(repo, why)
+            else:
+                _refuse_remote_backed(repo)
         elif header_damage(repo.root / "index") is None:
             _adopt_if_sound(repo)  # another rebuild may have fixed it while we waited
         try:
@@ -135,6 +137,22 @@ def rebuild(repo: Repository, progress: Progress | None = None) -> RebuildReport
             raise
         broken = _swap_in(repo) if repo.damaged_index is not None else None
         return _with_checks(repo, report, broken)
+
+
+def _refuse_remote_backed(repo: Repository) -> None:
+    """Packs a lazy pull left on a remote are known only to the index: rebuilding it
+    from the local packs would drop them (and the versions they hold)."""
+    from reprocas.errors import UsageError
+    from reprocas.remote.lazy import remote_backed
+
+    held = remote_backed(repo)
+    if held:
+        names = ", ".join(sorted(set(held.values())))
+        raise UsageError(
+            f"refusing to rebuild the index: {len(held)} of its packs are held only by the "
+            f"remote {names} (a lazy pull), and a rebuild from the local packs would lose "
+            f"them; run `reprocas pull` first (it downloads them), then rebuild"
+        )
 
 
 def _with_checks(repo: Repository, r: RebuildReport, broken: str | None) -> RebuildReport:
