@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,14 @@ from reprocas.remote.registry import open_backend
 from reprocas.store import codec
 from reprocas.store.files import CHUNKMAPS, TABLES, chunkmap_key, put_file_keys
 from reprocas.store.index import ObjectLoc, pack, put_frames
-from reprocas.store.packs import FOOTER, PackTrailer, fsync_dir, read_blob, read_trailer
+from reprocas.store.packs import (
+    CODEC_DELTA,
+    FOOTER,
+    PackTrailer,
+    fsync_dir,
+    read_blob,
+    read_trailer,
+)
 from reprocas.store.repository import Repository
 
 
@@ -76,6 +84,10 @@ class PullReport:
         }
 
 
+#: Packs downloaded at once by a pull or clone.
+DOWNLOADS = 4
+
+
 def fetch_into(
     backend: Backend, repo: Repository, rc: RemoteConfig
 ) -> tuple[FetchReport, P.Catalogue]:
@@ -106,7 +118,9 @@ def fetch(repo: Repository, rc: RemoteConfig) -> FetchReport:
 
 def _check_pack(path: Path, pid: bytes) -> tuple[PackTrailer, dict[bytes, bytes]]:
     """A downloaded pack must be the pack its name says: the footer's trailer checksum
-    is its id, and every object hashes to its own id."""
+    is its id, every plain frame decodes to the chunks its trailer lists (re-hashed),
+    and every object hashes to its own id. (Delta frames are checked when read, against
+    bases that may be in other packs.)"""
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         f.seek(max(0, size - FOOTER.size))
@@ -114,6 +128,13 @@ def _check_pack(path: Path, pid: bytes) -> tuple[PackTrailer, dict[bytes, bytes]
     if len(tail) != FOOTER.size or FOOTER.unpack(tail)[2] != pid:
         raise IntegrityError(f"downloaded pack {pid.hex()} does not match its name")
     trailer = read_trailer(path)
+    frames = [
+        (f.offset, f.stored_len, f.codec, f.raw_len, [(o, n, d) for d, o, n in f.chunks])
+        for f in trailer.frames
+        if f.codec != CODEC_DELTA
+    ]
+    for _, _, msg in core.verify_frames(path, frames)[:1]:
+        raise IntegrityError(f"downloaded pack {pid.hex()} is damaged: {msg}")
     objects: dict[bytes, bytes] = {}
     for o in trailer.objects:
         [data] = core.decompress_chunks(
@@ -199,27 +220,45 @@ def download_packs(
         return
     progress.start(sum(p.size for p in todo), len(todo))
     repo.tmp_dir.mkdir(exist_ok=True)
-    for sp in todo:
-        tmp = repo.tmp_dir / f"pull-{uuid.uuid4().hex}.tmp"
+    # Downloads (and their checks) run a few at a time; each pack is indexed, in order,
+    # by this thread once it is in place. An error stops the rest: what is indexed
+    # stays (each pack whole), what was only downloaded is unindexed (gc removes it).
+    with ThreadPoolExecutor(max_workers=DOWNLOADS, thread_name_prefix="reprocas-pull") as pool:
+        futures = [pool.submit(_download_one, backend, repo, sp) for sp in todo]
         try:
-            n = backend.get_to_file(P.pack_key(sp.id), tmp)
-            trailer, objects = _check_pack(tmp, sp.id)
-            final = repo.pack_path(sp.id)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, final)
-            fsync_dir(final.parent)
+            for sp, fut in zip(todo, futures, strict=True):
+                n, trailer, objects = fut.result()
+                # On disk before the index names it; a crash leaves an unindexed pack (gc).
+                with repo.index.write() as wtxn:
+                    _index_pack(repo, wtxn, sp.id, n, trailer, objects)
+                report.downloaded_packs += 1
+                report.downloaded_bytes += n
+                progress.advance(n)
+                progress.file_done()
+                if sp.id in remote_only:
+                    L.discard(repo, sp.id)  # the whole pack is here now: its cache copy goes
         finally:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-        # On disk before the index names it; a crash here leaves an unindexed pack (gc).
-        with repo.index.write() as wtxn:
-            _index_pack(repo, wtxn, sp.id, n, trailer, objects)
-        report.downloaded_packs += 1
-        report.downloaded_bytes += n
-        progress.advance(n)
-        progress.file_done()
-        if sp.id in remote_only:
-            L.discard(repo, sp.id)  # the whole pack is here now: its cache copy goes
+            for fut in futures:
+                fut.cancel()
+
+
+def _download_one(
+    backend: Backend, repo: Repository, sp: P.SegPack
+) -> tuple[int, PackTrailer, dict[bytes, bytes]]:
+    """Download one pack to a temporary file, prove it is the pack its name says, and
+    move it into place."""
+    tmp = repo.tmp_dir / f"pull-{uuid.uuid4().hex}.tmp"
+    try:
+        n = backend.get_to_file(P.pack_key(sp.id), tmp)
+        trailer, objects = _check_pack(tmp, sp.id)
+        final = repo.pack_path(sp.id)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, final)
+        fsync_dir(final.parent)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    return n, trailer, objects
 
 
 def _index_remote(

@@ -17,6 +17,7 @@ import pytest
 import reprocas
 from reprocas.remote.backend import ConditionalWritesUnsupported, probe_conditional_writes
 from reprocas.remote.file import FileBackend
+from reprocas.remote.registry import open_backend
 from reprocas.remote.s3 import S3Backend
 from tests.integration._helpers import (
     assert_ok,
@@ -232,3 +233,43 @@ def test_remotes_kept_in_the_marker_by_older_versions_are_read_and_moved(
     (repo / "remotes.json").write_text("{not json")
     res = run_cli("remote", "list", repo=repo)
     assert_one_line_error(res, 2, "remotes.json", "damaged")
+
+
+def test_a_damaged_pack_on_the_remote_stops_a_clone_and_a_pull_cleanly(
+    tmp_path: Path, remote_url: tuple[str, list[str]]
+) -> None:
+    """Packs come down several at a time; one that is not what its name says is refused
+    (clear error, naming it), nothing damaged is indexed, and once the remote is
+    repaired the next pull finishes the job."""
+    url, opts = remote_url
+    a, data = tmp_path / "a", tmp_path / "data"
+    reprocas.Repo.init(a, pack_size=1 << 20).close()
+    data.mkdir()
+    rng = random.Random(3)
+    for i in range(6):
+        (data / f"f{i}.bin").write_bytes(rng.randbytes(700_000))
+    assert_ok(run_cli("commit", data, "-d", "scans", repo=a))
+    assert_ok(run_cli("remote", "add", "origin", url, *opts, repo=a))
+    assert_ok(run_cli("push", repo=a))
+    backend = open_backend(url, dict(o.split("=", 1) for o in opts if o != "--option"))
+    keys = sorted(i.key for i in backend.list("packs/"))
+    assert len(keys) >= 3
+    victim = keys[len(keys) // 2]
+    good = backend.get(victim)
+    bad = bytearray(good)
+    bad[len(bad) // 3] ^= 0xFF
+    backend.put(victim, bytes(bad))
+    b = tmp_path / "b"
+    assert_ok(run_cli("init", repo=b))
+    assert_ok(run_cli("remote", "add", "origin", url, *opts, repo=b))
+    res = run_cli("pull", repo=b)
+    assert res.returncode == 6 and "Traceback" not in res.err, res.describe()
+    assert victim.rsplit("/", 1)[1].removesuffix(".pack") in res.err, res.err
+    assert_ok(run_cli("verify", repo=b))  # what it indexed is sound
+    assert run_cli("show", "scans@v1", repo=b).returncode != 0  # no ref to missing data
+    backend.put(victim, good)
+    assert_ok(run_cli("pull", repo=b))
+    assert_ok(run_cli("verify", "--read-data", repo=b))
+    for i in range(6):
+        got = assert_ok(run_cli("cat", "scans@v1", f"f{i}.bin", repo=b)).stdout
+        assert got == (data / f"f{i}.bin").read_bytes()
