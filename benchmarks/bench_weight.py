@@ -8,8 +8,10 @@ One run measures, on this machine and in this run:
 2. a profile of a first commit of v1 and of a checkout of it, in this process, with
    time and share per stage: chunking and hashing (``FileChunker``, fused in Rust),
    compression (``ChunkBatch.compress``, and delta compression), table records
-   (``count_csv_records`` and the schema), index lookups, pack writes, index writes,
-   checkout planning and assembling (read, verify, decompress, write);
+   (``count_csv_records`` and the schema; on a worker thread for large files, so it
+   overlaps), index lookups, pack writes, index writes, checkout planning and
+   assembling (read, verify, decompress, write); and first commits with the table
+   record taken serially and overlapped, alternating;
 3. the five versions committed and v1, v5 checked out through the CLI (a subprocess
    per command, peak RSS from ``ru_maxrss``), each rate beside the reference rates as
    a ratio;
@@ -232,6 +234,39 @@ def profile(v1: Path, work: Path) -> dict[str, Any]:
     return out
 
 
+def overlap_ab(v1: Path, work: Path, rounds: int) -> dict[str, Any]:
+    """First commits of ``v1`` (in process, fresh repositories) with the table record
+    taken serially after the read and overlapped with it, alternating, so that both
+    see the same machine: the best and median wall time of each."""
+    from reprocas.api import Repo
+    from reprocas.store import commit
+
+    src = work / "ab-src"
+    place(v1, src / "encounters.csv")
+    default = commit.INSPECT_ASYNC_BYTES
+    times: dict[str, list[float]] = {"serial": [], "overlapped": []}
+    try:
+        for r in range(rounds):
+            for mode in ("serial", "overlapped") if r % 2 == 0 else ("overlapped", "serial"):
+                commit.INSPECT_ASYNC_BYTES = 1 << 62 if mode == "serial" else default
+                repo_dir = work / "ab-repo"
+                remove(repo_dir)
+                with Repo.init(repo_dir) as repo:
+                    t = time.perf_counter()
+                    repo.commit(src, DATASET)
+                    times[mode].append(time.perf_counter() - t)
+                remove(repo_dir)
+    finally:
+        commit.INSPECT_ASYNC_BYTES = default
+        remove(src)
+    size = v1.stat().st_size
+    out: dict[str, Any] = {"rounds": rounds}
+    for mode, ts in times.items():
+        ts.sort()
+        out[mode] = {"best_mbps": rate(size, ts[0]), "median_mbps": rate(size, ts[len(ts) // 2])}
+    return out
+
+
 # --- the index ------------------------------------------------------------------------
 
 
@@ -359,6 +394,16 @@ def report(r: dict[str, Any]) -> str:
         )
         for name, s in sorted(p["stages"].items(), key=lambda kv: -kv[1]):
             lines.append(f"  {name:<44} {s:7.2f} s  {100 * s / p['seconds']:5.1f} %")
+    ab = r["overlap"]
+    lines += [
+        f"first commit, table records serial vs overlapped ({ab['rounds']} rounds each, "
+        "alternating): "
+        + ", ".join(
+            f"{m} best {ab[m]['best_mbps']:.0f} MB/s = {_ratio(ab[m]['best_mbps'], t2)} -T2"
+            f" (median {ab[m]['median_mbps']:.0f})"
+            for m in ("serial", "overlapped")
+        )
+    ]
     s = r["series"]
     lines += ["", "five versions through the CLI:"]
     for c in s["commits"]:
@@ -402,6 +447,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--data-dir", default="bench-data")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--repeat", type=int, default=1, help="best of N for the reference rates")
+    p.add_argument(
+        "--ab-rounds", type=int, default=3, help="first commits per mode, serial/overlapped"
+    )
     p.add_argument("--json", action="store_true", help="the figures as JSON too")
     args = p.parse_args(argv)
     files = generate.ensure_series(args.data_dir, args.scale, args.seed)["csv"]
@@ -413,6 +461,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         result["references"] = references(files[0], args.repeat)
         print("profile ...", file=sys.stderr, flush=True)
         result["profile"] = profile(files[0], work)
+        print("table records serial / overlapped ...", file=sys.stderr, flush=True)
+        result["overlap"] = overlap_ab(files[0], work, args.ab_rounds)
         print("series ...", file=sys.stderr, flush=True)
         exe = Path(sys.executable).with_name("reprocas")
         result["series"] = series(files, work, Cli(Runner(work), exe))
