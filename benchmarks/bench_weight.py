@@ -56,6 +56,7 @@ from benchmarks.bench_repo import (
     remove,
 )
 from reprocas.model.chunking import DEFAULT_LEVEL
+from reprocas.store.index_usage import index_usage
 
 MB = 1_000_000
 INDEX_BUDGET = 64
@@ -273,36 +274,20 @@ def overlap_ab(v1: Path, work: Path, rounds: int) -> dict[str, Any]:
 def index_stat(repo: Path) -> dict[str, Any]:
     """The index file on disk, its pages in use, and every sub-database's size."""
     path = repo / "index"
-    disk = (path / "data.mdb").stat()
     env = lmdb.open(str(path), readonly=True, lock=False, max_dbs=64, subdir=True)
     try:
-        psize = env.stat()["psize"]
-        info = env.info()
-        dbs: dict[str, dict[str, int]] = {}
-        with env.begin() as txn:
-            names = [bytes(k).decode() for k, _ in txn.cursor()]
-        for name in names:
-            db = env.open_db(name.encode(), create=False)
-            with env.begin() as txn:
-                s = txn.stat(db)
-            pages = s["branch_pages"] + s["leaf_pages"] + s["overflow_pages"]
-            dbs[name] = {"entries": s["entries"], "bytes": pages * psize}
-        main = env.stat()
-        live = sum(d["bytes"] for d in dbs.values()) + psize * (
-            main["branch_pages"] + main["leaf_pages"] + main["overflow_pages"]
-        )
+        u = index_usage(env, path)
     finally:
         env.close()
-    chunks = dbs.get("chunks", {}).get("entries", 0)
     return {
-        "disk_bytes": disk.st_blocks * 512,
-        "file_bytes": disk.st_size,
-        "used_bytes": (info["last_pgno"] + 1) * psize,
-        "live_bytes": live,
-        "unique_chunks": chunks,
-        "disk_per_chunk": disk.st_blocks * 512 / chunks if chunks else None,
-        "live_per_chunk": live / chunks if chunks else None,
-        "dbs": dbs,
+        "disk_bytes": u.disk_bytes,
+        "file_bytes": u.file_bytes,
+        "used_bytes": u.used_bytes,
+        "live_bytes": u.live_bytes,
+        "unique_chunks": u.unique_chunks,
+        "disk_per_chunk": u.per_chunk(u.disk_bytes),
+        "live_per_chunk": u.per_chunk(u.live_bytes),
+        "dbs": {k: {"entries": d.entries, "bytes": d.bytes} for k, d in u.dbs.items()},
     }
 
 
