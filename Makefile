@@ -77,6 +77,7 @@ bench: build
 		echo "note: chromium could not be installed; bench_report will skip the browser load time"
 	$(PY) -m benchmarks.bench_core
 	$(PY) -m benchmarks.bench_repo
+	$(PY) -m benchmarks.bench_weight
 	$(PY) -m benchmarks.bench_arrow
 	$(PY) -m benchmarks.bench_env
 	$(PY) -m benchmarks.bench_retention

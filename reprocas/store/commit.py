@@ -71,6 +71,10 @@ BLOCK_SIZE: int | None = None
 # while the next batch is planned.
 PIPELINE_AFTER = 48
 
+# Files at least this large have their table record taken on a worker thread while
+# they are chunked and compressed (smaller ones inline: a thread hop costs more).
+INSPECT_ASYNC_BYTES = 4 << 20
+
 # The key under which a single-file version's one file is found (see load_parent).
 SINGLE_FILE = ""
 
@@ -195,6 +199,7 @@ class _Committer:
         self._executor: ThreadPoolExecutor | None = None
         self._job: tuple[Future[list[Frame]], core.ChunkBatch, FileDeltas, DeltaBatch] | None = None
         self._inflight: set[bytes] = set()  # chunks of the job in flight
+        self._inspector: ThreadPoolExecutor | None = None  # table records of large files
         self.parent_files: dict[str, bytes] = {}
         self.parent_sizes: dict[str, int] = {}
         self.parent_source = ""
@@ -328,6 +333,9 @@ class _Committer:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+        if self._inspector is not None:
+            self._inspector.shutdown(wait=True)
+            self._inspector = None
 
     def _add_frame(
         self,
@@ -459,8 +467,19 @@ class _Committer:
                 raise SourceError(
                     f"{path} is no longer a regular file; nothing was committed", path=str(path)
                 )
-            chunks, size, digest = self._chunk_file(path, rel)
-            record = self.inspect(path) if self.inspect is not None else None
+            # The table record (a CSV's record count is a pass over the whole file) is
+            # taken on a worker thread while the file is chunked and compressed.
+            pending = self._inspect_async(path, before.st_size)
+            try:
+                chunks, size, digest = self._chunk_file(path, rel)
+            except BaseException:
+                if pending is not None and not pending.cancel():
+                    pending.exception()  # wait for it; the read's error is the one raised
+                raise
+            if pending is not None:
+                record = pending.result()
+            else:
+                record = self.inspect(path) if self.inspect is not None else None
             after_fd = os.fstat(fd_)
         finally:
             os.close(fd_)
@@ -475,6 +494,15 @@ class _Committer:
             or not _same_file(before, after)
         )
         return _Read(chunks, size, digest, record, before, changed)
+
+    def _inspect_async(self, path: Path, size: int) -> Future[TableRecord | None] | None:
+        """Start the table inspection of a large file on the inspect thread (None:
+        inspect inline, as a thread hop costs more than a small file's inspection)."""
+        if self.inspect is None or size < INSPECT_ASYNC_BYTES:
+            return None
+        if self._inspector is None:
+            self._inspector = ThreadPoolExecutor(1, thread_name_prefix="reprocas-inspect")
+        return self._inspector.submit(self.inspect, path)
 
     def _chunk_file(self, path: Path, rel: str) -> tuple[list[tuple[bytes, int]], int, bytes]:
         index = self.repo.index
