@@ -173,8 +173,11 @@ def mutate_tree(root: Path, seed: int) -> dict[str, Entry]:
     (without touching content), retargets a link, adds and removes empty directories.
     """
     rng = random.Random(seed)
-    # Edit a few bytes inside a large file (same size).
+    # Edit a few bytes inside a large file (same size): part-1, or after enough rounds
+    # have deleted it (one part goes each time), the first part left.
     part = root / "data" / "part-1.bin"
+    if not part.exists():
+        part = sorted(root.glob("data/part-*.bin"))[0]
     data = bytearray(part.read_bytes())
     for _ in range(3):
         pos = rng.randrange(len(data))
