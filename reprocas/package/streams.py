@@ -18,7 +18,7 @@ from reprocas.store.files import file_manifest
 from reprocas.store.repository import Repository
 
 # What one read of the store or of a zip member holds at most.
-BATCH = 8 << 20
+BATCH = 2 << 20
 PIECE = 1 << 20
 
 
@@ -52,7 +52,9 @@ def iter_stored(repo: Repository, entry: TreeEntry, label: str) -> Iterator[byte
             held += ch[1]
         if batch and (held >= BATCH or ch[1] < 0):
             with repo.index.read() as txn:
-                yield b"".join(checkout_mod.read_chunks(repo, txn, batch, label))
+                pieces = checkout_mod.read_chunks(repo, txn, batch, label)
+            while pieces:  # each chunk's bytes let go once used
+                yield pieces.pop(0)
             batch, held = [], 0
 
 
