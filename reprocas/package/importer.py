@@ -470,6 +470,14 @@ def import_package(
                          "id": rid.hex(), "status": status, "run_status": run.status}
                     )  # fmt: skip
             writer.indexed()
+        except StorageFullError as exc:
+            writer.abort()
+            raise StorageFullError(
+                f"package: the disk filled while {path} was stored; nothing of it was kept "
+                f"and the repository is as it was ({exc.message.split(';')[0]}); free space "
+                "and import again",
+                path=getattr(exc, "path", None),
+            ) from exc
         except BaseException:
             writer.abort()
             raise

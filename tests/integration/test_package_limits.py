@@ -3,13 +3,14 @@
 A dataset with a 64 MiB file (generated from a seed) exported and imported through
 the CLI while the peak RSS of each process is measured: the export grows by well
 under the file's size over an export of 4 KiB, the import by well under it over a
-`commit` of the same bytes (the store's write path, which the import feeds). Hostile zips built here with zipfile (a zip bomb's ratio, sizes that lie
-both ways, too many members, entries outside the bag's layout, encrypted, an unknown
-compression method, a device node, a name that is a file and a directory, a directory
-that holds data) are refused with one error line naming the member, and the
-repository is left exactly as it was. On an 8 MiB tmpfs: a package whose data cannot
-fit is refused before anything is staged, and one that fits staged but not stored
-fails in the ingest with the repository unchanged and usable."""
+`commit` of the same bytes (the store's write path, which the import feeds). Hostile
+zips built here with zipfile (a zip bomb's ratio, sizes that lie both ways, too many
+members, entries outside the bag's layout, encrypted, an unknown compression method,
+a device node, a name that is a file and a directory, a directory that holds data)
+are refused with one error line naming the member, and the repository is left
+exactly as it was. On an 8 MiB tmpfs: a package whose data cannot fit is refused
+before anything is staged, and one that fits staged but not stored fails in the
+ingest with the repository unchanged and usable."""
 
 from __future__ import annotations
 
@@ -29,8 +30,8 @@ from tests.integration._helpers import (
     assert_ok,
     assert_one_line_error,
     assert_repo_unchanged,
-    cli_argv,
     clean_env,
+    cli_argv,
     repo_state,
     run_cli,
     verify_ok,
@@ -88,7 +89,7 @@ def _fresh(path: Path) -> Path:
 
 
 def test_big_file_exports_and_imports_in_bounded_memory(tmp_path: Path) -> None:
-    small = _dataset_package(tmp_path, "small", {"a.bin": 4096}, 11)
+    _dataset_package(tmp_path, "small", {"a.bin": 4096}, 11)
     data = tmp_path / "big-src"
     _write_random(data / "scan.raw", BIG, 12)
     (data / "notes.txt").write_text("a 64 MiB scan\n")
@@ -117,7 +118,8 @@ def test_big_file_exports_and_imports_in_bounded_memory(tmp_path: Path) -> None:
 
     growth = {"export": big_export - base_export, "import": big_import - base_import}
     assert growth["export"] < BIG // 2, growth
-    assert growth["import"] < BIG // 2, growth
+    # (Holding the package, as imports once did, put the import some 40 MB over.)
+    assert growth["import"] < BIG // 4, growth
     # The same content id and snapshot id, and the bytes are whole in the new store.
     a = assert_ok(run_cli("show", "scans@v1", "--json", repo=origin)).json()
     b = assert_ok(run_cli("show", "scans@v1", "--json", repo=target)).json()
@@ -157,7 +159,7 @@ def _patch_size(pkg: Path, name: str, size: int) -> None:
     raw = bytearray(pkg.read_bytes())
     with zipfile.ZipFile(pkg) as z:
         info = z.getinfo(name)
-        start = z.start_dir  # type: ignore[attr-defined]
+        start = z.start_dir
     assert raw[info.header_offset : info.header_offset + 4] == b"PK\x03\x04"
     struct.pack_into("<I", raw, info.header_offset + 22, size)
     at = start
@@ -249,8 +251,10 @@ ODD = {
     "foreign top-level file": (_odd("evil.sh"), "outside data/"),
     "device node": (_odd("data/datasets/ds@v1/dev", 0o020644), "not a regular file"),
     "fifo": (_odd("data/datasets/ds@v1/fifo", 0o010644), "not a regular file"),
-    "bzip2": (_odd("data/datasets/ds@v1/b.bz2", compress_type=zipfile.ZIP_BZIP2),
-              "compression method 12"),  # fmt: skip
+    "bzip2": (
+        _odd("data/datasets/ds@v1/b.bz2", compress_type=zipfile.ZIP_BZIP2),
+        "compression method 12",
+    ),
     "file and directory": (_odd("data/datasets/ds@v1/big.bin/x"), "is a file and the directory"),
     "too deep": (_odd("data/" + "d/" * 130 + "f"), "levels"),
 }
@@ -270,7 +274,7 @@ def test_encrypted_and_data_holding_directory_refused(base: Path, tmp_path: Path
     raw = bytearray(pkg.read_bytes())
     with zipfile.ZipFile(pkg) as z:
         info = z.getinfo(BIG_MEMBER)
-        start = z.start_dir  # type: ignore[attr-defined]
+        start = z.start_dir
     at = start
     while raw[at : at + 4] == b"PK\x01\x02":
         n, e, c = struct.unpack_from("<HHH", raw, at + 28)
@@ -304,8 +308,8 @@ def test_disk_full_during_ingest_aborts_cleanly(tmpfs: Path, tmp_path: Path) -> 
     repo = _fresh(tmpfs / "repo")
     before = repo_state(repo)
     res = run_cli("import", pkg, repo=repo)
-    line = assert_one_line_error(res, 5)
-    assert "full" in line.lower() or "space" in line.lower(), line
+    line = assert_one_line_error(res, 5, "the disk filled while", "nothing of it was kept")
+    assert str(pkg) in line
     assert_repo_unchanged(repo, before)
     assert not list((repo / "tmp").iterdir())
     small = _dataset_package(tmp_path, "small", {"a.bin": 64 << 10}, 42)
