@@ -20,7 +20,6 @@ import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from reprocas.errors import (
     IntegrityError,
@@ -94,21 +93,42 @@ def _held(name: str) -> bool:
     )
 
 
-def _declared_members(path: Path, z: Any, max_members: int) -> None:
-    """The member count the end record declares, checked before the whole central
-    directory is believed (zipfile has parsed it, but a count that lies is refused)."""
-    n = len(z.infolist())
-    if n > max_members:
+# A central directory record is 46 bytes and its name, extra field and comment; more
+# than this per declared member means the end record's count lies.
+MAX_RECORD = 46 + MAX_NAME + 2048
+
+
+def _declared_members(path: Path, max_members: int) -> None:
+    """The member count the end-of-central-directory record declares, checked before
+    zipfile parses the central directory (which it holds whole, an object per member):
+    too many members, or a directory too big for the count it declares, is refused."""
+    with path.open("rb") as f:
+        end = zipfile._EndRecData(f)  # type: ignore[attr-defined]
+    if not end:
+        return  # not a zip: zipfile says so next
+    count, size = int(end[zipfile._ECD_ENTRIES_TOTAL]), int(end[zipfile._ECD_SIZE])  # type: ignore[attr-defined]
+    if count > max_members:
         raise HostileArchiveError(
-            f"package: {path} has {n} members, more than the {max_members} an import "
+            f"package: {path} has {count} members, more than the {max_members} an import "
             "takes (--max-members); nothing was imported",
+            file=str(path),
+        )
+    if size > max(count, 1) * MAX_RECORD:
+        raise HostileArchiveError(
+            f"package: {path} declares {count} members in a central directory of {size} "
+            "bytes (room for far more: the count lies); nothing was imported",
             file=str(path),
         )
 
 
 def check_entries(path: Path, z: zipfile.ZipFile, max_members: int) -> list[zipfile.ZipInfo]:
     """Every member held to the bounds above, before any is read; the files to read."""
-    _declared_members(path, z, max_members)
+    if len(z.infolist()) > max_members:  # the end record said fewer
+        raise HostileArchiveError(
+            f"package: {path} has {len(z.infolist())} members, more than the {max_members} "
+            "an import takes (--max-members); nothing was imported",
+            file=str(path),
+        )
     files: list[zipfile.ZipInfo] = []
     seen: set[str] = set()
     dirs: set[str] = set()
@@ -226,6 +246,7 @@ def read_zip(path: Path, stage: Path | None, max_members: int = MAX_MEMBERS) -> 
     if not path.exists():
         raise SourceNotFoundError(f"no such package: {path}", path=str(path))
     try:
+        _declared_members(path, max_members)
         z = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile, ValueError) as exc:
         raise PackageError(

@@ -236,6 +236,18 @@ def test_too_many_members_refused(base: Path, tmp_path: Path) -> None:
     assert_ok(run_cli("import", base, "--max-members", str(n), repo=repo))
 
 
+def test_end_record_whose_count_lies_refused(base: Path, tmp_path: Path) -> None:
+    """300 members whose end-of-central-directory record says 1: refused before
+    zipfile parses the directory (it would hold an object per member)."""
+    pad = [_odd(f"data/datasets/ds@v1/pad/{i:04d}-{'x' * 40}") for i in range(300)]
+    pkg = _rebuild(base, tmp_path / "count.zip", pad)
+    raw = bytearray(pkg.read_bytes())
+    end = raw.rindex(b"PK\x05\x06")
+    struct.pack_into("<HH", raw, end + 8, 1, 1)
+    pkg.write_bytes(bytes(raw))
+    _refused(pkg, _fresh(tmp_path / "r"), 6, str(pkg), "declares 1 members", "the count lies")
+
+
 def _odd(name: str, mode: int = 0o100644, **attrs: Any) -> tuple[zipfile.ZipInfo, bytes]:
     info = zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0))
     info.create_system = 3
