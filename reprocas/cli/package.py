@@ -81,6 +81,15 @@ def import_(
             "under NAME@vN/ (as the package's datasets/ would), obtained another way.",
         ),
     ] = None,
+    max_members: Annotated[
+        int,
+        typer.Option(
+            "--max-members",
+            min=1,
+            help="Refuse a package of more zip members than this (a bound on hostile "
+            "archives; default 1000000).",
+        ),
+    ] = 1_000_000,
     as_json: Annotated[bool, JsonOpt] = False,
 ) -> None:
     """Import a package: check every checksum, re-derive every id, then store it all.
@@ -89,12 +98,17 @@ def import_(
     the package's BLAKE3 list, stores the files under this repository's chunking and
     the canonical objects, and re-derives the content ids, snapshot ids and run ids; a
     package that disagrees anywhere is refused naming the file, and nothing of it is
-    kept. Then `reprocas replay RUN` replays a packaged run here.
+    kept. Then `reprocas replay RUN` replays a packaged run here. The package is read
+    in bounded memory (its data staged under the repository's tmp/); a hostile zip (a
+    zip bomb's ratio, sizes that lie, too many members, odd entries, more data than
+    the disk has room for) is refused naming the member, before anything is stored.
     """
     from reprocas.package.importer import import_package
 
     with open_repo() as repo, progress_bar("importing", not as_json) as bar:
-        out = import_package(repo.store, package, data_dir=data_dir, progress=bar)
+        out = import_package(
+            repo.store, package, data_dir=data_dir, progress=bar, max_members=max_members
+        )
     if as_json:
         emit_json(out)
         return

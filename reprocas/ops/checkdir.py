@@ -134,7 +134,7 @@ def check_against_package(directory: Path, package: Path, ref: str | None) -> Ch
     from reprocas.package.reader import read_package
 
     directory = _dir(directory)
-    pkg = read_package(package)
+    pkg = read_package(package)  # data members hashed, not kept
     refs = sorted(str(v.get("ref")) for v in pkg.index.get("versions") or [])
     if ref is None and len(refs) == 1:
         ref = refs[0]

@@ -3,7 +3,6 @@ deterministic zip: a BagIt bag whose ``data/`` is an RO-Crate (docs/PACKAGES.md)
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -14,17 +13,24 @@ from typing import Any
 
 import lmdb
 
-from reprocas.errors import UsageError
+from reprocas.errors import IntegrityError, UsageError
 from reprocas.model.ids import ObjectId
-from reprocas.model.objects import Run, TreeEntry
+from reprocas.model.objects import Run
 from reprocas.native import core
 from reprocas.package import bagit, docs
 from reprocas.package.crate import crate_metadata, decision_notes
+from reprocas.package.streams import (
+    Stored,
+    file_digest_sha256,
+    iter_stored,
+    sha256_stored,
+    write_member,
+    zip_info,
+)
 from reprocas.progress import Progress
 from reprocas.provenance.run_common import METRICS_FILE
-from reprocas.store import checkout as checkout_mod
+from reprocas.store import lease
 from reprocas.store.content import listing as content_listing
-from reprocas.store.files import file_manifest
 from reprocas.store.repository import Repository
 
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -56,10 +62,10 @@ class VersionPart:
     kind: str
     name: str
     number: int
-    # path -> (BLAKE3 hex, size, mode, SHA-256 hex) of every file; bytes kept only
-    # with --data include
+    # path -> (BLAKE3 hex, size, mode, SHA-256 hex) of every file; with --data include
+    # also where to read each one (the bytes stay in the store until the zip is written)
     entries: dict[str, tuple[str, int, int, str]] = field(default_factory=dict)
-    files: dict[str, bytes] = field(default_factory=dict)
+    files: dict[str, Stored] = field(default_factory=dict)
     listing: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -100,7 +106,7 @@ class Plan:
     versions: dict[str, VersionPart] = field(default_factory=dict)
     environments: dict[str, VersionPart] = field(default_factory=dict)
     objects: dict[str, bytes] = field(default_factory=dict)
-    blobs: dict[str, bytes] = field(default_factory=dict)
+    blobs: dict[str, Stored] = field(default_factory=dict)
     date: str | None = None
     progress: Progress = field(default_factory=Progress)
     notes: list[dict[str, Any]] = field(default_factory=list)  # crate.decision_notes
@@ -114,16 +120,11 @@ def _read_tree(d: Path) -> dict[str, bytes]:
     return out
 
 
-def _file_bytes(repo: Repository, txn: lmdb.Transaction, e: TreeEntry, label: str) -> bytes:
-    manifest = file_manifest(repo, txn, e)
-    return b"".join(checkout_mod.read_chunks(repo, txn, manifest.chunks, label))
-
-
 def _tree(
     repo: Repository, txn: lmdb.Transaction, plan: Plan, root: bytes, label: str
-) -> dict[str, tuple[TreeEntry, bytes | None]]:
-    """Add every tree below ``root`` to the plan's objects; returns each file's entry
-    (by path) with its bytes."""
+) -> dict[str, Stored]:
+    """Add every tree below ``root`` to the plan's objects; returns each file (by path)
+    with its SHA-256, read from the store in batches (its bytes are not kept)."""
     raw = repo.load_raw(txn, ObjectId(root))
     if codec_tree_version(raw) != 3:
         raise PackageFormatError(
@@ -131,7 +132,7 @@ def _tree(
             "its ids would not survive an import; it cannot be packaged"
         )
     plan.objects[ObjectId(root).hex] = raw
-    out: dict[str, tuple[TreeEntry, bytes | None]] = {}
+    out: dict[str, Stored] = {}
     stack = [(root, "")]
     while stack:
         tid, at = stack.pop()
@@ -141,9 +142,13 @@ def _tree(
                 plan.objects[ObjectId(e.target).hex] = repo.load_raw(txn, ObjectId(e.target))
                 stack.append((e.target, path + "/"))
             elif e.kind == "file":
-                data = _file_bytes(repo, txn, e, f"{label}:{path}")
-                plan.progress.advance(len(data))
-                out[path] = (e, data)
+                sha, size = sha256_stored(repo, e, f"{label}:{path}")
+                if size != e.size:
+                    raise IntegrityError(
+                        f"{label}:{path}: the store holds {size} bytes, its tree says {e.size}"
+                    )
+                plan.progress.advance(size)
+                out[path] = Stored(e, f"{label}:{path}", sha)
     return out
 
 
@@ -163,14 +168,13 @@ def _version(repo: Repository, plan: Plan, sid: bytes, *, env: bool = False) -> 
         plan.objects[v.id.hex] = repo.load_raw(txn, v.id)
         part = VersionPart(v.ref, v.id.hex, v.snapshot.root.hex, v.snapshot.kind, v.name, v.number)
         files = _tree(repo, txn, plan, v.snapshot.root.raw, v.ref)
-        for path, (e, data) in sorted(files.items()):
-            assert data is not None
-            digest = e.target.hex()
-            part.entries[path] = (digest, e.size, e.mode, hashlib.sha256(data).hexdigest())
+        for path, st in sorted(files.items()):
+            e = st.entry
+            part.entries[path] = (st.blake3, e.size, e.mode, st.sha256)
             if env:
-                plan.blobs[digest] = data  # environments always travel whole (--with-env)
+                plan.blobs[st.blake3] = st  # environments always travel whole (--with-env)
             elif plan.data == "include":
-                part.files[path] = data
+                part.files[path] = st
         part.listing = content_listing(repo, txn, v)
     table[v.ref] = part
     return part
@@ -244,11 +248,10 @@ def build_plan(
         metrics_sha = None
         if run_obj.root is not None:
             with repo.index.read() as txn:
-                for p, (e, b) in _tree(repo, txn, plan, run_obj.root.raw, h.ref).items():
-                    assert b is not None
-                    plan.blobs[e.target.hex()] = b
+                for p, st in _tree(repo, txn, plan, run_obj.root.raw, h.ref).items():
+                    plan.blobs[st.blake3] = st
                     if p == METRICS_FILE:
-                        metrics_sha = hashlib.sha256(b).hexdigest()
+                        metrics_sha = st.sha256
         ins = [_version(repo, plan, bytes(i["snapshot"])) for i in run_obj.inputs]
         outs = [_version(repo, plan, bytes(o["snapshot"])) for o in run_obj.outputs]
         env = None
@@ -320,9 +323,11 @@ def _report(repo: Repository, plan: Plan) -> bytes:
         return out.read_bytes()
 
 
-def payload(plan: Plan, report: bytes | None = None) -> dict[str, bytes]:
-    """Every file under ``data/``, by path."""
+def payload(plan: Plan, report: bytes | None = None) -> tuple[dict[str, bytes], dict[str, Stored]]:
+    """Every file under ``data/``, by path: those made here (bytes), and the stored
+    files (read from the store when the zip is written)."""
     files: dict[str, bytes] = {}
+    stored: dict[str, Stored] = {}
     if report is not None:
         files["report.html"] = report
     listing: list[dict[str, Any]] = []
@@ -332,43 +337,83 @@ def payload(plan: Plan, report: bytes | None = None) -> dict[str, bytes]:
                 {"dataset": v.ref, "path": p, "size": size, "mode": f"{mode:o}",
                  "blake3": digest, "sha256": sha}
             )  # fmt: skip
-            b = v.files.get(p)
-            if b is not None:
-                files[f"{DATASETS}{v.ref}/{p}"] = b
+            st = v.files.get(p)
+            if st is not None:
+                stored[f"{DATASETS}{v.ref}/{p}"] = st
         files[f"{LISTINGS}{v.ref}.json"] = _json(v.listing)
     for r in plan.runs:
         for p, b in r.code.items():
             files[f"code/{r.key}/{p}"] = b
     for oid, raw in plan.objects.items():
         files[f"{OBJECTS}{oid}"] = raw
-    for digest, b in plan.blobs.items():
-        files[f"{BLOBS}{digest}"] = b
+    for digest, st in plan.blobs.items():
+        stored[f"{BLOBS}{digest}"] = st
     files[FILES] = _json(listing)
     files[INDEX] = _json(_index(plan))
     files.update(docs.documents(plan, listing))
-    files[DIGESTS] = "".join(
-        f"{_b3(files[p])}  {bagit._quote(p)}\n" for p in sorted(files)
-    ).encode()
+    b3 = {p: _b3(b) for p, b in files.items()} | {p: st.blake3 for p, st in stored.items()}
+    files[DIGESTS] = "".join(f"{b3[p]}  {bagit._quote(p)}\n" for p in sorted(b3)).encode()
     files["ro-crate-metadata.json"] = crate_metadata(plan, files)
-    return files
+    return files, stored
 
 
-def write_zip(bag: dict[str, bytes], dest: Path) -> None:
-    """Sorted entries, 1980-01-01 times, mode 0644, no extra fields: the same bag gives
-    the same bytes. Written beside ``dest`` and renamed into place."""
+def write_zip(
+    repo: Repository,
+    files: dict[str, bytes],
+    stored: dict[str, Stored],
+    info: dict[str, str],
+    dest: Path,
+    progress: Progress | None = None,
+) -> int:
+    """The bag as a zip, in bounded memory: sorted entries, 1980-01-01 times, mode
+    0644, no extra fields, so the same bag gives the same bytes. The stored files are
+    read from the store in batches and hashed (SHA-256, SHA-512) as they are written;
+    the payload manifests follow ``data/`` in the sorted order, so they are written
+    last. Written beside ``dest`` and renamed into place; returns the entries written."""
+    progress = progress or Progress()
     tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    sizes = {p: len(b) for p, b in files.items()} | {p: st.size for p, st in stored.items()}
+    tags = bagit.head_tags(info, sum(sizes.values()), len(sizes))
+    lines: dict[str, list[str]] = {alg: [] for alg in bagit.ALGORITHMS}
+
+    def member(name: str, size: int, data: Any) -> None:
+        got = write_member(z, zip_info(name, size, ZIP_TIME, ZIP_LEVEL), data)
+        if got.size != size:
+            raise IntegrityError(f"{name}: {got.size} bytes read from the store, not {size}")
+        for alg in bagit.ALGORITHMS:
+            lines[alg].append(f"{getattr(got, alg)}  {bagit._quote(name)}\n")
+        return None
+
+    progress.start(sum(st.size for st in stored.values()), len(stored))
     try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-            for path in sorted(bag):
-                info = zipfile.ZipInfo(path, ZIP_TIME)
-                info.external_attr = 0o100644 << 16
-                info.create_system = 3
-                info.compress_type = zipfile.ZIP_DEFLATED
-                z.writestr(info, bag[path], compresslevel=ZIP_LEVEL)
+        with lease.reading(repo), zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+            for name in sorted(tags):
+                write_member(z, zip_info(name, len(tags[name]), ZIP_TIME, ZIP_LEVEL), tags[name])
+            for p in sorted(sizes):
+                st = stored.get(p)
+                if st is None:
+                    member(f"data/{p}", sizes[p], files[p])
+                    continue
+                member(f"data/{p}", st.size, iter_stored(repo, st.entry, st.label))
+                sha = lines["sha256"][-1].partition(" ")[0]
+                if sha != st.sha256:
+                    raise IntegrityError(
+                        f"{st.label}: read twice from the store, it gave two SHA-256 digests"
+                    )
+                progress.advance(st.size)
+                progress.file_done()
+            for alg in bagit.ALGORITHMS:
+                tags[f"manifest-{alg}.txt"] = "".join(lines[alg]).encode()
+            tail = bagit.tag_manifests(tags)
+            for name in sorted(set(tags) - set(bagit.head_tags({}, 0, 0))):
+                write_member(z, zip_info(name, len(tags[name]), ZIP_TIME, ZIP_LEVEL), tags[name])
+            for name in sorted(tail):
+                write_member(z, zip_info(name, len(tail[name]), ZIP_TIME, ZIP_LEVEL), tail[name])
         os.replace(tmp, dest)
     finally:
         if tmp.exists():
             tmp.unlink()
+    return len(sizes) + len(tags) + len(tail)
 
 
 def export(
@@ -392,7 +437,7 @@ def export(
         raise UsageError(f"--to {dest} is a directory; give the zip file to write")
     plan = build_plan(repo, refs, data=data, with_env=with_env, progress=progress)
     plan.date = date
-    files = payload(plan, _report(repo, plan) if report else None)
+    files, stored = payload(plan, _report(repo, plan) if report else None)
     info = {
         "Bag-Software-Agent": "reprocas export",
         "External-Description": plan.title,
@@ -400,9 +445,8 @@ def export(
     }
     if date:
         info["Bagging-Date"] = date
-    bag = bagit.make_bag(files, info)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    write_zip(bag, dest)
+    count = write_zip(repo, files, stored, info, dest, plan.progress)
     return {
         "package": str(dest),
         "data": data,
@@ -413,8 +457,8 @@ def export(
             for v in plan.versions.values()
         ],
         "environments": [{"ref": v.ref, "id": v.id_hex} for v in plan.environments.values()],
-        "files": len(bag),
-        "payload_bytes": sum(len(b) for b in files.values()),
+        "files": count,
+        "payload_bytes": sum(map(len, files.values())) + sum(st.size for st in stored.values()),
         "bytes": dest.stat().st_size,
-        "sha256": hashlib.sha256(dest.read_bytes()).hexdigest(),
+        "sha256": file_digest_sha256(dest),
     }

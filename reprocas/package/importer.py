@@ -11,20 +11,24 @@ the repository as it was.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reprocas.errors import UsageError
+from reprocas.errors import StorageFullError, StorageIOError, UsageError
 from reprocas.model.ids import ObjectId
 from reprocas.model.objects import Run, Snapshot, Tree, TreeEntry
 from reprocas.native import core
 from reprocas.package.export import DATASETS, PackageFormatError
-from reprocas.package.reader import Package, PackageError, read_data_file, read_package
+from reprocas.package.limits import MAX_MEMBERS
+from reprocas.package.reader import Member, Package, PackageError, read_data_file, read_package
 from reprocas.progress import Progress
 from reprocas.store.content import Item, content_id
 from reprocas.store.files import lookup_chunkmap
@@ -68,7 +72,7 @@ class _Plan:
     versions: list[_Version] = field(default_factory=list)
     runs: list[tuple[bytes, Run]] = field(default_factory=list)
     code: list[_Code] = field(default_factory=list)
-    files: dict[bytes, bytes] = field(default_factory=dict)  # digest -> bytes
+    files: dict[bytes, Member] = field(default_factory=dict)  # digest -> where its bytes are
     objects: list[bytes] = field(default_factory=list)  # ids, in writing order
 
 
@@ -111,15 +115,14 @@ def _walk(pkg: Package, plan: _Plan, root: bytes, what: str) -> list[tuple[str, 
     return out
 
 
-def _take(plan: _Plan, data: bytes, e: TreeEntry, where: str) -> None:
-    digest = core.blake3_digest(data)
-    if digest != e.target or len(data) != e.size:
+def _take(plan: _Plan, m: Member, e: TreeEntry, where: str) -> None:
+    if m.blake3 != e.target or m.size != e.size:
         raise PackageError(
-            f"package: {where} does not match its version's tree (BLAKE3 {digest.hex()[:16]}, "
-            f"{len(data)} bytes; the tree says {e.target.hex()[:16]}, {e.size} bytes)",
+            f"package: {where} does not match its version's tree (BLAKE3 {m.blake3.hex()[:16]}, "
+            f"{m.size} bytes; the tree says {e.target.hex()[:16]}, {e.size} bytes)",
             file=where,
         )
-    plan.files[e.target] = data
+    plan.files[e.target] = m
 
 
 def _version(
@@ -154,7 +157,7 @@ def _version(
         if env:
             data, where = pkg.blob(e.target), f"data/reprocas/blobs/{e.target.hex()}"
         elif included:
-            data, where = pkg.payload.get(prefix + path), f"data/{prefix}{path}"
+            data, where = pkg.member(prefix + path), f"data/{prefix}{path}"
             seen.add(prefix + path)
         elif data_dir is not None:
             data, where = read_data_file(data_dir, ref, path), str(data_dir / ref / path)
@@ -166,9 +169,9 @@ def _version(
         if data is None:
             raise PackageError(f"package: {where} (of {ref}) is missing", file=where)
         _take(plan, data, e, where)
-        items.append(Item(path, "file", e.mode, len(data), core.blake3_digest(data)))
+        items.append(Item(path, "file", e.mode, data.size, data.blake3))
     if included:
-        extra = sorted(p for p in pkg.payload if p.startswith(prefix) and p not in seen)
+        extra = sorted(p for p in pkg.members if p.startswith(prefix) and p not in seen)
         for p in extra:
             raise PackageError(f"package: data/{p} is not in version {ref}", file=p)
     if content_id(items) != snap.root.raw:
@@ -219,10 +222,11 @@ def _run(pkg: Package, plan: _Plan, r: dict[str, Any], known: set[bytes]) -> Non
     plan.runs.append((rid, run))
     prefix = str(r.get("code") or "")
     if prefix.startswith("code/") and prefix.endswith("/"):
-        files = {p[len(prefix) :]: b for p, b in pkg.payload.items() if p.startswith(prefix)}
-        if files:
-            for b in files.values():
-                plan.files[core.blake3_digest(b)] = b
+        members = {p[len(prefix) :]: m for p, m in pkg.members.items() if p.startswith(prefix)}
+        if members:
+            for m in members.values():
+                plan.files[m.blake3] = m
+            files = {p: m.read_bytes() for p, m in members.items()}  # code: held whole
             plan.code.append(_Code(rid, run, str(r.get("cwd") or "."), files))
 
 
@@ -248,25 +252,45 @@ def check(pkg: Package, data_dir: Path | None) -> _Plan:
     return plan
 
 
-def _ingest_files(repo: Repository, plan: _Plan, writer: Any, progress: Progress) -> None:
+def _ingest_files(
+    repo: Repository, plan: _Plan, writer: Any, progress: Progress, stage: Path
+) -> None:
+    """Cut every file the repository lacks into its chunks: staged members and files
+    of ``--data-dir`` from where they are (a staged file is removed once stored),
+    held ones from a file written to ``stage``; each must store as the digest checked."""
     from reprocas.store.commit import _Committer
 
     with repo.index.read() as txn:
-        todo = {d: b for d, b in plan.files.items() if lookup_chunkmap(repo, txn, d) is None}
-    progress.start(sum(len(b) for b in todo.values()), len(todo))
+        todo = {d: m for d, m in plan.files.items() if lookup_chunkmap(repo, txn, d) is None}
+    progress.start(sum(m.size for m in todo.values()), len(todo))
     c = _Committer(repo, writer, progress)
-    tmp = Path(tempfile.mkdtemp(prefix="reprocas-import-"))
     try:
-        for i, (digest, data) in enumerate(sorted(todo.items())):
-            f = tmp / f"{i}"
-            f.write_bytes(data)
+        for i, (digest, m) in enumerate(sorted(todo.items())):
+            f = m.path
+            if f is None:
+                f = stage / f"held-{i}"
+                try:
+                    f.write_bytes(m.read_bytes())
+                except OSError as exc:
+                    raise _staging_error(exc, m.name, f) from exc
             target, _size, _meta = c.ingest_file(f, os.stat(f))
-            f.unlink()
+            if m.staged or m.path is None:
+                f.unlink()
             if target != digest:
-                raise PackageError(f"package: a file read back differs ({digest.hex()})")
+                raise PackageError(
+                    f"package: {m.name} read back differs ({digest.hex()})", file=m.name
+                )
     finally:
         c.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _staging_error(exc: OSError, name: str, f: Path) -> Exception:
+    if exc.errno == errno.ENOSPC:
+        return StorageFullError(
+            f"package: the disk filled while {name} was staged; nothing was imported",
+            path=str(f),
+        )
+    return StorageIOError(f"package: cannot stage {name}: {exc}", path=str(f))
 
 
 def _withheld_environment(repo: Repository, rt: Any, pkg: Package, run: Run) -> None:
@@ -342,15 +366,31 @@ def _code_snapshot(writer: Any, c: _Code) -> ObjectId:
     return writer.add_object(snap.to_wire())  # type: ignore[no-any-return]
 
 
+@contextlib.contextmanager
+def _staging(repo: Repository) -> Iterator[Path]:
+    repo.tmp_dir.mkdir(exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix="import-", dir=repo.tmp_dir))
+    try:
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
 def _summary(repo: Repository, pkg: Package, plan: _Plan) -> dict[str, Any]:
     return {"package": str(pkg.path), "data": pkg.index.get("data"), "runs": [], "versions": []}
 
 
 def import_package(
-    repo: Repository, path: Path, *, data_dir: Path | None = None, progress: Progress | None = None
+    repo: Repository,
+    path: Path,
+    *,
+    data_dir: Path | None = None,
+    progress: Progress | None = None,
+    max_members: int = MAX_MEMBERS,
 ) -> dict[str, Any]:
     """Check package ``path`` whole, then store it in one transaction (module docstring).
-    Returns what was imported (``--json``)."""
+    Its data members are staged under the repository's ``tmp/`` (bounded memory, one
+    staging directory removed whatever happens). Returns what was imported (``--json``)."""
     from reprocas.provenance import graph
     from reprocas.provenance.names import latest_run, put_summary, run_ref
     from reprocas.store.writer import Writer
@@ -362,15 +402,16 @@ def import_package(
         )
     if data_dir is not None and not data_dir.is_dir():
         raise UsageError(f"--data-dir {data_dir} is not a directory")
-    pkg = read_package(path)
-    plan = check(pkg, data_dir)
-    out = _summary(repo, pkg, plan)
     progress = progress or Progress()
     index = repo.index
-    with repo.lock("gc", exclusive=False):
+    # Under the shared gc lock from the start: prune, which clears tmp/, waits for it.
+    with repo.lock("gc", exclusive=False), _staging(repo) as stage:
+        pkg = read_package(path, stage, max_members)
+        plan = check(pkg, data_dir)
+        out = _summary(repo, pkg, plan)
         writer = Writer(repo)
         try:
-            _ingest_files(repo, plan, writer, progress)
+            _ingest_files(repo, plan, writer, progress, stage)
             for oid in plan.objects:
                 got = writer.add_object(pkg.objects[oid])
                 if got.raw != oid:
@@ -429,6 +470,14 @@ def import_package(
                          "id": rid.hex(), "status": status, "run_status": run.status}
                     )  # fmt: skip
             writer.indexed()
+        except StorageFullError as exc:
+            writer.abort()
+            raise StorageFullError(
+                f"package: the disk filled while {path} was stored; nothing of it was kept "
+                f"and the repository is as it was ({exc.message.split(';')[0]}); free space "
+                "and import again",
+                path=getattr(exc, "path", None),
+            ) from exc
         except BaseException:
             writer.abort()
             raise

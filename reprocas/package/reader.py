@@ -4,13 +4,13 @@ checksums, the BLAKE3 list, and the canonical objects, each refused naming the f
 from __future__ import annotations
 
 import json
-import stat
-import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from reprocas.errors import IntegrityError, SourceError, SourceNotFoundError, UnsafePathError
+import blake3
+
+from reprocas.errors import IntegrityError, SourceError
 from reprocas.native import core
 from reprocas.package import bagit
 from reprocas.package.export import (
@@ -22,87 +22,64 @@ from reprocas.package.export import (
     PACKAGE_VERSION,
     UNLISTED,
 )
+from reprocas.package.limits import MAX_MEMBERS, PackageError, read_zip, safe_name
+from reprocas.package.streams import PIECE
 from reprocas.store import codec
 
+__all__ = ["Member", "Package", "PackageError", "read_data_file", "read_package"]
 
-class PackageError(IntegrityError):
-    """A package that is damaged, lies about its content, or is not a reprocas package
-    (exit code 6); ``file`` names the file of the package at fault."""
+
+@dataclass
+class Member:
+    """One payload file of a package: its bytes (metadata, kept in memory) or the file
+    it was staged to (or, with ``--data-dir``, the file supplied), with its digests."""
+
+    name: str
+    size: int
+    blake3: bytes
+    data: bytes | None = None
+    path: Path | None = None
+    staged: bool = False
+
+    def read_bytes(self) -> bytes:
+        if self.data is not None:
+            return self.data
+        assert self.path is not None
+        return self.path.read_bytes()
 
 
 @dataclass
 class Package:
-    """A package read whole and checked: payload paths are relative to ``data/``."""
+    """A package read and checked: payload paths are relative to ``data/``; metadata
+    members are held (``payload``), data members staged to files (``members``)."""
 
     path: Path
     payload: dict[str, bytes]
     index: dict[str, Any]
     objects: dict[bytes, Any] = field(default_factory=dict)  # id -> decoded wire
     raw: dict[bytes, bytes] = field(default_factory=dict)  # id -> canonical bytes
+    members: dict[str, Member] = field(default_factory=dict)  # every payload file
 
-    def blob(self, digest: bytes) -> bytes | None:
-        return self.payload.get(f"{BLOBS}{digest.hex()}")
+    def blob(self, digest: bytes) -> Member | None:
+        return self.members.get(f"{BLOBS}{digest.hex()}")
 
-
-def _safe_name(name: str) -> str:
-    """Refuse a zip entry whose name could land outside the bag (zip-slip)."""
-    pure = PurePosixPath(name)
-    bad = (
-        not name
-        or "\\" in name
-        or "\0" in name
-        or pure.is_absolute()
-        or name.startswith("/")
-        or any(p in ("..", ".") for p in pure.parts)
-        or (len(name) > 1 and name[1] == ":")
-    )
-    if bad:
-        raise UnsafePathError(f"package: entry {name!r} would land outside the bag", file=name)
-    return name
+    def member(self, name: str) -> Member | None:
+        return self.members.get(name)
 
 
-def read_zip(path: Path) -> dict[str, bytes]:
-    """Every file of the zip by name; directories skipped; links, duplicates and
-    unsafe names refused."""
-    if not path.exists():
-        raise SourceNotFoundError(f"no such package: {path}", path=str(path))
-    try:
-        z = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise PackageError(
-            f"package: {path} is not a readable zip file ({exc})", file=str(path)
-        ) from exc
-    out: dict[str, bytes] = {}
-    with z:
-        for info in z.infolist():
-            name = _safe_name(info.filename)
-            if info.is_dir():
-                continue
-            mode = info.external_attr >> 16
-            if stat.S_ISLNK(mode):
-                raise UnsafePathError(f"package: entry {name} is a symbolic link", file=name)
-            if name in out:
-                raise PackageError(f"package: entry {name} appears twice", file=name)
-            try:
-                out[name] = z.read(info)
-            except (zipfile.BadZipFile, OSError, ValueError) as exc:
-                raise PackageError(f"package: {name} cannot be read ({exc})", file=name) from exc
-    return out
-
-
-def _check_blake3(payload: dict[str, bytes]) -> None:
+def _check_blake3(payload: dict[str, bytes], members: dict[str, Member]) -> None:
     listed_raw = payload.get(DIGESTS)
     if listed_raw is None:
         raise PackageError(f"package: data/{DIGESTS} is missing", file=f"data/{DIGESTS}")
     listed = bagit._parse(listed_raw, f"data/{DIGESTS}")
     for p, digest in sorted(listed.items()):
-        _safe_name(p)
-        data = payload.get(p)
-        if data is None:
+        safe_name(p)
+        m = members.get(p)
+        if m is None:
             raise PackageError(f"package: data/{p} is listed in {DIGESTS} but missing", file=p)
-        if core.blake3_digest(data).hex() != digest:
+        if m.blake3.hex() != digest:
             raise PackageError(f"package: data/{p} does not match its BLAKE3 digest", file=p)
-    for p in sorted(set(payload) - set(listed) - set(UNLISTED)):
+    for p in sorted(set(members) - set(listed) - set(UNLISTED)):
         raise PackageError(f"package: data/{p} is not listed in {DIGESTS}", file=p)
 
 
@@ -129,13 +106,18 @@ def _objects(pkg: Package) -> None:
         pkg.raw[oid] = raw
 
 
-def read_package(path: Path) -> Package:
-    """Read ``path`` and check it whole: the bag (every SHA-256 and SHA-512), the
-    BLAKE3 list, the index, and every object against its id."""
-    bag = read_zip(path)
-    bagit.check_bag(bag)
-    payload = {p[5:]: b for p, b in bag.items() if p.startswith("data/")}
-    _check_blake3(payload)
+def read_package(path: Path, stage: Path | None = None, max_members: int = MAX_MEMBERS) -> Package:
+    """Read ``path`` in bounded memory (data members staged to files under ``stage``,
+    or, without one, only hashed: their bytes are then not to be had)
+    and check it whole: the zip's entries and limits (limits.py), the bag (every SHA-256
+    and SHA-512), the BLAKE3 list, the index, and every object against its id."""
+    read = read_zip(path, stage, max_members)
+    bagit.check_digests(read.tags, read.digests)
+    members: dict[str, Member] = {}
+    for name, (size, b3, data, staged) in read.payload.items():
+        members[name] = Member(name, size, b3, data, staged, staged is not None)
+    payload = {p: m.data for p, m in members.items() if m.data is not None}
+    _check_blake3(payload, members)
     try:
         index = json.loads(payload[INDEX])
     except (KeyError, ValueError) as exc:
@@ -151,17 +133,24 @@ def read_package(path: Path) -> Package:
             f"(it reads {PACKAGE_VERSION})",
             file=INDEX,
         )
-    pkg = Package(path, payload, index)
+    pkg = Package(path, payload, index, members=members)
     _objects(pkg)
     return pkg
 
 
-def read_data_file(data_dir: Path, ref: str, rel: str) -> bytes | None:
-    """A version's file supplied separately (``--data-dir DIR``: ``DIR/NAME@vN/PATH``)."""
+def read_data_file(data_dir: Path, ref: str, rel: str) -> Member | None:
+    """A version's file supplied separately (``--data-dir DIR``: ``DIR/NAME@vN/PATH``),
+    hashed in pieces (it is stored from where it is, not copied)."""
     p = data_dir / ref / rel
     try:
         if p.is_symlink() or not p.is_file():
             return None
-        return p.read_bytes()
+        h = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        size = 0
+        with p.open("rb") as f:
+            while piece := f.read(PIECE):
+                h.update(piece)
+                size += len(piece)
+        return Member(str(p), size, h.digest(), path=p)
     except OSError as exc:
         raise SourceError(f"cannot read {p}: {exc.strerror or exc}", path=str(p)) from exc
