@@ -21,6 +21,7 @@ from reprocas.cli import retention as retention_cli
 from reprocas.cli import runs as runs_cli
 from reprocas.cli import version as version_cli
 from reprocas.cli.common import STATE
+from reprocas.cli.lazy import REGISTRY, SETTINGS, LazyGroup
 from reprocas.cli.listing import datasets, tags
 from reprocas.cli.status import status
 from reprocas.errors import ReprocasError
@@ -32,6 +33,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
+    cls=LazyGroup,  # commands are built when first asked for (reprocas.cli.lazy)
+    suggest_commands=False,  # click suggests a close name itself; typer would say it twice
+)
+SETTINGS.update(
+    pretty_exceptions_short=app.pretty_exceptions_short, rich_markup_mode=app.rich_markup_mode
 )
 
 
@@ -94,20 +100,20 @@ COMMANDS: list[Callable[..., None]] = [
     notes_cli.why,
 ]
 for command in COMMANDS:
-    app.command(command.__name__.replace("_", "-"))(command)
-app.command("import")(package_cli.import_)
-app.command(
+    REGISTRY.command(command.__name__.replace("_", "-"))(command)
+REGISTRY.command("import")(package_cli.import_)
+REGISTRY.command(
     "run",
     context_settings={"allow_interspersed_args": False},
 )(runs_cli.run)
 for command in (datasets, tags, status):  # issue 15: listing and status
-    app.command(command.__name__)(command)
-app.add_typer(maintenance.index_app, name="index")
-app.add_typer(debug.app, name="debug")
-app.add_typer(env_cli.app, name="env")
-app.add_typer(notes_cli.app, name="note")
-app.add_typer(retention_cli.config_app, name="config")
-app.add_typer(remote_cli.app, name="remote")
+    REGISTRY.command(command.__name__)(command)
+REGISTRY.add_typer(maintenance.index_app, name="index")
+REGISTRY.add_typer(debug.app, name="debug")
+REGISTRY.add_typer(env_cli.app, name="env")
+REGISTRY.add_typer(notes_cli.app, name="note")
+REGISTRY.add_typer(retention_cli.config_app, name="config")
+REGISTRY.add_typer(remote_cli.app, name="remote")
 
 
 def run(argv: list[str] | None = None) -> int:
