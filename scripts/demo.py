@@ -139,6 +139,16 @@ def main() -> int:
     project = work / "analysis"
     project.mkdir()
     (project / "analyse.py").write_text(ANALYSIS)
+    # Its own git repository: the run records that commit, and replay checks it out. (The
+    # demo's work directory sits under this project's .gitignore, and files git ignores
+    # are not stored as a run's code.)
+    if shutil.which("git"):
+        for cmd in (["init", "-q"], ["add", "analyse.py"], ["commit", "-qm", "the analysis"]):
+            subprocess.run(
+                ["git", "-c", "user.name=reprocas demo", "-c", "user.email=demo@invalid", *cmd],
+                cwd=project,
+                check=True,
+            )
     for ref, limit in (("clinical@v1", "2.0"), ("clinical@v5", "2.5")):
         run(*r, "run", "-n", "analyse", "--env", "none", "-i", ref, "--param",
             f"lactate_limit={limit}", "--metrics", "metrics.json", "-o", "summary.txt",
