@@ -8,12 +8,11 @@ run that produced outputs, offer to snapshot the environment and datasets with t
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Any
 
 from reprocas.errors import InvalidParameterError, UsageError
-from reprocas.store.repository import MARKER, Repository
+from reprocas.store.marker_sections import read_section, write_section
+from reprocas.store.repository import Repository
 
 CHOICES = {"data-change": ("off", "warn", "ask"), "snapshot-on-save": ("off", "ask")}
 DEFAULTS = {"data-change": "off", "snapshot-on-save": "off"}
@@ -28,11 +27,7 @@ def _sub(key: str) -> str:
 
 def load(repo: Repository) -> dict[str, str]:
     """The stored prompt settings (fresh from disk), without defaults."""
-    try:
-        marker = json.loads((repo.root / MARKER).read_text())
-    except (OSError, ValueError):
-        marker = repo.marker
-    return {str(k): str(v) for k, v in (marker.get("prompt") or {}).items()}
+    return {str(k): str(v) for k, v in read_section(repo, "prompt").items()}
 
 
 def get(repo: Repository, sub: str) -> str:
@@ -42,18 +37,7 @@ def get(repo: Repository, sub: str) -> str:
 
 
 def _save(repo: Repository, section: dict[str, str]) -> None:
-    path = repo.root / MARKER
-    marker = json.loads(path.read_text())
-    if section:
-        marker["prompt"] = section
-    else:
-        marker.pop("prompt", None)
-    tmp = repo.root / (MARKER + ".prompt.tmp")
-    tmp.write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    repo.marker = marker
+    write_section(repo, "prompt", section, drop_empty=True)
 
 
 def set_value(repo: Repository, key: str, value: str) -> str:

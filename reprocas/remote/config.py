@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reprocas.errors import InvalidParameterError, RefNotFoundError, UsageError
+from reprocas.store.marker_sections import read_section, write_section
 from reprocas.store.packs import fsync_dir
 from reprocas.store.repository import MARKER, Repository
 
@@ -155,11 +156,7 @@ def _settings_key(key: str) -> str:
 
 def _settings(repo: Repository) -> dict[str, Any]:
     """The ``remote`` section of ``reprocas.json`` (beside ``retention``), fresh from disk."""
-    try:
-        marker: dict[str, Any] = json.loads((repo.root / MARKER).read_text())
-    except (OSError, ValueError):
-        marker = dict(repo.marker)
-    return dict(marker.get("remote") or {})
+    return read_section(repo, "remote")
 
 
 def get_setting(repo: Repository, key: str) -> Any:
@@ -167,15 +164,7 @@ def get_setting(repo: Repository, key: str) -> Any:
 
 
 def _save_settings(repo: Repository, settings: dict[str, Any]) -> None:
-    path = repo.root / MARKER
-    marker = json.loads(path.read_text())
-    marker["remote"] = settings
-    tmp = repo.root / (MARKER + ".remote.tmp")
-    tmp.write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    repo.marker = marker
+    write_section(repo, "remote", settings)
 
 
 def set_setting(repo: Repository, key: str, value: str) -> str:

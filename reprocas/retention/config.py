@@ -7,8 +7,6 @@ validated when set, so a stored policy always parses.
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Any
 
 from reprocas.errors import InvalidParameterError, UsageError
@@ -19,7 +17,8 @@ from reprocas.retention.policy import (
     parse_duration,
     parse_size,
 )
-from reprocas.store.repository import MARKER, Repository
+from reprocas.store.marker_sections import read_section, write_section
+from reprocas.store.repository import Repository
 
 COUNT_KEYS = (
     "keep-last",
@@ -118,26 +117,14 @@ def _split_key(key: str) -> str:
 
 def load(repo: Repository) -> dict[str, Any]:
     """``{"default": {...}, "datasets": {name: {...}}}`` as stored (fresh from disk)."""
-    try:
-        marker = json.loads((repo.root / MARKER).read_text())
-    except (OSError, ValueError):
-        marker = repo.marker
-    ret = marker.get("retention") or {}
+    ret = read_section(repo, "retention")
     return {"default": dict(ret.get("default") or {}), "datasets": dict(ret.get("datasets") or {})}
 
 
 def _save(repo: Repository, retention: dict[str, Any]) -> None:
     """Rewrite the marker atomically with the new retention section (under the gc lock,
     so two `config set` never lose each other's change)."""
-    path = repo.root / MARKER
-    marker = json.loads(path.read_text())
-    marker["retention"] = retention
-    tmp = repo.root / (MARKER + ".retention.tmp")
-    tmp.write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    repo.marker = marker
+    write_section(repo, "retention", retention)
 
 
 def set_value(repo: Repository, key: str, value: str, dataset: str | None = None) -> Any:
