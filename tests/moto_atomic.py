@@ -55,6 +55,10 @@ def main() -> None:
         sys.exit("moto_atomic serves tests on loopback only")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     app = DomainDispatcherApplication(create_backend_app)
+    # Build the S3 backend app now, before the port answers: built lazily, the first
+    # S3 request waited for it (botocore models), which on a loaded CI machine took
+    # longer than the test client's timeout.
+    app.app_instances["s3"] = create_backend_app("s3")
     run_simple(
         args.host,
         args.port,

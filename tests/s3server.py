@@ -49,9 +49,12 @@ class S3Server:
     def url(self, prefix: str = "") -> str:
         return f"s3://{self.bucket}/{prefix}".rstrip("/")
 
-    def _request(self, method: str, path: str) -> None:
+    def _request(self, method: str, path: str, timeout: float = 120) -> None:
+        # The first S3 request makes moto load its S3 backend (botocore models), which on
+        # a loaded CI machine has taken more than 5 s; a generous timeout, not a retry,
+        # because a retried bucket PUT or reset is not what the test asked for.
         req = urllib.request.Request(f"{self.endpoint}{path}", method=method, data=b"")
-        with urllib.request.urlopen(req, timeout=5):
+        with urllib.request.urlopen(req, timeout=timeout):
             pass
 
     def create_bucket(self) -> None:
