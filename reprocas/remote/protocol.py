@@ -215,13 +215,16 @@ class LocalState:
     def save_segment(self, key: str, data: bytes) -> None:
         self.seg_dir.mkdir(parents=True, exist_ok=True)
         name = key.rsplit("/", 1)[-1]
-        tmp = self.seg_dir / f".{name}.tmp"
+        # A name of its own per writer: a push and a prune of the same repository save
+        # the same segments at once, and with one shared temporary name the second
+        # rename found the file gone (FileNotFoundError ended the prune).
+        tmp = self.seg_dir / f".{name}.{uuid.uuid4().hex}.tmp"
         tmp.write_bytes(data)
         os.replace(tmp, self.seg_dir / name)
 
     def save_refs(self, refs: dict[str, bytes]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.dir / ".refs.json.tmp"
+        tmp = self.dir / f".refs.json.{uuid.uuid4().hex}.tmp"
         tmp.write_text(
             json.dumps(
                 {"refs": {k: v.hex() for k, v in sorted(refs.items())}, "time_ns": time.time_ns()},
