@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote, unquote
@@ -194,6 +195,15 @@ def _time_of(key: str) -> int:
         return 0
 
 
+def _replace(path: Path, data: bytes) -> None:
+    """Write ``path`` whole through a temporary name of this writer's own: a push and a
+    prune of one repository save the same cache files at once, and with one shared
+    temporary name the second rename found the file gone (FileNotFoundError)."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
 class LocalState:
     """``remotes/<name>/`` in the local repository: segments seen, refs last fetched."""
 
@@ -214,24 +224,12 @@ class LocalState:
 
     def save_segment(self, key: str, data: bytes) -> None:
         self.seg_dir.mkdir(parents=True, exist_ok=True)
-        name = key.rsplit("/", 1)[-1]
-        # A name of its own per writer: a push and a prune of the same repository save
-        # the same segments at once, and with one shared temporary name the second
-        # rename found the file gone (FileNotFoundError ended the prune).
-        tmp = self.seg_dir / f".{name}.{uuid.uuid4().hex}.tmp"
-        tmp.write_bytes(data)
-        os.replace(tmp, self.seg_dir / name)
+        _replace(self.seg_dir / key.rsplit("/", 1)[-1], data)
 
     def save_refs(self, refs: dict[str, bytes]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.dir / f".refs.json.{uuid.uuid4().hex}.tmp"
-        tmp.write_text(
-            json.dumps(
-                {"refs": {k: v.hex() for k, v in sorted(refs.items())}, "time_ns": time.time_ns()},
-                indent=1,
-            )
-        )
-        os.replace(tmp, self.dir / "refs.json")
+        body = {"refs": {k: v.hex() for k, v in sorted(refs.items())}, "time_ns": time.time_ns()}
+        _replace(self.dir / "refs.json", json.dumps(body, indent=1).encode())
 
     def load_refs(self) -> dict[str, bytes]:
         try:
@@ -250,9 +248,8 @@ class LocalState:
 
     def save_ref_cache(self, cache: dict[str, tuple[str, str, str]]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.dir / f".refcache.{uuid.uuid4().hex}.tmp"
-        tmp.write_text(json.dumps({"refs": {k: list(v) for k, v in sorted(cache.items())}}))
-        os.replace(tmp, self.dir / "refcache.json")
+        body = {"refs": {k: list(v) for k, v in sorted(cache.items())}}
+        _replace(self.dir / "refcache.json", json.dumps(body).encode())
 
     @property
     def probed(self) -> bool:
