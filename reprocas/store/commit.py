@@ -63,7 +63,7 @@ class CommitResult:
 
 Frame = tuple[int, bytes, int, int, int]  # (codec, payload, first, count, raw_len)
 
-# Bytes per batch read from a file (None: the native default, 16 MiB); tests make it
+# Bytes per batch read from a file (None: the native default, 4 MiB); tests make it
 # small to exercise many batches on small files.
 BLOCK_SIZE: int | None = None
 
