@@ -69,13 +69,86 @@ def inspect_arrow(path: Path) -> TableRecord:
 CSV_PARSE = pacsv.ParseOptions(newlines_in_values=True)
 
 
-def csv_schema(source: object) -> pa.Schema:
-    """The schema pyarrow infers for a CSV (from its first block), as read_table gets it."""
+# pyarrow's streaming reader infers the types from its first block (ReadOptions'
+# block_size) when that block holds the header and at least one whole row; beyond the
+# block it only needs to see that the input goes on. So two blocks of the file give the
+# same schema as the whole file, without the reader's read-ahead through the file
+# (about 40 MB of buffers at commit, for a schema). When the first row does not end in
+# the first block, the reader reads on to find its end: then the whole file is read.
+_BLOCK = pacsv.ReadOptions().block_size
+_SCHEMA_PREFIX = 2 * _BLOCK
+_SCAN_QUOTED = 64 << 10  # bytes scanned one by one when the first lines hold quotes
+
+
+def _block_holds_a_row(block: bytes) -> bool:
+    """Whether ``block`` holds the header and one whole row, as pyarrow delimits records
+    (the rules of the native record counter, rust_ext/src/csv.rs): a ``"`` opens a
+    quoted value only at the start of a field, a record ends at LF, CR or CRLF outside
+    quotes, empty lines are not records. False when unsure (the caller reads on)."""
+    pos = records = 0
+    for _ in range(100):  # the fast way: lines with no quote in them
+        nl = block.find(b"\n", pos)
+        if nl < 0 or b'"' in block[pos:nl]:
+            break
+        if block[pos:nl].strip(b"\r"):  # a non-empty line ends a record or more
+            records += 1
+            if records == 2:
+                return True
+        pos = nl + 1
+    records = 0
+    field = "start"
+    content = False
+    for b in block[:_SCAN_QUOTED]:
+        if field == "quoted":
+            if b == 0x22:
+                field = "quote-in-quoted"
+            continue
+        if field == "quote-in-quoted":
+            if b == 0x22:
+                field = "quoted"
+                continue
+            field = "plain"
+        if b in (0x0A, 0x0D):
+            if content:
+                records += 1
+                if records == 2:
+                    return True
+            content = False
+            field = "start"
+            continue
+        if b == 0x2C:
+            field = "start"
+        elif b == 0x22 and field == "start":
+            field = "quoted"
+        elif field == "start":
+            field = "plain"
+        content = True
+    return False
+
+
+def _schema_of(source: object) -> pa.Schema:
     reader = pacsv.open_csv(source, parse_options=CSV_PARSE)
     try:
         return reader.schema
     finally:
         reader.close()
+
+
+def csv_schema(source: str | Path | pa.NativeFile) -> pa.Schema:
+    """The schema pyarrow infers for a CSV (from its first block), as read_table gets it.
+
+    ``source`` is a path or an open file positioned at the start."""
+    if isinstance(source, (str, Path)):
+        with open(source, "rb") as f:
+            head = f.read(_SCHEMA_PREFIX)
+    else:
+        head = bytes(source.read(_SCHEMA_PREFIX))
+    if len(head) < _SCHEMA_PREFIX or _block_holds_a_row(head[:_BLOCK]):
+        return _schema_of(pa.BufferReader(head))
+    if isinstance(source, (str, Path)):
+        return _schema_of(str(source))
+    source.seek(0)
+    return _schema_of(source)
 
 
 def inspect_csv(path: Path) -> TableRecord:
