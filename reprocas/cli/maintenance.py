@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -10,7 +10,9 @@ from reprocas.cli.common import JsonOpt, open_repo
 from reprocas.cli.completion import complete_dataset, complete_ref
 from reprocas.cli.output import emit_json, human_bytes, stored_parts_text
 from reprocas.errors import IntegrityError, InvalidParameterError
-from reprocas.store.rebuild import RebuildReport
+
+if TYPE_CHECKING:  # the rebuild package is imported by the commands that rebuild
+    from reprocas.store.rebuild import RebuildReport
 
 index_app = typer.Typer(help="The LMDB index.", no_args_is_help=True)
 
