@@ -25,7 +25,7 @@ from reprocas.native import core
 from reprocas.progress import Progress
 from reprocas.remote.lazy import localize as remote_localize
 from reprocas.remote.lazy import reading as remote_reads
-from reprocas.store import lease
+from reprocas.store import grouped, lease
 from reprocas.store.index import ChunkLoc, DeltaInfo
 from reprocas.store.overlap import refuse as refuse_overlap
 from reprocas.store.packs import CODEC_DELTA
@@ -382,11 +382,16 @@ def _checkout(
         }
         # Every location is read in this one transaction, under the lease: a prune
         # that starts later removes those index entries, never the packs they name.
+        # Small neighbouring files are planned as one read per group (their frames are
+        # shared), every other file on its own.
+        groups = grouped.plan_groups(repo, txn, manifests.items(), version.ref)
         plans = {
             rel: read_plan(repo, txn, m, f"{version.ref}:{'/'.join(rel) or entry.name}")
             for rel, m in manifests.items()
+            if rel not in groups
         }
-    remote_localize(repo, plans.values())  # every remote frame fetched before writing
+    # Every remote frame fetched before writing.
+    remote_localize(repo, [*plans.values(), *(g.plan for g in grouped.unique(groups))])
     single_file = entry.kind != "dir"
     top = (subpath or "").strip("/")
     if not special_modes:
@@ -425,12 +430,19 @@ def _checkout(
                 os.symlink(os.fsdecode(e.target), target)
             else:
                 label = f"{version.ref}:{'/'.join(op.rel) or e.name}"
-                plan = plans[op.rel]
+                plan = plans.get(op.rel)
                 _clear_for(target, force)
                 flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_EXCL
                 fd = os.open(target, flags, 0o600)
                 try:
-                    n = write_file_to_fd(repo, plan, fd, label)
+                    group = groups.get(op.rel)
+                    data = group.take(repo, op.rel) if group is not None else None
+                    if data is not None:
+                        n = grouped.write_all(fd, data)
+                    else:
+                        if plan is None:  # its group's read found damage: read it alone
+                            plan = grouped.plan_alone(repo, manifests[op.rel], label)
+                        n = write_file_to_fd(repo, plan, fd, label)
                     os.fchmod(fd, e.mode)
                 except BaseException:
                     os.close(fd)

@@ -71,6 +71,10 @@ BLOCK_SIZE: int | None = None
 # while the next batch is planned.
 PIPELINE_AFTER = 48
 
+# Files smaller than this share frames with the small files next to them
+# (Writer.add_shared) instead of each having frames of its own.
+SHARED_BELOW = 256 * 1024
+
 # Files at least this large have their table record taken on a worker thread while
 # they are chunked and compressed (smaller ones inline: a thread hop costs more).
 INSPECT_ASYNC_BYTES = 4 << 20
@@ -471,7 +475,7 @@ class _Committer:
             # taken on a worker thread while the file is chunked and compressed.
             pending = self._inspect_async(path, before.st_size)
             try:
-                chunks, size, digest = self._chunk_file(path, rel)
+                chunks, size, digest = self._chunk_file(path, rel, before.st_size)
             except BaseException:
                 if pending is not None and not pending.cancel():
                     pending.exception()  # wait for it; the read's error is the one raised
@@ -504,8 +508,11 @@ class _Committer:
             self._inspector = ThreadPoolExecutor(1, thread_name_prefix="reprocas-inspect")
         return self._inspector.submit(self.inspect, path)
 
-    def _chunk_file(self, path: Path, rel: str) -> tuple[list[tuple[bytes, int]], int, bytes]:
+    def _chunk_file(
+        self, path: Path, rel: str, size_hint: int
+    ) -> tuple[list[tuple[bytes, int]], int, bytes]:
         index = self.repo.index
+        small = size_hint < SHARED_BELOW
         chunks: list[tuple[bytes, int]] = []
         fd = self._file_deltas(rel)
         try:
@@ -530,7 +537,10 @@ class _Committer:
                         new = sorted(plain + self._deltas(txn, batch, fd, runs))
                     elif fd is not None:
                         fd.plan(digests, lengths, [])
-                if new:
+                if new and small:
+                    for i in new:
+                        self.writer.add_shared(digests[i], batch.chunk(i))
+                elif new:
                     for frame in batch.compress(new, self.level, self.frame_size):
                         self._add_frame(digests, lengths, *frame)
                 chunks.extend(zip(digests, lengths, strict=True))

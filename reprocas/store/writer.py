@@ -68,6 +68,10 @@ class Writer:
     # stored) by this operation, indexed with its packs (reprocas.store.files).
     file_keys: dict[bytes, bytes] = field(default_factory=dict)
     table_keys: dict[bytes, bytes] = field(default_factory=dict)
+    # New chunks of small files waiting to share one frame (:meth:`add_shared`).
+    _shared: list[tuple[bytes, bytes]] = field(default_factory=list)
+    _shared_digests: set[bytes] = field(default_factory=set)
+    _shared_bytes: int = 0
 
     @property
     def new_bytes(self) -> int:
@@ -84,7 +88,7 @@ class Writer:
         return self.pack_writer
 
     def is_known_chunk(self, txn: lmdb.Transaction, digest: bytes) -> bool:
-        if digest in self.open_chunks:
+        if digest in self.open_chunks or digest in self._shared_digests:
             return True
         if any(digest in p.chunks for p in self._pending):
             return True
@@ -113,6 +117,39 @@ class Writer:
         for digest, _, _ in chunks:
             self.open_chunks.add(digest)
         self._maybe_rotate()
+
+    def add_shared(self, digest: bytes, data: bytes) -> None:
+        """A new chunk of a small file: compressed in one frame with the chunks of the
+        small files written before and after it (in the order given: a directory's
+        files side by side), up to the frame size, instead of in a frame of its own.
+        Small files compress far better together (shared words, one frame header), and
+        reading one back decodes at most one frame. The frame is written when the next
+        chunk would not fit, and at the latest by :meth:`seal_packs`."""
+        if (
+            self._shared
+            and self._shared_bytes + len(data) > self.repo.config.compression.frame_size
+        ):
+            self.flush_shared()
+        self._shared.append((digest, data))
+        self._shared_digests.add(digest)
+        self._shared_bytes += len(data)
+
+    def flush_shared(self) -> None:
+        """Write the small files' chunks waiting in :meth:`add_shared` as one frame."""
+        if not self._shared:
+            return
+        shared = self._shared
+        raw = b"".join(data for _, data in shared)
+        [(codec_id, payload)] = core.compress_chunks([raw], self.repo.config.compression.level)
+        entries = []
+        off = 0
+        for digest, data in shared:
+            entries.append((digest, off, len(data)))
+            off += len(data)
+        self.add_frame(codec_id, payload, len(raw), entries)
+        self._shared = []
+        self._shared_digests = set()
+        self._shared_bytes = 0
 
     def add_object(self, wire: object) -> ObjectId:
         """Encode, name and (when new) store an object; returns its id."""
@@ -150,6 +187,7 @@ class Writer:
 
     def seal_packs(self) -> None:
         """Seal every pack (the open one too) without indexing them; waits for all."""
+        self.flush_shared()
         self._drain(wait=True)
         pw = self.pack_writer
         if pw is None:
@@ -220,6 +258,9 @@ class Writer:
         """Remove everything this writer wrote that nothing indexed: the open pack's
         temporary file and every sealed pack (no one else knows them, so no lock is
         needed). Returns the bytes it could not remove (left for `gc`)."""
+        self._shared = []
+        self._shared_digests = set()
+        self._shared_bytes = 0
         for job in self._pending:
             # Wait so no seal runs on after we return; its error is not the one to report.
             if job.future.exception() is None:
