@@ -16,6 +16,10 @@ DEFAULT_AVG_SIZE = 16 * KiB
 DEFAULT_MAX_SIZE = 64 * KiB
 DEFAULT_LEVEL = 3
 DEFAULT_FRAME_SIZE = 1 * MiB
+# Files smaller than this share frames with the small files committed next to them
+# (reprocas.store.writer.Writer.add_shared), and checkout reads them in groups
+# (reprocas.store.grouped).
+SMALL_FILE = 256 * KiB
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from reprocas.errors import (
     SourceNotFoundError,
     SourcePermissionError,
 )
+from reprocas.model.chunking import SMALL_FILE
 from reprocas.model.ids import ObjectId
 from reprocas.model.objects import FileManifest, Snapshot, TableRecord, TreeEntry
 from reprocas.native import core
@@ -73,7 +74,7 @@ PIPELINE_AFTER = 48
 
 # Files smaller than this share frames with the small files next to them
 # (Writer.add_shared) instead of each having frames of its own.
-SHARED_BELOW = 256 * 1024
+SHARED_BELOW = SMALL_FILE
 
 # Files at least this large have their table record taken on a worker thread while
 # they are chunked and compressed (smaller ones inline: a thread hop costs more).

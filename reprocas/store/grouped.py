@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import lmdb
 
 from reprocas.errors import CorruptDataError
+from reprocas.model.chunking import SMALL_FILE
 from reprocas.model.objects import FileManifest
 from reprocas.native import core
 from reprocas.remote.lazy import reading as remote_reads
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from reprocas.store.checkout import ReadPlan
 
 #: Files smaller than this are read in groups (the commit's shared-frame bound).
-GROUP_BELOW = 256 * 1024
+GROUP_BELOW = SMALL_FILE
 #: A group holds at most this many bytes of files and this many files.
 GROUP_BYTES = 4 << 20
 GROUP_FILES = 1024
