@@ -12,9 +12,12 @@ from pathlib import Path
 
 import blake3
 
+from reprocas.model.chunking import SMALL_FILE
 from reprocas.model.objects import TreeEntry
 from reprocas.store import checkout as checkout_mod
 from reprocas.store.files import file_manifest
+from reprocas.store.frames import FrameCache
+from reprocas.store.reader import StoreFile
 from reprocas.store.repository import Repository
 
 # What one read of the store or of a zip member holds at most.
@@ -39,9 +42,24 @@ class Stored:
         return self.entry.target.hex()
 
 
-def iter_stored(repo: Repository, entry: TreeEntry, label: str) -> Iterator[bytes]:
+def iter_stored(
+    repo: Repository, entry: TreeEntry, label: str, cache: FrameCache | None = None
+) -> Iterator[bytes]:
     """The verified bytes of a stored file in pieces of about :data:`BATCH` bytes
-    (each batch of chunks decoded natively; every chunk checked against its digest)."""
+    (each batch of chunks decoded natively; every chunk checked against its digest).
+
+    A small file is read through ``cache`` when one is given: small files share frames
+    with their neighbours (reprocas.store.writer.Writer.add_shared), and one cache for
+    a whole package decodes each shared frame once rather than once per file."""
+    if cache is not None and int(entry.size or 0) < SMALL_FILE:
+        with repo.index.read() as txn:
+            manifest = file_manifest(repo, txn, entry)
+        f = StoreFile(repo, manifest, label, cache)
+        try:
+            yield f.pread(0, manifest.size)
+        finally:
+            f.close()
+        return
     with repo.index.read() as txn:
         chunks = list(file_manifest(repo, txn, entry).chunks)
     batch: list[tuple[bytes, int]] = []
@@ -58,10 +76,12 @@ def iter_stored(repo: Repository, entry: TreeEntry, label: str) -> Iterator[byte
             batch, held = [], 0
 
 
-def sha256_stored(repo: Repository, entry: TreeEntry, label: str) -> tuple[str, int]:
-    """SHA-256 and size of a stored file, read in batches."""
+def sha256_stored(
+    repo: Repository, entry: TreeEntry, label: str, cache: FrameCache | None = None
+) -> tuple[str, int]:
+    """SHA-256 and size of a stored file, read in batches (see :func:`iter_stored`)."""
     h, n = hashlib.sha256(), 0
-    for piece in iter_stored(repo, entry, label):
+    for piece in iter_stored(repo, entry, label, cache):
         h.update(piece)
         n += len(piece)
     return h.hexdigest(), n
