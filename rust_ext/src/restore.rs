@@ -52,7 +52,7 @@ pub struct BaseRef {
 /// Per frame of a plan, the bases it decodes against (empty for ordinary frames).
 pub type Deps = [Vec<BaseRef>];
 
-const WINDOW: usize = 32 << 20;
+const WINDOW: usize = 8 << 20;
 
 /// Read and decode one frame into `out` (whose allocation is reused).
 fn load_frame_into(
@@ -355,7 +355,13 @@ pub fn assemble<W: Write + Send>(
                 .into_values()
                 .filter_map(|a| Arc::try_unwrap(a).ok()),
         );
-        pool.truncate(64); // keep reuse, not every buffer a window ever needed
+        // Keep reuse, not every buffer a window ever needed: about two windows' worth
+        // (memory stays bounded by the window, not by the file).
+        let mut kept = 0usize;
+        pool.retain(|b| {
+            kept += b.capacity();
+            kept <= 2 * WINDOW
+        });
         current = next;
     }
     out.flush().map_err(|e| CoreError::from_io(e, out_name))?;
