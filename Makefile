@@ -82,6 +82,7 @@ bench: build
 	$(PY) -m benchmarks.bench_core
 	$(PY) -m benchmarks.bench_repo
 	$(PY) -m benchmarks.bench_weight
+	$(PY) -m benchmarks.bench_small_files
 	$(PY) -m benchmarks.bench_arrow
 	$(PY) -m benchmarks.bench_env
 	$(PY) -m benchmarks.bench_retention
