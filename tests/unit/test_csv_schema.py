@@ -4,6 +4,7 @@ a column change and however rows straddle the first block's end."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -23,6 +24,14 @@ def whole_file_schema(path: Path) -> pa.Schema:
         return reader.schema
     finally:
         reader.close()
+
+
+def schema_or_error(read: Callable[[Path], pa.Schema], path: Path) -> object:
+    """The schema ``read`` gives, or the type of the error it raises."""
+    try:
+        return read(path)
+    except pa.ArrowInvalid as exc:
+        return type(exc)
 
 
 def write_rows(path: Path, first: str, later: str, switch_at: int, total: int) -> None:
@@ -113,15 +122,7 @@ def test_long_first_rows_give_what_the_whole_file_gives(
     body = "a,b\n" + "\n" * blank_lines + "1,x\n" * before
     body += '1,"' + "y" * long_row + '"\n2,z\n' + "3,w\n" * (BLOCK // 2)
     path.write_text(body)
-    try:
-        expected: object = whole_file_schema(path)
-    except pa.ArrowInvalid as exc:
-        expected = type(exc)
-    try:
-        got: object = csv_schema(str(path))
-    except pa.ArrowInvalid as exc:
-        got = type(exc)
-    assert got == expected
+    assert schema_or_error(csv_schema, path) == schema_or_error(whole_file_schema, path)
 
 
 def test_quoted_newlines_and_doubled_quotes_in_the_header_row(tmp_path: Path) -> None:
@@ -146,15 +147,7 @@ def test_quoted_newlines_and_doubled_quotes_in_the_header_row(tmp_path: Path) ->
 def test_quoting_rules_of_the_first_rows(tmp_path: Path, head: str, long_row: int) -> None:
     path = tmp_path / "t.csv"
     path.write_text(head + '3,"' + "y\n" * (long_row // 2) + '"\n' + "4,w\n" * (BLOCK // 2))
-    try:
-        expected: object = whole_file_schema(path)
-    except pa.ArrowInvalid as exc:
-        expected = type(exc)
-    try:
-        got: object = csv_schema(str(path))
-    except pa.ArrowInvalid as exc:
-        got = type(exc)
-    assert got == expected
+    assert schema_or_error(csv_schema, path) == schema_or_error(whole_file_schema, path)
 
 
 def test_an_ordinary_csv_is_read_two_blocks_only(tmp_path: Path) -> None:
