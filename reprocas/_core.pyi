@@ -234,6 +234,10 @@ def count_csv_records(path: str | PathLike[str], threads: int = 0) -> int:
     """Lines of a CSV file outside double quotes: its records, the header included (a
     last line without a newline counts). Parallel over blocks; bounded memory."""
 
+def csv_complete_records(data: bytes) -> int:
+    """Records that end within ``data`` (which starts at a record boundary), by the
+    rules of :func:`count_csv_records`; a last, unfinished record is not counted."""
+
 # --- object storage (rust_ext/src/objstore.rs) --------------------------------------
 
 _Info = tuple[str, int, str, int]  # (key, size, etag, last_modified_ns)

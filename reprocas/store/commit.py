@@ -72,10 +72,6 @@ BLOCK_SIZE: int | None = None
 # while the next batch is planned.
 PIPELINE_AFTER = 48
 
-# Files smaller than this share frames with the small files next to them
-# (Writer.add_shared) instead of each having frames of its own.
-SHARED_BELOW = SMALL_FILE
-
 # Files at least this large have their table record taken on a worker thread while
 # they are chunked and compressed (smaller ones inline: a thread hop costs more).
 INSPECT_ASYNC_BYTES = 4 << 20
@@ -513,7 +509,8 @@ class _Committer:
         self, path: Path, rel: str, size_hint: int
     ) -> tuple[list[tuple[bytes, int]], int, bytes]:
         index = self.repo.index
-        small = size_hint < SHARED_BELOW
+        # Small files share frames with their neighbours (Writer.add_shared).
+        small = size_hint < SMALL_FILE
         chunks: list[tuple[bytes, int]] = []
         fd = self._file_deltas(rel)
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import lmdb
@@ -28,8 +28,7 @@ from reprocas.store.repository import Repository
 if TYPE_CHECKING:
     from reprocas.store.checkout import ReadPlan
 
-#: Files smaller than this are read in groups (the commit's shared-frame bound).
-GROUP_BELOW = SMALL_FILE
+#: Files smaller than SMALL_FILE (the commit's shared-frame bound) are read in groups.
 #: A group holds at most this many bytes of files and this many files.
 GROUP_BYTES = 4 << 20
 GROUP_FILES = 1024
@@ -45,7 +44,6 @@ class Group:
     spans: dict[Rel, tuple[int, int]]  # each file's chunks: a range of the plan's chunks
     data: dict[Rel, bytes] | None = None
     failed: bool = False
-    files: list[Rel] = field(default_factory=list)
 
     def take(self, repo: Repository, rel: Rel) -> bytes | None:
         """The verified bytes of ``rel``, read with the whole group the first time one
@@ -94,14 +92,14 @@ def plan_groups(
                 known,
                 deltas,
             )
-            g = Group(plan, spans, files=[rel for rel, _ in run])
+            g = Group(plan, spans)
             for rel, _ in run:
                 out[rel] = g
         run.clear()
         size = 0
 
     for rel, m in files:
-        if m.size >= GROUP_BELOW or not m.chunks:
+        if m.size >= SMALL_FILE or not m.chunks:
             continue
         if run and (size + m.size > GROUP_BYTES or len(run) >= GROUP_FILES):
             close()

@@ -147,6 +147,9 @@ class Writer:
             entries.append((digest, off, len(data)))
             off += len(data)
         self.add_frame(codec_id, payload, len(raw), entries)
+        self._drop_shared()
+
+    def _drop_shared(self) -> None:
         self._shared = []
         self._shared_digests = set()
         self._shared_bytes = 0
@@ -258,9 +261,7 @@ class Writer:
         """Remove everything this writer wrote that nothing indexed: the open pack's
         temporary file and every sealed pack (no one else knows them, so no lock is
         needed). Returns the bytes it could not remove (left for `gc`)."""
-        self._shared = []
-        self._shared_digests = set()
-        self._shared_bytes = 0
+        self._drop_shared()
         for job in self._pending:
             # Wait so no seal runs on after we return; its error is not the one to report.
             if job.future.exception() is None:

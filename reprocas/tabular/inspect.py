@@ -77,53 +77,12 @@ CSV_PARSE = pacsv.ParseOptions(newlines_in_values=True)
 # the first block, the reader reads on to find its end: then the whole file is read.
 _BLOCK = pacsv.ReadOptions().block_size
 _SCHEMA_PREFIX = 2 * _BLOCK
-_SCAN_QUOTED = 64 << 10  # bytes scanned one by one when the first lines hold quotes
 
 
 def _block_holds_a_row(block: bytes) -> bool:
     """Whether ``block`` holds the header and one whole row, as pyarrow delimits records
-    (the rules of the native record counter, rust_ext/src/csv.rs): a ``"`` opens a
-    quoted value only at the start of a field, a record ends at LF, CR or CRLF outside
-    quotes, empty lines are not records. False when unsure (the caller reads on)."""
-    pos = records = 0
-    for _ in range(100):  # the fast way: lines with no quote in them
-        nl = block.find(b"\n", pos)
-        if nl < 0 or b'"' in block[pos:nl]:
-            break
-        if block[pos:nl].strip(b"\r"):  # a non-empty line ends a record or more
-            records += 1
-            if records == 2:
-                return True
-        pos = nl + 1
-    records = 0
-    field = "start"
-    content = False
-    for b in block[:_SCAN_QUOTED]:
-        if field == "quoted":
-            if b == 0x22:
-                field = "quote-in-quoted"
-            continue
-        if field == "quote-in-quoted":
-            if b == 0x22:
-                field = "quoted"
-                continue
-            field = "plain"
-        if b in (0x0A, 0x0D):
-            if content:
-                records += 1
-                if records == 2:
-                    return True
-            content = False
-            field = "start"
-            continue
-        if b == 0x2C:
-            field = "start"
-        elif b == 0x22 and field == "start":
-            field = "quoted"
-        elif field == "start":
-            field = "plain"
-        content = True
-    return False
+    (the native record counter's rules, rust_ext/src/csv.rs)."""
+    return core.csv_complete_records(block) >= 2
 
 
 def _schema_of(source: object) -> pa.Schema:

@@ -218,6 +218,17 @@ pub fn count_csv_records(
     Ok(py.detach(|| run_in(threads, || count_records(&path)))?)
 }
 
+/// Records that end (at a line end outside quotes) within `data`, which starts at a
+/// record boundary: the rules of [`count_records`], without counting a last record
+/// the bytes leave unfinished. The schema inference asks whether a CSV's first block
+/// holds its header and one whole row (reprocas.tabular.inspect).
+#[pyfunction]
+pub fn csv_complete_records(data: &[u8]) -> u64 {
+    let mut scan = Scan::default();
+    scan.feed(data);
+    scan.records
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,6 +293,14 @@ mod tests {
             );
             assert_eq!(fast.finish(), reference.finish(), "seed {seed}");
         }
+    }
+
+    #[test]
+    fn complete_records_leave_out_an_unfinished_one() {
+        assert_eq!(csv_complete_records(b"a,b\n1,2\n"), 2);
+        assert_eq!(csv_complete_records(b"a,b\n1,2"), 1);
+        assert_eq!(csv_complete_records(b"a,b\n1,\"x\ny\n"), 1);
+        assert_eq!(csv_complete_records(b"a,b\r\n\r\n1,2\r\n"), 2);
     }
 
     #[test]

@@ -43,6 +43,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_ingest::chunk_file, m)?)?;
     m.add_function(wrap_pyfunction!(py_ingest::cut_buffer, m)?)?;
     m.add_function(wrap_pyfunction!(csv::count_csv_records, m)?)?;
+    m.add_function(wrap_pyfunction!(csv::csv_complete_records, m)?)?;
     m.add_function(wrap_pyfunction!(py_restore::assemble_file, m)?)?;
     m.add_function(wrap_pyfunction!(py_restore::read_chunks, m)?)?;
     m.add_function(wrap_pyfunction!(py_restore::verify_frames, m)?)?;

@@ -14,9 +14,9 @@ import pytest
 
 import reprocas
 from reprocas.errors import CorruptDataError
+from reprocas.model.chunking import SMALL_FILE
 from reprocas.native import core
 from reprocas.retention.policy import Policy, Rules
-from reprocas.store.commit import SHARED_BELOW
 from reprocas.store.grouped import GROUP_BYTES
 from reprocas.store.packs import read_trailer
 from tests.integration._helpers import (
@@ -56,7 +56,7 @@ def small_tree(root: Path, seed: int, n: int = 120, big: bool = True) -> dict[st
         rel = f"pkg{i % 7}/mod_{i:03d}.py"
         files[rel] = source_like(rng, rng.randrange(200, 12_000))
     if big:
-        files["big/blob.bin"] = rng.randbytes(SHARED_BELOW + 4096)  # its own frames
+        files["big/blob.bin"] = rng.randbytes(SMALL_FILE + 4096)  # its own frames
     for rel, data in files.items():
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
